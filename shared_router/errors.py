@@ -57,11 +57,13 @@ class ModelNotInDataError(DataError):
         self.available = sorted(available)
         shown = ", ".join(self.available[:60])
         more = f" (and {len(self.available) - 60} more)" if len(self.available) > 60 else ""
-        super().__init__(f"model {name!r} is not in the data; models there: {shown}{more}", path=path)
+        super().__init__(
+            f"model {name!r} is not in the data; models there: {shown}{more}", path=path
+        )
 
 
 class KnobError(HybridLLMError, ValueError):
-    """A quality knob (max_quality_drop, large_share, threshold) is missing, doubled or out of range."""
+    """A quality knob (max_quality_drop, large_share, threshold) is doubled or out of range."""
 
 
 class ArtifactError(HybridLLMError, ValueError):

@@ -90,7 +90,7 @@ class QualityKnobs:
         return None
 
     def or_else(self, fallback: QualityKnobs) -> QualityKnobs:
-        """Return self when a knob is set, else ``fallback`` (a per-call level replaces the default)."""
+        """Return self when a knob is set, else ``fallback`` (a per-call level wins)."""
         return fallback if self.is_empty else self
 
     def as_dict(self) -> dict[str, float | None]:

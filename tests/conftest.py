@@ -1,0 +1,79 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from shared_router.router import Router
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+EASY_QUERIES = [
+    f"What is {a} + {b}?" for a, b in itertools.product((2, 7, 13, 21, 40), (3, 5, 9, 11))
+] + [
+    "What is the capital of France?",
+    "How many days are in a week?",
+    "What colour is the sky on a clear day?",
+    "Name the largest planet in the solar system.",
+]
+HARD_QUERIES = [
+    f"Draft a detailed legal memo analysing {issue} under {law}, citing the relevant case law, "
+    "weighing the counterarguments, and recommending a litigation strategy."
+    for issue, law in itertools.product(
+        (
+            "liability for a breach of a software licence",
+            "wrongful termination of a senior employee",
+            "a data-protection breach affecting patients",
+            "a disputed merger clause",
+            "negligent misstatement by an auditor",
+        ),
+        ("English contract law", "the GDPR", "Delaware corporate law", "the UCC"),
+    )
+] + [
+    "Write a differential diagnosis for a patient with fever, joint pain and a rash after travel, "
+    "explaining which tests you would order and why.",
+    "Analyse the pharmacokinetic interactions between warfarin and common antibiotics and "
+    "propose a monitoring protocol for an elderly patient with renal impairment.",
+]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real routing data beside the repository (skips where it is absent)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real routing data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def planted_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
+    """A calibrated real router (real MiniLM encoder) with a planted pattern.
+
+    Short arithmetic and trivia questions get a high score (small model); long legal and
+    medical analysis requests get a low score (large model).
+    """
+    import numpy as np
+
+    from shared_router.encoder import EmbeddingCache, Encoder
+    from shared_router.router import Router
+
+    cache = EmbeddingCache(tmp_path_factory.mktemp("embeddings") / "cache.sqlite")
+    texts = EASY_QUERIES + HARD_QUERIES
+    labels = np.array([1.0] * len(EASY_QUERIES) + [0.0] * len(HARD_QUERIES))
+    router = Router(
+        Encoder("default", cache=cache),
+        hidden_sizes=(),
+        epochs=300,
+        lr=0.05,
+        progress=False,
+        name="planted-test-router",
+    )
+    router.fit(texts, labels)
+    large_quality = np.ones(len(texts))
+    router.calibrate(texts, labels, large_quality)
+    return router
