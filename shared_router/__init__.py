@@ -1,1 +1,141 @@
-"""hybrid-llm core: route each query to a small or a large LLM by predicted difficulty."""
+"""hybrid-llm core: route each query to a small or a large LLM by predicted difficulty.
+
+The public names below load on first use (PEP 562), so ``import shared_router`` stays light:
+it imports neither torch, sentence-transformers, LangChain nor LlamaIndex. For example::
+
+    from shared_router import Router
+
+    router = Router.load("default")
+    decision = router.route("What is 2 + 2?", max_quality_drop=0.01)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared_router.artifacts import FORMAT_VERSION, load_router_folder, save_router_folder
+    from shared_router.calibration import CalibrationTable, OnlinePacer
+    from shared_router.data import PairData, load_pair, model_names, read_jsonl
+    from shared_router.encoder import DEFAULT_ENCODER, EmbeddingCache, Encoder
+    from shared_router.errors import (
+        ArtifactError,
+        CalibrationError,
+        DataError,
+        EncoderError,
+        HybridLLMError,
+        KnobError,
+        ModelNotInDataError,
+        RoutingError,
+        TrainingError,
+    )
+    from shared_router.evaluation import EvaluationReport, evaluate_scores, plot_curves
+    from shared_router.head import MLPHead
+    from shared_router.labels import Labels, make_labels
+    from shared_router.router import Router, train_router
+    from shared_router.serving import ModelPrices, RoutingService
+    from shared_router.text import clip_head_tail, routing_text
+    from shared_router.training import fine_tune_encoder, train_head
+    from shared_router.types import ModelPair, QualityKnobs, RouteDecision, RoutingRecord
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "FORMAT_VERSION": "artifacts",
+    "load_router_folder": "artifacts",
+    "save_router_folder": "artifacts",
+    "CalibrationTable": "calibration",
+    "OnlinePacer": "calibration",
+    "PairData": "data",
+    "load_pair": "data",
+    "model_names": "data",
+    "read_jsonl": "data",
+    "DEFAULT_ENCODER": "encoder",
+    "EmbeddingCache": "encoder",
+    "Encoder": "encoder",
+    "ArtifactError": "errors",
+    "CalibrationError": "errors",
+    "DataError": "errors",
+    "EncoderError": "errors",
+    "HybridLLMError": "errors",
+    "KnobError": "errors",
+    "ModelNotInDataError": "errors",
+    "RoutingError": "errors",
+    "TrainingError": "errors",
+    "EvaluationReport": "evaluation",
+    "evaluate_scores": "evaluation",
+    "plot_curves": "evaluation",
+    "MLPHead": "head",
+    "Labels": "labels",
+    "make_labels": "labels",
+    "Router": "router",
+    "train_router": "router",
+    "ModelPrices": "serving",
+    "RoutingService": "serving",
+    "clip_head_tail": "text",
+    "routing_text": "text",
+    "fine_tune_encoder": "training",
+    "train_head": "training",
+    "ModelPair": "types",
+    "QualityKnobs": "types",
+    "RouteDecision": "types",
+    "RoutingRecord": "types",
+}
+
+__all__ = [
+    "ArtifactError",
+    "CalibrationError",
+    "CalibrationTable",
+    "DEFAULT_ENCODER",
+    "DataError",
+    "EmbeddingCache",
+    "Encoder",
+    "EncoderError",
+    "EvaluationReport",
+    "FORMAT_VERSION",
+    "HybridLLMError",
+    "KnobError",
+    "Labels",
+    "MLPHead",
+    "ModelNotInDataError",
+    "ModelPair",
+    "ModelPrices",
+    "OnlinePacer",
+    "PairData",
+    "QualityKnobs",
+    "RouteDecision",
+    "Router",
+    "RoutingError",
+    "RoutingRecord",
+    "RoutingService",
+    "TrainingError",
+    "__version__",
+    "clip_head_tail",
+    "evaluate_scores",
+    "fine_tune_encoder",
+    "load_pair",
+    "load_router_folder",
+    "make_labels",
+    "model_names",
+    "plot_curves",
+    "read_jsonl",
+    "routing_text",
+    "save_router_folder",
+    "train_head",
+    "train_router",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shared_router' has no attribute {name!r}")
+    value = getattr(import_module(f"shared_router.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

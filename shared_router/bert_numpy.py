@@ -7,9 +7,11 @@ same encoder, same pooling (read from ``1_Pooling/config.json``) and the same ``
 step when ``modules.json`` lists it.
 
 Texts longer than ``max_tokens`` are clipped by :func:`clip_token_ids`, which keeps both
-their start and their end (questions are often asked last). sentence-transformers keeps only
-the start, so a backend that runs sentence-transformers must clip the word pieces with
-:func:`clip_token_ids` itself to give the same vectors on long texts.
+their start (the first quarter of the budget) and their end (the rest): questions are often
+asked last. sentence-transformers keeps only the start, so a backend that runs
+sentence-transformers gives the same vectors on long texts only if it clips the same way:
+tokenize without special tokens, ``clip_token_ids(ids, max_tokens - 2)``, then put
+``[CLS]`` before and ``[SEP]`` after (what :meth:`NumpyBertEncoder.token_ids` returns).
 
 Importing this module imports neither torch nor transformers.
 """
@@ -17,16 +19,16 @@ Importing this module imports neither torch nor transformers.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 from safetensors import safe_open
 from tokenizers import Tokenizer
-from tokenizers.normalizers import Lowercase
+from tokenizers.normalizers import Lowercase, Normalizer
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
 from shared_router.errors import EncoderError
@@ -59,11 +61,14 @@ _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
 _WEIGHT_PREFIXES = ("", "bert.", "model.")
 
-# Abramowitz & Stegun 7.1.26: |erf(x) - approximation| <= 1.5e-7 for all x.
-_AS_P = np.float32(0.3275911)
-_AS_A = tuple(np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736))
-_AS_A1 = np.float32(0.254829592)
-_INV_SQRT2 = np.float32(1.0 / np.sqrt(2.0))
+# Abramowitz & Stegun 7.1.26: erf(z) = 1 - t * poly(t) * exp(-z^2), t = 1 / (1 + p z), z >= 0,
+# |error| <= 1.5e-7. Here z = |x| / sqrt(2): p is divided by sqrt(2) and the coefficients are
+# multiplied by -1/2 (highest degree first), see _gelu.
+_GELU_P = np.float32(0.3275911 / np.sqrt(2.0))
+_GELU_POLY = tuple(
+    np.float32(-0.5 * a)
+    for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+)
 
 Array = npt.NDArray[np.float32]
 
@@ -124,13 +129,15 @@ def pool_tokens(hidden: Array, mask: Array, modes: Sequence[str]) -> Array:
             count = np.maximum(mask.sum(axis=1, keepdims=True), np.float32(1e-9))
             parts.append(total / (count if mode == "mean" else np.sqrt(count)))
         else:
-            raise EncoderError(f"pooling mode {mode!r} is not supported; supported: {POOLING_MODES}")
+            raise EncoderError(
+                f"pooling mode {mode!r} is not supported; supported: {POOLING_MODES}"
+            )
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 @dataclass(frozen=True)
 class _FolderSpec:
-    """What a sentence-transformers folder says about the model, read without its weights."""
+    """What a sentence-transformers folder says about its model, read without the weights."""
 
     transformer_dir: Path
     config: dict[str, Any]
@@ -140,22 +147,27 @@ class _FolderSpec:
     do_lower_case: bool
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise EncoderError(f"{path} is missing; a sentence-transformers BERT folder needs it")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EncoderError(f"{path} is not readable JSON: {exc}") from exc
-    if not isinstance(value, (dict, list)):
-        raise EncoderError(f"{path} holds a {type(value).__name__}, expected a JSON object")
-    return {"value": value} if isinstance(value, list) else value
 
 
-def _pooling_modes(config: dict[str, Any], path: Path) -> tuple[str, ...]:
+def _read_object(path: Path) -> dict[str, Any]:
+    value = _read_json(path)
+    if not isinstance(value, dict):
+        raise EncoderError(f"{path} holds a JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def _pooling_modes(path: Path) -> tuple[str, ...]:
+    config = _read_object(path)
     if "pooling_mode" in config:
         raw = config["pooling_mode"]
-        modes = (raw,) if isinstance(raw, str) else tuple(raw)
+        modes = (raw,) if isinstance(raw, str) else tuple(str(mode) for mode in raw)
     else:
         modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key))
         modes = modes or ("mean",)
@@ -163,29 +175,27 @@ def _pooling_modes(config: dict[str, Any], path: Path) -> tuple[str, ...]:
     if unsupported:
         raise EncoderError(
             f"{path}: pooling {unsupported} is not supported by the numpy encoder "
-            f"(supported: {POOLING_MODES}); use the torch backend for this model"
+            f"(supported: {list(POOLING_MODES)}); use the torch backend for this model"
         )
     return modes
 
 
 def _read_spec(path: str | Path) -> _FolderSpec:
-    """Validate a folder as a BERT sentence-transformers model this module can run."""
+    """Validate a folder as a BERT sentence-transformers model that this module can run."""
     root = Path(path)
     if not root.is_dir():
         raise EncoderError(f"encoder folder {str(root)!r} does not exist or is not a folder")
-    modules = _read_json(root / "modules.json").get("value")
+    modules = _read_json(root / "modules.json")
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise EncoderError(f"{root / 'modules.json'} must be a JSON list of module objects")
-    types = [str(m.get("type", "")) for m in modules]
-    unknown = [t for t in types if t not in (_TRANSFORMER, _POOLING, _NORMALIZE)]
-    if types[:2] != [_TRANSFORMER, _POOLING] or unknown or types[2:] not in ([], [_NORMALIZE]):
+    types = [str(module.get("type", "")) for module in modules]
+    if types not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]):
         raise EncoderError(
             f"{root / 'modules.json'} lists modules {types}; the numpy encoder runs only "
             "Transformer, Pooling and an optional Normalize; use the torch backend for this model"
         )
     transformer_dir = root / str(modules[0].get("path", ""))
-    pooling_path = root / str(modules[1].get("path", "")) / "config.json"
-    config = _read_json(transformer_dir / "config.json")
+    config = _read_object(transformer_dir / "config.json")
     model_type = config.get("model_type")
     if model_type != "bert":
         raise EncoderError(
@@ -193,26 +203,25 @@ def _read_spec(path: str | Path) -> _FolderSpec:
             "runs BERT models only (model_type 'bert'); use the torch backend for this model"
         )
     activation = config.get("hidden_act", "gelu")
-    position_type = config.get("position_embedding_type", "absolute")
-    if activation != "gelu" or position_type != "absolute":
+    positions = config.get("position_embedding_type", "absolute")
+    if activation != "gelu" or positions != "absolute":
         raise EncoderError(
             f"{transformer_dir / 'config.json'}: hidden_act {activation!r} with "
-            f"position_embedding_type {position_type!r} is not supported; the numpy encoder runs "
+            f"position_embedding_type {positions!r} is not supported; the numpy encoder runs "
             "hidden_act 'gelu' with absolute positions; use the torch backend for this model"
         )
     for name in ("model.safetensors", "tokenizer.json"):
         if not (transformer_dir / name).is_file():
             raise EncoderError(f"{transformer_dir / name} is missing; the numpy encoder needs it")
     st_config_path = transformer_dir / "sentence_bert_config.json"
-    st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
+    st_config = _read_object(st_config_path) if st_config_path.is_file() else {}
     max_positions = int(config.get("max_position_embeddings", 512))
-    max_seq_length = int(st_config.get("max_seq_length") or max_positions)
     return _FolderSpec(
         transformer_dir=transformer_dir,
         config=config,
-        pooling_modes=_pooling_modes(_read_json(pooling_path), pooling_path),
-        normalize=types[2:] == [_NORMALIZE],
-        max_seq_length=min(max_seq_length, max_positions),
+        pooling_modes=_pooling_modes(root / str(modules[1].get("path", "")) / "config.json"),
+        normalize=len(types) == 3,
+        max_seq_length=min(int(st_config.get("max_seq_length") or max_positions), max_positions),
         do_lower_case=bool(st_config.get("do_lower_case", False)),
     )
 
@@ -224,8 +233,9 @@ def supports_folder(path: str | Path) -> bool:
         path: A sentence-transformers model folder.
 
     Returns:
-        True when the folder is a BERT sentence-transformers model (Transformer, Pooling with
-        a supported mode, optional Normalize; ``model.safetensors`` and ``tokenizer.json``).
+        True when the folder is a BERT sentence-transformers model: modules Transformer,
+        Pooling (a mode from :data:`POOLING_MODES`) and optionally Normalize, with
+        ``config.json``, ``model.safetensors`` and ``tokenizer.json``.
     """
     try:
         _read_spec(path)
@@ -236,7 +246,7 @@ def supports_folder(path: str | Path) -> bool:
 
 @dataclass(frozen=True)
 class _Layer:
-    """One transformer layer, weights pre-transposed to (in, out); Q scaled by 1/sqrt(d)."""
+    """One transformer layer; weights (out, in) as stored, biases (out, 1), Q pre-scaled."""
 
     qkv_w: Array
     qkv_b: Array
@@ -252,43 +262,39 @@ class _Layer:
     norm2_b: Array
 
 
-def _layer_norm(x: Array, gain: Array, bias: Array, eps: np.float32) -> Array:
-    centred = x - x.mean(axis=-1, keepdims=True)
-    variance = np.mean(centred * centred, axis=-1, keepdims=True)
-    centred *= 1.0 / np.sqrt(variance + eps)
-    centred *= gain
-    centred += bias
-    return centred
-
-
 def _gelu(x: Array) -> Array:
-    """Exact (erf) GELU, erf by Abramowitz & Stegun 7.1.26 (error <= 1.5e-7); x is overwritten."""
-    z = np.abs(x) * _INV_SQRT2
-    t = 1.0 / (1.0 + _AS_P * z)
-    poly = _AS_A[0] * t + _AS_A[1]
-    for coefficient in _AS_A[2:]:
-        poly *= t
+    """Exact (erf) GELU, x * Phi(x), to within 5e-7; overwrites and returns ``x``.
+
+    With q = 1 - erf(|x| / sqrt(2)): x * Phi(x) = max(x, 0) - |x| * q / 2 for either sign of x,
+    and q comes from Abramowitz & Stegun 7.1.26. Written as in-place ufuncs: ~4x faster
+    than a naive numpy expression.
+    """
+    magnitude = np.abs(x)
+    t = magnitude * _GELU_P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * _GELU_POLY[0]
+    for coefficient in _GELU_POLY[1:]:
         poly += coefficient
-    poly *= t
-    poly += _AS_A1
-    poly *= t
-    np.square(z, out=z)
-    np.negative(z, out=z)
-    np.exp(z, out=z)
-    poly *= z  # poly = 1 - erf(|x| / sqrt(2))
-    poly *= -0.5
-    poly += 1.0  # poly = Phi(|x|)
-    # x * Phi(x) == x * Phi(|x|) for x >= 0 and x * (1 - Phi(|x|)) for x < 0.
-    negative = x < 0
-    np.subtract(1.0, poly, out=poly, where=negative)
-    x *= poly
+        poly *= t
+    gauss = np.square(x)
+    gauss *= np.float32(-0.5)
+    np.exp(gauss, out=gauss)
+    poly *= gauss
+    poly *= magnitude  # poly = -|x| * q / 2
+    np.maximum(x, np.float32(0.0), out=x)
+    x += poly
     return x
 
 
 class NumpyBertEncoder:
-    """A BERT sentence-transformers model run with numpy; thread-safe ``encode``.
+    """A BERT sentence-transformers model run with numpy; ``encode`` is thread-safe.
 
-    Build it with :meth:`from_folder`. Attributes are read-only after construction.
+    Build it with :meth:`from_folder`. Activations are kept feature-major, shape
+    (hidden, tokens), so every dense layer is ``weight @ activations`` on the weights as
+    stored (measured ~15% faster than ``activations @ weight.T`` for short texts).
+    Weights are read-only and ``encode`` allocates its own arrays, so threads can share one
+    encoder.
 
     Attributes:
         path: The model folder.
@@ -307,26 +313,32 @@ class NumpyBertEncoder:
         weights: dict[str, Array],
         max_tokens: int,
     ) -> None:
-        """Store a loaded model; use :meth:`from_folder` instead of calling this."""
+        """Store a loaded model; use :meth:`from_folder` rather than calling this."""
         config = spec.config
+        hidden = int(config["hidden_size"])
         self.path = path
         self.max_tokens = max_tokens
         self.pooling_modes = spec.pooling_modes
         self.normalize = spec.normalize
-        self.dim = int(config["hidden_size"]) * len(spec.pooling_modes)
+        self.dim = hidden * len(spec.pooling_modes)
         self._tokenizer = tokenizer
         self._cls_id, self._sep_id = _special_ids(tokenizer, spec.transformer_dir)
         self._heads = int(config["num_attention_heads"])
         self._eps = np.float32(config.get("layer_norm_eps", 1e-12))
+        self._mean_row = np.full(hidden, 1.0 / hidden, dtype=np.float32)
         self._word = weights["embeddings.word_embeddings.weight"]
         types = weights["embeddings.token_type_embeddings.weight"]
         self._position = weights["embeddings.position_embeddings.weight"] + types[0]
-        self._emb_g = weights["embeddings.LayerNorm.weight"]
-        self._emb_b = weights["embeddings.LayerNorm.bias"]
+        self._emb_g = weights["embeddings.LayerNorm.weight"][:, None]
+        self._emb_b = weights["embeddings.LayerNorm.bias"][:, None]
         self._layers = tuple(
             _make_layer(weights, f"encoder.layer.{i}.", self._heads)
             for i in range(int(config["num_hidden_layers"]))
         )
+        if self._word.shape[1] != hidden or hidden % self._heads:
+            raise ValueError(f"hidden size {hidden} does not fit the weights or the heads")
+        for array in (self._word, self._position, self._mean_row):
+            array.flags.writeable = False
 
     @classmethod
     def from_folder(cls, path: str | Path, *, max_tokens: int | None = None) -> NumpyBertEncoder:
@@ -353,15 +365,16 @@ class NumpyBertEncoder:
                 f"max_tokens must be between 3 and {limit} (the model's positions), got {tokens}"
             )
         tokenizer = _load_tokenizer(spec)
-        weights = _load_weights(spec.transformer_dir / "model.safetensors")
+        weights_path = spec.transformer_dir / "model.safetensors"
+        weights = _load_weights(weights_path)
         try:
             return cls(
                 path=Path(path), tokenizer=tokenizer, spec=spec, weights=weights, max_tokens=tokens
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, IndexError) as exc:
             raise EncoderError(
-                f"{spec.transformer_dir / 'model.safetensors'} does not match its config.json "
-                f"as a BERT model: {exc!r}"
+                f"{weights_path} does not match {spec.transformer_dir / 'config.json'} as a "
+                f"BERT model: {exc!r}"
             ) from exc
 
     def token_ids(self, text: str) -> list[int]:
@@ -371,22 +384,23 @@ class NumpyBertEncoder:
             text: One text.
 
         Returns:
-            At most ``max_tokens`` ids; long texts are clipped by :func:`clip_token_ids`.
+            At most ``max_tokens`` ids; the content is clipped by :func:`clip_token_ids`
+            with a budget of ``max_tokens - 2``.
         """
-        content = self._tokenizer.encode(text, add_special_tokens=False).ids
-        return self._wrap(content)
+        return self._wrap(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Array:
         """Embed texts.
 
-        Texts are sorted by length and run in batches padded to their longest text.
+        Texts are sorted by length and run in batches padded to their longest text, so the
+        result does not depend on ``batch_size`` beyond float rounding.
 
         Args:
             texts: The texts; a single ``str`` is rejected (wrap it in a list).
             batch_size: Texts per forward pass, >= 1.
 
         Returns:
-            float32 array of shape (len(texts), dim).
+            float32 array of shape (len(texts), dim), in the order of ``texts``.
 
         Raises:
             EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
@@ -395,11 +409,11 @@ class NumpyBertEncoder:
             raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
         if batch_size < 1:
             raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
-        if len(texts) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        if len(texts) == 1:
+        if len(texts) <= 1:
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
             return self._forward([self.token_ids(texts[0])])
-        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         ids = [self._wrap(encoding.ids) for encoding in encodings]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
@@ -414,62 +428,79 @@ class NumpyBertEncoder:
     def _forward(self, batch: Sequence[Sequence[int]]) -> Array:
         """Run the model on id lists of possibly different lengths; returns pooled vectors."""
         n, width = len(batch), max(len(ids) for ids in batch)
-        ids = np.zeros((n, width), dtype=np.int64)
+        ids = np.zeros((n, width), dtype=np.intp)
         mask = np.zeros((n, width), dtype=np.float32)
         for row, seq in enumerate(batch):
             ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1.0
-        padded = bool(mask.min() == 0.0)
-        # Large negative, not -inf, on padded keys: exp underflows to exactly 0.
+        # A large negative bias (not -inf) on padded keys: exp() of it is exactly 0.
+        padded = any(len(seq) < width for seq in batch)
         key_bias = ((mask - 1.0) * np.float32(1e9))[:, None, None, :] if padded else None
-        x = self._word[ids] + self._position[:width]
-        x = _layer_norm(x.reshape(n * width, -1), self._emb_g, self._emb_b, self._eps)
+        tokens = self._word[ids] + self._position[:width]  # (n, width, hidden)
+        x = np.ascontiguousarray(tokens.reshape(n * width, -1).T)
+        x = self._layer_norm(x, self._emb_g, self._emb_b)
         for layer in self._layers:
             x = self._layer(x, layer, n, width, key_bias)
-        pooled = pool_tokens(x.reshape(n, width, -1), mask, self.pooling_modes)
+        pooled = pool_tokens(x.T.reshape(n, width, -1), mask, self.pooling_modes)
         if self.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", pooled, pooled))[:, None]
             pooled /= np.maximum(norms, np.float32(1e-12))
         return pooled
 
+    def _layer_norm(self, x: Array, gain: Array, bias: Array) -> Array:
+        """LayerNorm over features (axis 0); means as a matrix-vector product (fast)."""
+        centred = x - self._mean_row @ x
+        variance = self._mean_row @ np.square(centred)
+        variance += self._eps
+        centred *= 1.0 / np.sqrt(variance)
+        centred *= gain
+        centred += bias
+        return centred
+
     def _layer(self, x: Array, layer: _Layer, n: int, width: int, key_bias: Array | None) -> Array:
-        hidden = x.shape[1]
-        head_dim = hidden // self._heads
-        qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(n, width, 3, self._heads, head_dim)
-        q = qkv[:, :, 0].transpose(0, 2, 1, 3)
-        k = qkv[:, :, 1].transpose(0, 2, 3, 1)
-        v = qkv[:, :, 2].transpose(0, 2, 1, 3)
-        scores = q @ k  # (n, heads, width, width); q is pre-scaled
+        """One encoder layer on x of shape (hidden, n * width); returns the same shape."""
+        hidden, tokens = x.shape
+        qkv = layer.qkv_w @ x
+        qkv += layer.qkv_b
+        qkv = qkv.reshape(3, self._heads, hidden // self._heads, n, width)
+        q = qkv[0].transpose(2, 0, 3, 1)  # (n, heads, width, head_dim), pre-scaled
+        k = qkv[1].transpose(2, 0, 1, 3)  # (n, heads, head_dim, width)
+        v = qkv[2].transpose(2, 0, 3, 1)  # (n, heads, width, head_dim)
+        scores = q @ k
         if key_bias is not None:
             scores += key_bias
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * width, hidden)
-        attended = context @ layer.out_w
+        context = (scores @ v).transpose(1, 3, 0, 2).reshape(hidden, tokens)
+        attended = layer.out_w @ context
         attended += layer.out_b
         attended += x
-        x = _layer_norm(attended, layer.norm1_g, layer.norm1_b, self._eps)
-        up = x @ layer.up_w
+        x = self._layer_norm(attended, layer.norm1_g, layer.norm1_b)
+        up = layer.up_w @ x
         up += layer.up_b
-        down = _gelu(up) @ layer.down_w
+        down = layer.down_w @ _gelu(up)
         down += layer.down_b
         down += x
-        return _layer_norm(down, layer.norm2_g, layer.norm2_b, self._eps)
+        return self._layer_norm(down, layer.norm2_g, layer.norm2_b)
 
 
 def _load_tokenizer(spec: _FolderSpec) -> Tokenizer:
     path = spec.transformer_dir / "tokenizer.json"
     try:
         tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises its own Exception subclass
+    except Exception as exc:  # tokenizers raises a bare Exception
         raise EncoderError(f"{path} could not be loaded by tokenizers: {exc}") from exc
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    tokenizer.no_truncation()  # clipping is clip_token_ids' job
+    tokenizer.no_padding()  # padding is _forward's job
     if spec.do_lower_case:
-        # As sentence-transformers: prepend Lowercase unless the normalizer already has one.
+        # As sentence-transformers: prepend Lowercase unless the normalizer has one already.
         normalizer = tokenizer.normalizer
-        members = list(normalizer) if isinstance(normalizer, NormalizerSequence) else [normalizer]
+        members: list[Normalizer | None] = (
+            list(cast("Iterable[Normalizer]", normalizer))  # a Sequence iterates; stubs lack it
+            if isinstance(normalizer, NormalizerSequence)
+            else [normalizer]
+        )
         if not any(isinstance(member, Lowercase) for member in members):
             rest = [member for member in members if member is not None]
             tokenizer.normalizer = NormalizerSequence([Lowercase(), *rest])
@@ -477,10 +508,10 @@ def _load_tokenizer(spec: _FolderSpec) -> Tokenizer:
 
 
 def _special_ids(tokenizer: Tokenizer, folder: Path) -> tuple[int, int]:
-    ids = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    if ids[0] is None or ids[1] is None:
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if cls_id is None or sep_id is None:
         raise EncoderError(f"{folder / 'tokenizer.json'} has no [CLS] or [SEP] token; not BERT")
-    return ids[0], ids[1]
+    return cls_id, sep_id
 
 
 def _load_weights(path: Path) -> dict[str, Array]:
@@ -500,7 +531,7 @@ def _load_weights(path: Path) -> dict[str, Array]:
             }
     except EncoderError:
         raise
-    except Exception as exc:  # safetensors raises its own error types
+    except Exception as exc:  # safetensors raises several error types
         raise EncoderError(f"{path} could not be read by safetensors: {exc}") from exc
 
 
@@ -508,29 +539,35 @@ def _make_layer(weights: dict[str, Array], prefix: str, heads: int) -> _Layer:
     def get(name: str) -> Array:
         return weights[prefix + name]
 
-    def transposed(name: str) -> Array:
-        return np.ascontiguousarray(get(name).T)
+    def column(name: str) -> Array:
+        return get(name)[:, None]
 
-    scale = np.float32(1.0 / np.sqrt(get("attention.self.query.weight").shape[0] // heads))
+    query_w = get("attention.self.query.weight")
+    scale = np.float32(1.0 / np.sqrt(query_w.shape[0] // heads))
     qkv_w = np.concatenate(
-        [get("attention.self.query.weight") * scale]
-        + [get(f"attention.self.{name}.weight") for name in ("key", "value")]
+        [query_w * scale, get("attention.self.key.weight"), get("attention.self.value.weight")]
     )
     qkv_b = np.concatenate(
-        [get("attention.self.query.bias") * scale]
-        + [get(f"attention.self.{name}.bias") for name in ("key", "value")]
+        [
+            get("attention.self.query.bias") * scale,
+            get("attention.self.key.bias"),
+            get("attention.self.value.bias"),
+        ]
     )
-    return _Layer(
-        qkv_w=np.ascontiguousarray(qkv_w.T),
-        qkv_b=qkv_b,
-        out_w=transposed("attention.output.dense.weight"),
-        out_b=get("attention.output.dense.bias"),
-        norm1_g=get("attention.output.LayerNorm.weight"),
-        norm1_b=get("attention.output.LayerNorm.bias"),
-        up_w=transposed("intermediate.dense.weight"),
-        up_b=get("intermediate.dense.bias"),
-        down_w=transposed("output.dense.weight"),
-        down_b=get("output.dense.bias"),
-        norm2_g=get("output.LayerNorm.weight"),
-        norm2_b=get("output.LayerNorm.bias"),
+    layer = _Layer(
+        qkv_w=qkv_w,
+        qkv_b=qkv_b[:, None],
+        out_w=get("attention.output.dense.weight"),
+        out_b=column("attention.output.dense.bias"),
+        norm1_g=column("attention.output.LayerNorm.weight"),
+        norm1_b=column("attention.output.LayerNorm.bias"),
+        up_w=get("intermediate.dense.weight"),
+        up_b=column("intermediate.dense.bias"),
+        down_w=get("output.dense.weight"),
+        down_b=column("output.dense.bias"),
+        norm2_g=column("output.LayerNorm.weight"),
+        norm2_b=column("output.LayerNorm.bias"),
     )
+    for array in vars(layer).values():
+        array.flags.writeable = False
+    return layer

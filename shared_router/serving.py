@@ -232,10 +232,20 @@ class RoutingService:
         active = level.active
         if self.pace_large_share and active is not None and active[0] == "large_share":
             pacer = self._pacer(active[1])
-            decision = self.router.route(text, threshold=min(1.0, pacer.threshold()))
-            if decision.score is not None:
-                pacer.observe(decision.score)
-            return dataclasses.replace(decision, knob="large_share (paced)", knob_value=active[1])
+            threshold = pacer.threshold()
+            # The pacer may ask for more than 1 (large_share=1: everything large), which a
+            # threshold knob cannot express; route at the clipped value, then compare again.
+            decision = self.router.route(text, threshold=min(1.0, max(0.0, threshold)))
+            if decision.score is None:
+                return decision
+            pacer.observe(decision.score)
+            return dataclasses.replace(
+                decision,
+                model="small" if decision.score >= threshold else "large",
+                threshold=threshold,
+                knob="large_share (paced)",
+                knob_value=active[1],
+            )
         return self.router.route(text, **level.set_knobs())
 
     def _pacer(self, share: float) -> OnlinePacer:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from shared_router.encoder import EmbeddingCache
     from shared_router.router import Router
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -77,3 +78,17 @@ def planted_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
     large_quality = np.ones(len(texts))
     router.calibrate(texts, labels, large_quality)
     return router
+
+
+@pytest.fixture(scope="session")
+def tmp_cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
+    """One embedding cache for the whole test session, so texts are encoded once."""
+    from shared_router.encoder import EmbeddingCache
+
+    return EmbeddingCache(tmp_path_factory.mktemp("session-cache") / "embeddings.sqlite")
+
+
+@pytest.fixture(scope="session")
+def planted_queries() -> tuple[list[str], list[str]]:
+    """The (easy, hard) queries ``planted_router`` was trained on."""
+    return list(EASY_QUERIES), list(HARD_QUERIES)

@@ -1,0 +1,77 @@
+"""LangChain chat models as response sources for ``hybrid-llm collect`` and the LLM judge.
+
+``shared_router.sources`` imports this module by name when a SPEC needs LangChain, so the
+core never imports LangChain itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+
+from shared_router.sources import Generation
+
+__all__ = ["ChatModelSource", "chat_model_providers", "init_chat_model_source"]
+
+
+class ChatModelSource:
+    """Answers prompts with a LangChain chat model (one human message per prompt).
+
+    Args:
+        model: The chat model.
+    """
+
+    def __init__(self, model: BaseChatModel) -> None:
+        if not isinstance(model, BaseChatModel):
+            raise TypeError(f"expected a LangChain BaseChatModel, got {type(model).__name__}")
+        self.model = model
+
+    async def generate(self, prompt: str) -> Generation:
+        """Answer one prompt.
+
+        Args:
+            prompt: The user message.
+
+        Returns:
+            The text of the reply and the token usage the model reported.
+        """
+        message = await self.model.ainvoke([HumanMessage(content=prompt)])
+        usage: Mapping[str, Any] = getattr(message, "usage_metadata", None) or {}
+        return Generation(
+            text=message.text,
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+        )
+
+
+def init_chat_model_source(spec: str, settings: Mapping[str, Any]) -> ChatModelSource:
+    """Make a source from a ``provider:model`` SPEC through ``init_chat_model``.
+
+    Args:
+        spec: ``provider:model``, for example ``openai:gpt-4o-mini``.
+        settings: Keyword arguments for ``init_chat_model`` (temperature, max_tokens, ...).
+
+    Returns:
+        The source.
+
+    Raises:
+        ImportError: If the ``langchain`` package or the provider's package is missing; the
+            message names the package to install.
+    """
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError as exc:
+        raise ImportError(
+            "provider:model SPECs need the langchain package: pip install 'hybrid-llm[collect]'"
+        ) from exc
+    return ChatModelSource(init_chat_model(spec, **dict(settings)))
+
+
+def chat_model_providers() -> tuple[str, ...]:
+    """The provider names the installed ``langchain`` knows (for checking the core's list)."""
+    from langchain.chat_models import base
+
+    return tuple(sorted(base._BUILTIN_PROVIDERS))

@@ -1,0 +1,448 @@
+"""Collect sampled responses of several models to a file of queries, resumably.
+
+``collect`` asks every model for ``samples`` responses to every query, with bounded
+concurrency, per-request timeouts and retries with exponential backoff and jitter. Each
+finished request (a response or, after the last retry, an error) is appended to a journal
+and fsynced at once (see :mod:`shared_router.journal`); the output file is assembled from the
+journal at the end and written atomically. Rerunning the same command skips every
+(query id, model, sample) that already has a response, retries the ones that failed, and
+rebuilds the output: a killed run loses at most its in-flight requests, and rows are never
+lost or duplicated.
+
+Output rows follow the data contract: the input row (query under ``query``, reference under
+``reference``, id under ``id``, every other field kept) plus, per model name::
+
+    "models": {NAME: {"spec": SPEC, "responses": [...], "response": first or null,
+                      "latency_s": [...], "usage": [{"input_tokens", "output_tokens"}, ...],
+                      "errors": [{"sample", "error", "attempts"}, ...]}}
+
+``responses`` holds the successful samples in sample order; ``errors`` the samples that have
+none yet (a rerun retries them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from shared_router.data import read_jsonl
+from shared_router.errors import DataError
+from shared_router.journal import Journal, write_jsonl_atomic
+from shared_router.progress import ProgressBar
+from shared_router.sources import (
+    ResponseSource,
+    RetryPolicy,
+    SourceSpec,
+    TimedGeneration,
+    generate_with_retries,
+)
+
+__all__ = [
+    "CollectSummary",
+    "QueryRow",
+    "RequestJob",
+    "RequestRunner",
+    "collect",
+    "read_queries",
+    "stable_id",
+]
+
+Engine = Literal["local", "ray"]
+Record = dict[str, Any]
+_Key = tuple[str, str, int, str]
+
+
+def stable_id(query: str) -> str:
+    """A stable id for a query that has none: ``"q-"`` and 16 hex digits of its sha256."""
+    return "q-" + _digest(query)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class QueryRow:
+    """One input query.
+
+    Attributes:
+        id: The query id (as a string; the row keeps the original value).
+        query: The prompt.
+        row: The output row without collected results: ``id``, ``query``, ``reference``
+            (when present) and every other input field, including any ``models`` already there.
+        line: The input line number.
+    """
+
+    id: str
+    query: str
+    row: Mapping[str, Any]
+    line: int
+
+
+def read_queries(
+    path: str | Path,
+    *,
+    query_field: str = "query",
+    reference_field: str = "reference",
+    id_field: str = "id",
+) -> list[QueryRow]:
+    """Read a JSONL file of queries.
+
+    Args:
+        path: One JSON object per line.
+        query_field: The field holding the prompt.
+        reference_field: The field holding the reference answer, where there is one.
+        id_field: The field holding the id; rows without one get :func:`stable_id`.
+
+    Returns:
+        The queries in file order.
+
+    Raises:
+        DataError: If the file is missing or empty, a line is malformed, a query is missing
+            or blank, or two rows have the same id (file and line named).
+    """
+    rows: list[QueryRow] = []
+    seen: dict[str, int] = {}
+    for line, obj in read_jsonl(path):
+        query = obj.get(query_field)
+        if not isinstance(query, str) or not query.strip():
+            raise DataError(
+                f"field {query_field!r} must be a non-empty string, got {query!r:.80}; "
+                "choose the field with --query-field",
+                path=str(path),
+                line=line,
+            )
+        raw_id = obj.get(id_field)
+        if raw_id is None:
+            raw_id = stable_id(query)
+        elif isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+            raise DataError(
+                f"field {id_field!r} must be a string or an integer, got {raw_id!r}",
+                path=str(path),
+                line=line,
+            )
+        key = str(raw_id)
+        if key in seen:
+            raise DataError(
+                f"id {key!r} also on line {seen[key]}; ids must be unique (rows without an id "
+                "get a hash of the query, so identical queries collide: drop duplicates)",
+                path=str(path),
+                line=line,
+            )
+        seen[key] = line
+        row: dict[str, Any] = {"id": raw_id, "query": query}
+        if obj.get(reference_field) is not None:
+            row["reference"] = obj[reference_field]
+        for name, value in obj.items():
+            if name in (query_field, reference_field, id_field):
+                continue
+            if name in row:
+                raise DataError(
+                    f"field {name!r} clashes with the renamed {name!r} field; rename one of them",
+                    path=str(path),
+                    line=line,
+                )
+            row[name] = value
+        rows.append(QueryRow(id=key, query=query, row=row, line=line))
+    if not rows:
+        raise DataError("no queries in the file; give one JSON object per line", path=str(path))
+    return rows
+
+
+@dataclass(frozen=True)
+class RequestJob:
+    """One request: sample ``sample`` of model ``model`` for query ``id``."""
+
+    id: str
+    model: str
+    sample: int
+    prompt: str
+
+
+class RequestRunner:
+    """Runs request jobs against resolved sources on one persistent event loop.
+
+    The loop lives as long as the runner, so clients that bind to a loop (HTTP connection
+    pools) can be reused across batches. Used by the local engine and by each Ray worker.
+
+    Args:
+        specs: Model name -> SPEC.
+        policy: Tries, delays and timeout per request.
+        concurrency: Requests in flight at once.
+    """
+
+    def __init__(
+        self, specs: Mapping[str, SourceSpec], policy: RetryPolicy, concurrency: int
+    ) -> None:
+        self.policy = policy
+        self.concurrency = concurrency
+        self.sources: dict[str, ResponseSource] = {
+            name: spec.resolve() for name, spec in specs.items()
+        }
+        self._loop = asyncio.new_event_loop()
+        self._rng = random.Random()
+
+    def run(self, jobs: Sequence[RequestJob], on_record: Callable[[Record], None]) -> None:
+        """Run the jobs, handing each finished one to ``on_record`` as soon as it is done.
+
+        Args:
+            jobs: The requests.
+            on_record: Called with each journal record (a response or an error).
+        """
+        self._loop.run_until_complete(self._run(jobs, on_record))
+
+    def __call__(self, jobs: Sequence[RequestJob]) -> list[Record]:
+        """Run the jobs and return their journal records (the Ray workers' entry point)."""
+        records: list[Record] = []
+        self.run(jobs, records.append)
+        return records
+
+    def close(self) -> None:
+        """Cancel whatever is still running (after an interrupt) and close the loop."""
+        loop = self._loop
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            # A task stopped by Ctrl-C re-raises KeyboardInterrupt when cancelled; that
+            # interrupt is already on its way up, so the clean-up goes on.
+            with contextlib.suppress(KeyboardInterrupt):
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            for task in pending:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: asyncio logs no "never retrieved" warning
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+    async def _run(self, jobs: Sequence[RequestJob], on_record: Callable[[Record], None]) -> None:
+        queue = iter(jobs)
+
+        async def worker() -> None:
+            for job in queue:
+                outcome = await generate_with_retries(
+                    self.sources[job.model], job.prompt, self.policy, self._rng
+                )
+                on_record(_record(job, outcome))
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(jobs)))))
+
+
+def _record(job: RequestJob, outcome: TimedGeneration) -> Record:
+    record: Record = {
+        "id": job.id,
+        "model": job.model,
+        "sample": job.sample,
+        "prompt_sha": _digest(job.prompt),
+        "attempts": outcome.attempts,
+    }
+    if outcome.generation is None:
+        record["error"] = outcome.error
+        return record
+    record.update(
+        text=outcome.generation.text,
+        latency_s=round(outcome.latency_s or 0.0, 6),
+        input_tokens=outcome.generation.input_tokens,
+        output_tokens=outcome.generation.output_tokens,
+    )
+    return record
+
+
+@dataclass
+class _Results:
+    """What the journal says: the response or the latest error per request key."""
+
+    done: dict[_Key, Record] = field(default_factory=dict)
+    failed: dict[_Key, Record] = field(default_factory=dict)
+
+    def add(self, record: Record) -> None:
+        key = (str(record["id"]), str(record["model"]), int(record["sample"]), record["prompt_sha"])
+        if "text" in record:
+            self.done.setdefault(key, record)
+        else:
+            self.failed[key] = record
+
+
+@dataclass(frozen=True)
+class CollectSummary:
+    """What a collect run did.
+
+    Attributes:
+        output: The data file written.
+        journal: The journal it was assembled from.
+        rows: Queries in the output.
+        requests: Requests the output asks for (rows x models x samples).
+        skipped: Requests already done by an earlier run.
+        completed: Requests answered in this run.
+        errors: Requests without a response after this run (a rerun retries them).
+    """
+
+    output: Path
+    journal: Path
+    rows: int
+    requests: int
+    skipped: int
+    completed: int
+    errors: int
+
+
+def collect(
+    queries: str | Path,
+    output: str | Path,
+    models: Mapping[str, SourceSpec | str],
+    *,
+    samples: int = 1,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    engine: Engine = "local",
+    journal: str | Path | None = None,
+    query_field: str = "query",
+    reference_field: str = "reference",
+    id_field: str = "id",
+    progress: bool = True,
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
+) -> CollectSummary:
+    """Collect ``samples`` responses of every model to every query; resumable.
+
+    Args:
+        queries: JSONL input (see :func:`read_queries`).
+        output: JSONL output (see the module docstring); written atomically at the end.
+        models: Output model name -> SPEC (a :class:`SourceSpec` or a SPEC string).
+        samples: Responses per model and query (sampling needs a temperature > 0 in the
+            model's settings).
+        concurrency: Requests in flight at once (per Ray worker with ``engine="ray"``).
+        retry: Tries, backoff and per-request timeout; defaults to :class:`RetryPolicy`.
+        engine: ``"local"`` (asyncio in this process) or ``"ray"`` (Ray workers; needs
+            ``pip install 'hybrid-llm[ray]'``). Both give the same output.
+        journal: The journal file; defaults to ``OUTPUT.journal``.
+        query_field: Input field holding the prompt.
+        reference_field: Input field holding the reference answer.
+        id_field: Input field holding the id.
+        progress: Show a progress bar with ETA on stderr.
+        ray_address: Ray cluster address (None starts or reuses a local Ray).
+        ray_workers: Ray workers (None: one per CPU Ray offers).
+
+    Returns:
+        What was done.
+
+    Raises:
+        DataError: For bad input (empty or malformed query file, unknown SPEC, bad settings)
+            or a journal held by another run.
+    """
+    if not models:
+        raise DataError("no models given; name at least one SPEC")
+    if samples < 1:
+        raise DataError(f"samples must be >= 1, got {samples}")
+    if concurrency < 1:
+        raise DataError(f"concurrency must be >= 1, got {concurrency}")
+    if engine not in ("local", "ray"):
+        raise DataError(f"engine must be 'local' or 'ray', got {engine!r}")
+    specs = {name: SourceSpec(s) if isinstance(s, str) else s for name, s in models.items()}
+    policy = retry or RetryPolicy()
+    rows = read_queries(
+        queries, query_field=query_field, reference_field=reference_field, id_field=id_field
+    )
+    journal_path = Path(journal) if journal is not None else Path(str(output) + ".journal")
+    runner = RequestRunner(specs, policy, concurrency) if engine == "local" else None
+    if runner is None:
+        for spec in specs.values():
+            spec.resolve()
+    try:
+        with Journal(journal_path, kind="collect") as log:
+            results = _Results()
+            for record in log.records:
+                results.add(record)
+            jobs = [
+                RequestJob(row.id, name, sample, row.query)
+                for row in rows
+                for name in specs
+                for sample in range(samples)
+                if (row.id, name, sample, _digest(row.query)) not in results.done
+            ]
+            total = len(rows) * len(specs) * samples
+            with ProgressBar(len(jobs), "collect", enabled=progress) as bar:
+
+                def on_record(record: Record) -> None:
+                    log.append(record)
+                    results.add(record)
+                    bar.advance()
+
+                def on_records(records: list[Record]) -> None:
+                    for record in records:
+                        on_record(record)
+
+                if runner is not None:
+                    runner.run(jobs, on_record)
+                elif jobs:
+                    from shared_router.ray_engine import run_on_ray
+
+                    run_on_ray(
+                        partial(RequestRunner, specs, policy, concurrency),
+                        [jobs[i : i + concurrency] for i in range(0, len(jobs), concurrency)],
+                        on_records,
+                        address=ray_address,
+                        workers=ray_workers,
+                    )
+    finally:
+        if runner is not None:
+            runner.close()
+    out_rows = [_assemble(row, results, specs, samples) for row in rows]
+    write_jsonl_atomic(output, out_rows)
+    answered = sum(len(row["models"][name]["responses"]) for row in out_rows for name in specs)
+    return CollectSummary(
+        output=Path(output),
+        journal=journal_path,
+        rows=len(rows),
+        requests=total,
+        skipped=total - len(jobs),
+        completed=answered - (total - len(jobs)),
+        errors=total - answered,
+    )
+
+
+def _assemble(
+    row: QueryRow, results: _Results, specs: Mapping[str, SourceSpec], samples: int
+) -> Record:
+    out = dict(row.row)
+    models = dict(out.get("models") or {})
+    digest = _digest(row.query)
+    for name, spec in specs.items():
+        entry: Record = {
+            "spec": spec.spec,
+            "responses": [],
+            "response": None,
+            "latency_s": [],
+            "usage": [],
+            "errors": [],
+        }
+        for sample in range(samples):
+            key = (row.id, name, sample, digest)
+            answer = results.done.get(key)
+            if answer is not None:
+                entry["responses"].append(answer["text"])
+                entry["latency_s"].append(answer["latency_s"])
+                entry["usage"].append(
+                    {
+                        "input_tokens": answer["input_tokens"],
+                        "output_tokens": answer["output_tokens"],
+                    }
+                )
+                continue
+            failure = results.failed[key]
+            entry["errors"].append(
+                {"sample": sample, "error": failure["error"], "attempts": failure["attempts"]}
+            )
+        entry["response"] = entry["responses"][0] if entry["responses"] else None
+        models[name] = entry
+    out["models"] = models
+    return out

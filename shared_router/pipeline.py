@@ -1,0 +1,247 @@
+"""Train a router for your own model pair in one pipeline: collect, judge, train, report.
+
+``build`` chains the stages and leaves in its output folder::
+
+    data.jsonl            the collected responses with their quality scores
+    data.jsonl.journal    the collect journal (rerunning resumes from it)
+    data.jsonl.judge.journal   the score journal
+    router/               the trained, calibrated router (load it with Router.load)
+    report.json           build facts and the test-split evaluation
+    report.md             the same for people
+    curves.png            quality against cost advantage: router, baselines, oracle
+
+Every stage is resumable, so rerunning the same command after a crash (or after fixing a
+model's errors) redoes only what is missing. Rows without a ``split`` field get one from a
+hash of their id (80% train, 10% val, 10% test, :func:`split_for_id`); the router trains on
+train, early-stops and calibrates on val, and is evaluated on test only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from shared_router.collect import CollectSummary, collect
+from shared_router.data import PairData, load_pair
+from shared_router.errors import TrainingError
+from shared_router.judge import JudgeSummary, judge_file
+from shared_router.metrics import MetricSpec
+from shared_router.router import Router, train_router
+from shared_router.sources import RetryPolicy, SourceSpec
+
+__all__ = ["SPLITS", "BuildResult", "assign_splits", "build", "split_for_id"]
+
+SPLITS = (("train", 80), ("val", 90), ("test", 100))
+"""Split names with the cumulative share (in %) of the id-hash buckets they take."""
+
+LabelKind = Literal["det", "prob", "trans"]
+
+
+def split_for_id(row_id: str) -> str:
+    """The split of a row by a hash of its id: 80% ``train``, 10% ``val``, 10% ``test``."""
+    bucket = int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return next(name for name, upper in SPLITS if bucket < upper)
+
+
+def assign_splits(data: PairData) -> PairData:
+    """Give every row without a split the one :func:`split_for_id` picks; keep the others."""
+    splits = tuple(
+        s if s is not None else split_for_id(i) for i, s in zip(data.ids, data.splits, strict=True)
+    )
+    return replace(data, splits=splits)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``build`` produced.
+
+    Attributes:
+        data: The scored data file.
+        router: The router folder.
+        report_json: The JSON report.
+        report_markdown: The Markdown report.
+        plot: The curves plot.
+        collect: The collect stage's summary.
+        judge: The judge stage's summary.
+        split_sizes: Rows per split that the router used.
+        report: The report as written to ``report_json``.
+    """
+
+    data: Path
+    router: Path
+    report_json: Path
+    report_markdown: Path
+    plot: Path
+    collect: CollectSummary
+    judge: JudgeSummary
+    split_sizes: Mapping[str, int]
+    report: Mapping[str, Any]
+
+
+def build(
+    queries: str | Path,
+    output_dir: str | Path,
+    *,
+    small: SourceSpec | str,
+    large: SourceSpec | str,
+    small_name: str | None = None,
+    large_name: str | None = None,
+    samples: int = 1,
+    metric: MetricSpec | str = "bartscore",
+    label_type: LabelKind = "trans",
+    router: Router | None = None,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    engine: Literal["local", "ray"] = "local",
+    query_field: str = "query",
+    reference_field: str = "reference",
+    id_field: str = "id",
+    progress: bool = True,
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
+) -> BuildResult:
+    """Collect responses, score them, train and calibrate a router, and report on it.
+
+    Args:
+        queries: JSONL queries (see :func:`shared_router.collect.read_queries`).
+        output_dir: The folder for everything produced (see the module docstring).
+        small: The small model's SPEC.
+        large: The large model's SPEC.
+        small_name: The small model's name in the data (default: its SPEC).
+        large_name: The large model's name in the data (default: its SPEC).
+        samples: Responses per model and query (``prob``/``trans`` labels use them all).
+        metric: The quality metric (see :mod:`shared_router.metrics`).
+        label_type: ``"det"``, ``"prob"`` or ``"trans"`` (the paper's best).
+        router: An unfitted router carrying encoder and training settings; None uses
+            the defaults.
+        concurrency: Model requests in flight at once.
+        retry: Tries, backoff and timeout per request.
+        engine: ``"local"`` or ``"ray"`` for collect and judge.
+        query_field: Input field holding the prompt.
+        reference_field: Input field holding the reference answer.
+        id_field: Input field holding the id.
+        progress: Show progress bars.
+        ray_address: Ray cluster address.
+        ray_workers: Ray workers.
+
+    Returns:
+        Where everything is, with the stage summaries and the report.
+
+    Raises:
+        DataError: For bad input (see ``collect`` and ``judge_file``).
+        TrainingError: If too few rows have scores for both models to fill every split.
+    """
+    small_spec = SourceSpec(small) if isinstance(small, str) else small
+    large_spec = SourceSpec(large) if isinstance(large, str) else large
+    small_name = small_name or small_spec.spec
+    large_name = large_name or large_spec.spec
+    metric_spec = MetricSpec(metric) if isinstance(metric, str) else metric
+    folder = Path(output_dir)
+    data_path = folder / "data.jsonl"
+    collected = collect(
+        queries,
+        data_path,
+        {small_name: small_spec, large_name: large_spec},
+        samples=samples,
+        concurrency=concurrency,
+        retry=retry,
+        engine=engine,
+        query_field=query_field,
+        reference_field=reference_field,
+        id_field=id_field,
+        progress=progress,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
+    )
+    judged = judge_file(
+        data_path,
+        metric_spec,
+        models=[small_name, large_name],
+        engine=engine,
+        progress=progress,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
+    )
+    data = assign_splits(load_pair(data_path, small_name, large_name))
+    sizes = {name: sum(s == name for s in data.splits) for name, _ in SPLITS}
+    if min(sizes.values()) == 0:
+        raise TrainingError(
+            f"too few scored rows to fill train/val/test (sizes {sizes}, {collected.errors} "
+            f"requests and {judged.errors} scores missing); give more queries (a few hundred)"
+        )
+    model = router or Router(progress=progress, name=f"{small_name}-vs-{large_name}")
+    trained = train_router(
+        data, label_type=label_type, router=model, quality_metric=metric_spec.name
+    )
+    router_dir = trained.save(folder / "router")
+
+    from shared_router.evaluation import evaluate_scores, plot_curves
+
+    test = data.split("test")
+    evaluation = evaluate_scores(
+        {"router": trained.score(list(test.queries))},
+        test.small_scores,
+        test.large_scores,
+        queries=list(test.queries),
+    )
+    facts: dict[str, Any] = {
+        "small": {"name": small_name, "spec": small_spec.spec},
+        "large": {"name": large_name, "spec": large_spec.spec},
+        "samples": samples,
+        "metric": {"name": metric_spec.name, "args": dict(metric_spec.args)},
+        "label_type": label_type,
+        "t_star": trained.t_star_,
+        "rows": len(data),
+        "splits": sizes,
+        "collect_errors": collected.errors,
+        "judge_errors": judged.errors,
+        "router": str(router_dir),
+    }
+    report = {"build": facts, "evaluation": evaluation.to_dict()}
+    report_json = folder / "report.json"
+    report_json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    report_md = folder / "report.md"
+    report_md.write_text(_markdown(facts) + "\n" + evaluation.to_markdown(), encoding="utf-8")
+    plot = plot_curves(
+        evaluation, folder / "curves.png", title=f"{small_name} vs {large_name} (test split)"
+    )
+    return BuildResult(
+        data=data_path,
+        router=router_dir,
+        report_json=report_json,
+        report_markdown=report_md,
+        plot=plot,
+        collect=collected,
+        judge=judged,
+        split_sizes=sizes,
+        report=report,
+    )
+
+
+def _markdown(facts: Mapping[str, Any]) -> str:
+    small, large, metric = facts["small"], facts["large"], facts["metric"]
+    args = ", ".join(f"{k}={v}" for k, v in metric["args"].items())
+    splits = ", ".join(f"{name} {count}" for name, count in facts["splits"].items())
+    t_star = "" if facts["t_star"] is None else f" (t* = {facts['t_star']:.2f})"
+    return "\n".join(
+        [
+            f"# Router: {small['name']} vs {large['name']}",
+            "",
+            f"- small model: `{small['name']}` (`{small['spec']}`)",
+            f"- large model: `{large['name']}` (`{large['spec']}`)",
+            f"- responses per model and query: {facts['samples']}",
+            f"- quality metric: `{metric['name']}`" + (f" ({args})" if args else ""),
+            f"- labels: `{facts['label_type']}`{t_star}",
+            f"- rows with both scores: {facts['rows']} ({splits})",
+            f"- requests still failing: {facts['collect_errors']}; "
+            f"responses without a score: {facts['judge_errors']}",
+            f"- router folder: `{facts['router']}`",
+            "",
+            "## Evaluation on the test split",
+            "",
+        ]
+    )

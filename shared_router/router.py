@@ -1,0 +1,718 @@
+"""The router: fit on labelled queries, score new ones, route them small or large, save, load.
+
+A :class:`Router` is an :class:`~shared_router.encoder.Encoder` (text -> embedding) and an
+:class:`~shared_router.head.MLPHead` (embedding -> p(small is good enough)), plus a
+:class:`~shared_router.calibration.CalibrationTable` that turns quality knobs into thresholds.
+A score ``p >= threshold`` goes to the small model. :func:`train_router` runs the paper's
+recipe on a model pair's data: labels on the train split, early stopping and calibration on
+the val split.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared_router.artifacts import CONFIG_FILE, load_router_folder, save_router_folder
+from shared_router.calibration import CalibrationTable
+from shared_router.data import PairData
+from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.errors import (
+    ArtifactError,
+    CalibrationError,
+    HybridLLMError,
+    KnobError,
+    RoutingError,
+    TrainingError,
+)
+from shared_router.head import MLPHead
+from shared_router.labels import LabelKind, make_labels
+from shared_router.training import fine_tune_encoder, train_head
+from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
+
+__all__ = ["DEFAULT_ROUTER", "Router", "train_router"]
+
+DEFAULT_ROUTER = "default"
+"""The name :meth:`Router.load` reads as the router bundled in ``shared_router/default/``."""
+
+_EMPTY_REASON = "empty text: routed to the large model"
+_DEFAULT_QUALITY_DROP = QualityKnobs(max_quality_drop=0.01)
+_UNCALIBRATED_DEFAULT = QualityKnobs(threshold=0.5)
+
+
+class Router:
+    """Routes each query to a small or a large LLM by its predicted difficulty.
+
+    ``__init__`` stores parameters only; :meth:`fit` learns. Scoring and routing are safe
+    from many threads at once.
+
+    Args:
+        encoder: An :class:`Encoder`, or a name/path for one (``"default"`` is the shipped
+            all-MiniLM-L6-v2).
+        hidden_sizes: Head hidden layer widths; ``()`` is a logistic regression.
+        dropout: Head dropout while training.
+        lr: Head learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        epochs: Most epochs of head training.
+        batch_size: Rows per training step.
+        patience: Epochs without a better validation loss before stopping.
+        seed: Seed of initialisation, shuffling and dropout.
+        fine_tune: Fine-tune the encoder together with the head (the paper's setting; needs
+            torch, slow on CPU) instead of training the head on frozen embeddings.
+        fine_tune_epochs: Most epochs of fine-tuning.
+        fine_tune_lr: Encoder learning rate when fine-tuning (the head uses ``lr``).
+        device: Torch device for fine-tuning (None lets torch pick).
+        progress: Show progress bars while encoding and training.
+        name: The router's name (shown in routing records).
+        default_knobs: The quality level used when a caller sets none; None means
+            ``max_quality_drop=0.01`` for a calibrated router and ``threshold=0.5`` otherwise.
+
+    Attributes:
+        head_: The trained head.
+        encoder_: The encoder in use (the fine-tuned one after fine-tuning).
+        calibration_: The calibration table, or None before :meth:`calibrate`.
+        label_type_: ``"det"``, ``"prob"`` or ``"trans"`` when trained by :func:`train_router`.
+        t_star_: The relaxation of ``"trans"`` labels, else None.
+        pair_: The (small, large) pair it was trained for, or None.
+        metadata_: Training facts and metrics (saved to ``config.json``).
+    """
+
+    head_: MLPHead
+    encoder_: Encoder
+
+    def __init__(
+        self,
+        encoder: str | Path | Encoder = "default",
+        *,
+        hidden_sizes: Sequence[int] = (256,),
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 100,
+        batch_size: int = 64,
+        patience: int = 8,
+        seed: int = 0,
+        fine_tune: bool = False,
+        fine_tune_epochs: int = 3,
+        fine_tune_lr: float = 2e-5,
+        device: str | None = None,
+        progress: bool = True,
+        name: str | None = None,
+        default_knobs: QualityKnobs | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.seed = seed
+        self.fine_tune = fine_tune
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
+        self.device = device
+        self.progress = progress
+        self.name = name or "hybrid-llm-router"
+        self.calibration_: CalibrationTable | None = None
+        self.label_type_: str | None = None
+        self.t_star_: float | None = None
+        self.pair_: ModelPair | None = None
+        self.metadata_: dict[str, Any] = {}
+        self._knobs = default_knobs
+
+    @property
+    def default_knobs(self) -> QualityKnobs:
+        """The quality level for callers that set none."""
+        if self._knobs is not None and not self._knobs.is_empty:
+            return self._knobs
+        return _DEFAULT_QUALITY_DROP if self.calibration_ is not None else _UNCALIBRATED_DEFAULT
+
+    @default_knobs.setter
+    def default_knobs(self, knobs: QualityKnobs) -> None:
+        self._knobs = knobs
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the router has a head (from :meth:`fit` or :meth:`load`)."""
+        return hasattr(self, "head_")
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        y: np.ndarray | Sequence[float],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_y: np.ndarray | Sequence[float] | None = None,
+    ) -> Router:
+        """Train the router on texts and their labels.
+
+        Args:
+            texts: Training queries.
+            y: Soft labels in [0, 1]: p(the small model is good enough) per query.
+            val_texts: Validation queries for early stopping (recommended).
+            val_y: Their labels.
+
+        Returns:
+            self. The calibration table is cleared: call :meth:`calibrate` next.
+
+        Raises:
+            TrainingError: On malformed inputs.
+            EncoderError: When the encoder cannot load.
+        """
+        train_texts = _texts(texts, "texts")
+        y_arr = np.asarray(y, dtype=np.float64)
+        if y_arr.shape != (len(train_texts),):
+            raise TrainingError(
+                f"y must have one label per text: {len(train_texts)} texts, y of shape "
+                f"{y_arr.shape}"
+            )
+        if (val_texts is None) != (val_y is None):
+            raise TrainingError("give val_texts and val_y together, or neither")
+        val = None
+        if val_texts is not None and val_y is not None:
+            val = (_texts(val_texts, "val_texts"), np.asarray(val_y, dtype=np.float64))
+        encoder = self.encoder if isinstance(self.encoder, Encoder) else Encoder(self.encoder)
+        if self.fine_tune:
+            self.encoder_, self.head_ = self._fine_tune(encoder, train_texts, y_arr, val)
+        else:
+            X = encoder.encode(train_texts, progress=self.progress)
+            X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
+            self.head_ = train_head(
+                X,
+                y_arr,
+                X_val=X_val,
+                y_val=None if val is None else val[1],
+                hidden_sizes=self.hidden_sizes,
+                dropout=self.dropout,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                patience=self.patience,
+                seed=self.seed,
+                progress=self.progress,
+            )
+            self.encoder_ = encoder
+        self.calibration_ = None
+        self.label_type_ = None
+        self.t_star_ = None
+        self.pair_ = None
+        metrics: dict[str, Any] = {}
+        if val is not None:
+            metrics["val_bce"] = _bce(self.score(val[0]), val[1])
+        self.metadata_ = {
+            "n_train": len(train_texts),
+            "n_val": 0 if val is None else len(val[0]),
+            "metrics": metrics,
+            "fine_tuned": self.fine_tune,
+            "base_encoder": encoder.name,
+        }
+        return self
+
+    def _fine_tune(
+        self,
+        encoder: Encoder,
+        texts: list[str],
+        y: np.ndarray,
+        val: tuple[list[str], np.ndarray] | None,
+    ) -> tuple[Encoder, MLPHead]:
+        folder = Path(tempfile.mkdtemp(prefix="hybrid-llm-encoder-"))
+        path, head = fine_tune_encoder(
+            texts,
+            y,
+            encoder=encoder,
+            output_dir=folder / "encoder",
+            val_texts=None if val is None else val[0],
+            val_y=None if val is None else val[1],
+            hidden_sizes=self.hidden_sizes,
+            dropout=self.dropout,
+            lr=self.fine_tune_lr,
+            head_lr=self.lr,
+            epochs=self.fine_tune_epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            progress=self.progress,
+        )
+        tuned = Encoder(
+            path,
+            max_tokens=encoder.effective_max_tokens,
+            cache=encoder.cache,
+            batch_size=encoder.batch_size,
+            device=encoder.device,
+        )
+        # The folder lives as long as the encoder that reads it (save() copies it).
+        weakref.finalize(tuned, shutil.rmtree, folder, ignore_errors=True)
+        return tuned, head
+
+    def calibrate(
+        self,
+        texts: Sequence[str],
+        small_quality: np.ndarray | Sequence[float],
+        large_quality: np.ndarray | Sequence[float],
+        **kw: Any,
+    ) -> Router:
+        """Build the calibration table from held-out queries and both models' qualities.
+
+        Args:
+            texts: Held-out queries (not the training ones).
+            small_quality: The small model's quality per query.
+            large_quality: The large model's quality per query.
+            **kw: Passed to :meth:`CalibrationTable.from_scores` (``confidence``,
+                ``n_bootstrap``, ``seed``, ``max_points``).
+
+        Returns:
+            self, with ``calibration_`` set.
+
+        Raises:
+            CalibrationError: When the table cannot be built.
+        """
+        scores = self.score(_texts(texts, "texts"))
+        self.calibration_ = CalibrationTable.from_scores(scores, small_quality, large_quality, **kw)
+        return self
+
+    def score(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Return p(the small model is good enough) per text.
+
+        Args:
+            texts: One text or several.
+
+        Returns:
+            float64 array of shape ``(n,)`` (``(1,)`` for one str).
+
+        Raises:
+            RoutingError: When the router is not fitted.
+        """
+        items = [texts] if isinstance(texts, str) else _texts(texts, "texts", RoutingError)
+        head, encoder = self._fitted()
+        if not items:
+            return np.zeros(0, dtype=np.float64)
+        return head.predict_proba(encoder.encode(items))
+
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Return ``[P(needs the large model), P(small is good enough)]`` per text, ``(n, 2)``."""
+        p = self.score(texts)
+        return np.column_stack([1.0 - p, p])
+
+    def threshold_for(self, knobs: QualityKnobs) -> float:
+        """Turn a quality level into a score threshold.
+
+        Args:
+            knobs: Exactly one knob set.
+
+        Returns:
+            The threshold; ``p >= threshold`` goes small.
+
+        Raises:
+            KnobError: When no knob is set.
+            CalibrationError: For ``max_quality_drop`` / ``large_share`` on an uncalibrated
+                router.
+        """
+        active = knobs.active
+        if active is None:
+            raise KnobError(
+                "give exactly one of max_quality_drop, large_share, threshold; got none "
+                f"(this router's default is {self.default_knobs.set_knobs()})"
+            )
+        knob, value = active
+        if knob == "threshold":
+            return value
+        if self.calibration_ is None:
+            raise CalibrationError(
+                f"router {self.name!r} has no calibration table, so {knob}={value} cannot be "
+                "turned into a threshold; call router.calibrate(texts, small_quality, "
+                "large_quality) on held-out data, or route with threshold=..."
+            )
+        if knob == "max_quality_drop":
+            return self.calibration_.threshold_for_quality_drop(value)
+        return self.calibration_.threshold_for_large_share(value)
+
+    def route(
+        self,
+        text: str,
+        *,
+        max_quality_drop: float | None = None,
+        large_share: float | None = None,
+        threshold: float | None = None,
+    ) -> RouteDecision:
+        """Decide which model answers one text.
+
+        Args:
+            text: The query (see :func:`shared_router.text.routing_text` for conversations).
+            max_quality_drop: Most relative quality drop versus all-large (0.01 is 1%).
+            large_share: Share of traffic to send large (0.3 is 30%).
+            threshold: A raw score threshold.
+
+        Returns:
+            The decision. Empty or whitespace-only text goes large without scoring.
+
+        Raises:
+            KnobError: Unless exactly one knob is given (pass ``**router.default_knobs
+                .set_knobs()`` for the router's default).
+            CalibrationError: For a calibrated knob on an uncalibrated router.
+        """
+        if not isinstance(text, str):
+            raise RoutingError(f"text must be a str, got {type(text).__name__}")
+        return self.route_batch(
+            [text],
+            max_quality_drop=max_quality_drop,
+            large_share=large_share,
+            threshold=threshold,
+        )[0]
+
+    def route_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        max_quality_drop: float | None = None,
+        large_share: float | None = None,
+        threshold: float | None = None,
+    ) -> list[RouteDecision]:
+        """Decide which model answers each text (one encoder pass for all of them).
+
+        Args and rules as :meth:`route`.
+
+        Returns:
+            One decision per text, in order.
+        """
+        if isinstance(texts, str):
+            raise RoutingError("route_batch takes a sequence of texts; use route() for one str")
+        items = _texts(texts, "texts", RoutingError)
+        knobs = QualityKnobs(
+            max_quality_drop=max_quality_drop, large_share=large_share, threshold=threshold
+        )
+        if knobs.is_empty:
+            raise KnobError(
+                f"give exactly one of {', '.join(KNOB_NAMES)}; got none. For the router's "
+                f"default use router.route(text, **router.default_knobs.set_knobs()) "
+                f"(here {self.default_knobs.set_knobs()})"
+            )
+        knob, value = knobs.set_knobs().popitem()
+        thr = self.threshold_for(knobs)
+        scored = [i for i, text in enumerate(items) if text.strip()]
+        scores = self.score([items[i] for i in scored]) if scored else np.zeros(0)
+        by_row = dict(zip(scored, scores.tolist(), strict=True))
+        decisions = []
+        for i in range(len(items)):
+            if i not in by_row:
+                decisions.append(
+                    RouteDecision("large", None, None, knob, knob_value=value, reason=_EMPTY_REASON)
+                )
+                continue
+            s = by_row[i]
+            small = s >= thr
+            reason = (
+                f"score {s:.4f} {'>=' if small else '<'} threshold {thr:.4f} from "
+                f"{knob}={value:g}: "
+                + ("the small model is predicted good enough" if small else "needs the large model")
+            )
+            decisions.append(
+                RouteDecision(
+                    "small" if small else "large", s, thr, knob, knob_value=value, reason=reason
+                )
+            )
+        return decisions
+
+    def save(self, path: str | Path) -> Path:
+        """Write the router folder (see :mod:`shared_router.artifacts`).
+
+        Args:
+            path: A new or empty folder, or an existing router folder to overwrite.
+
+        Returns:
+            The folder.
+
+        Raises:
+            RoutingError: When the router is not fitted.
+            ArtifactError: When the folder cannot be written.
+        """
+        _, encoder = self._fitted()
+        return save_router_folder(
+            path,
+            config=self._config(),
+            head=self.head_,
+            calibration=self.calibration_,
+            encoder_dir=encoder.path if self.metadata_.get("fine_tuned") else None,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Return the router's configuration and a calibration summary, JSON-ready.
+
+        Raises:
+            RoutingError: When the router is not fitted.
+        """
+        out = self._config()
+        table = self.calibration_
+        out["calibration"] = (
+            None
+            if table is None
+            else {
+                "n": table.n,
+                "confidence": table.confidence,
+                "method": table.method,
+                "points": int(table.thresholds.size),
+                "cost_advantage_at_max_quality_drop": {
+                    str(drop): float(
+                        table.cost_advantage[
+                            np.searchsorted(
+                                table.thresholds, table.threshold_for_quality_drop(drop)
+                            )
+                        ]
+                    )
+                    for drop in (0.0, 0.01, 0.02, 0.05)
+                },
+            }
+        )
+        return out
+
+    def _config(self) -> dict[str, Any]:
+        """The router's ``config.json`` content (without the format fields)."""
+        head, encoder = self._fitted()
+        fine_tuned = bool(self.metadata_.get("fine_tuned"))
+        base_name = self.metadata_.get("base_encoder") or encoder.name
+        config: dict[str, Any] = {
+            "name": self.name,
+            "encoder": {
+                "name": str(base_name),
+                "max_tokens": encoder.effective_max_tokens,
+                "dim": encoder.dim,
+                "identity": encoder.identity,
+            },
+            "head": {
+                "type": "mlp",
+                "input_dim": head.input_dim,
+                "hidden_sizes": list(head.hidden_sizes),
+            },
+            "label_type": self.label_type_,
+            "t_star": self.t_star_,
+            "pair": None
+            if self.pair_ is None
+            else {"small": self.pair_.small, "large": self.pair_.large},
+            "quality_metric": self.metadata_.get("quality_metric"),
+            "training_data_hash": self.metadata_.get("training_data_hash"),
+            "default_knobs": self._saved_knobs().as_dict(),
+            "metrics": self.metadata_.get("metrics", {}),
+            "training": {
+                "hidden_sizes": list(self.hidden_sizes),
+                "dropout": self.dropout,
+                "lr": self.lr,
+                "weight_decay": self.weight_decay,
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "patience": self.patience,
+                "seed": self.seed,
+                "fine_tune": fine_tuned,
+                "fine_tune_epochs": self.fine_tune_epochs,
+                "fine_tune_lr": self.fine_tune_lr,
+                "n_train": self.metadata_.get("n_train"),
+                "n_val": self.metadata_.get("n_val"),
+                "source": self.metadata_.get("source"),
+            },
+        }
+        return config
+
+    @classmethod
+    def load(
+        cls,
+        path_or_name: str | Path = DEFAULT_ROUTER,
+        *,
+        cache: EmbeddingCache | str | Path | None = None,
+    ) -> Router:
+        """Load a router folder, or ``"default"`` for the router bundled with the package.
+
+        Args:
+            path_or_name: A folder written by :meth:`save`, or ``"default"``.
+            cache: An embedding cache for the loaded encoder (None: no cache).
+
+        Returns:
+            The router, ready to score and route (the encoder loads on first use).
+
+        Raises:
+            ArtifactError: When the folder is missing or invalid.
+        """
+        folder = _router_folder(path_or_name)
+        loaded = load_router_folder(folder)
+        config = loaded.config
+        enc = config["encoder"]
+        encoder = Encoder(
+            loaded.encoder_path or enc["name"], max_tokens=enc["max_tokens"], cache=cache
+        )
+        training = config.get("training") or {}
+        knobs = config.get("default_knobs") or {}
+        default_knobs = QualityKnobs(**{k: knobs.get(k) for k in KNOB_NAMES})
+        router = cls(
+            encoder,
+            hidden_sizes=tuple(config["head"]["hidden_sizes"]),
+            **{k: training[k] for k in _REFIT_PARAMS if k in training},
+            progress=False,
+            name=config["name"],
+            default_knobs=None if default_knobs.is_empty else default_knobs,
+        )
+        router.head_ = loaded.head
+        router.encoder_ = encoder
+        router.calibration_ = loaded.calibration
+        router.label_type_ = config.get("label_type")
+        router.t_star_ = config.get("t_star")
+        pair = config.get("pair")
+        router.pair_ = None if pair is None else ModelPair(pair["small"], pair["large"])
+        router.metadata_ = {
+            "quality_metric": config.get("quality_metric"),
+            "training_data_hash": config.get("training_data_hash"),
+            "metrics": config.get("metrics", {}),
+            "fine_tuned": loaded.encoder_path is not None,
+            "base_encoder": enc["name"],
+            "n_train": training.get("n_train"),
+            "n_val": training.get("n_val"),
+            "source": training.get("source"),
+            "format_version": config["format_version"],
+            "package_version": config.get("package_version"),
+            "path": str(folder),
+        }
+        return router
+
+    def _saved_knobs(self) -> QualityKnobs:
+        """The default knobs to write: explicit ones, else the calibrated default, else none.
+
+        An uncalibrated router's fallback (``threshold=0.5``) is not written, so that a router
+        calibrated after loading gets the calibrated default.
+        """
+        if self._knobs is not None or self.calibration_ is not None:
+            return self.default_knobs
+        return QualityKnobs()
+
+    def _fitted(self) -> tuple[MLPHead, Encoder]:
+        if not self.is_fitted:
+            raise RoutingError(
+                f"router {self.name!r} is not fitted; call fit() or use Router.load()"
+            )
+        return self.head_, self.encoder_
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.is_fitted else "not fitted"
+        calibrated = ", calibrated" if self.calibration_ is not None else ""
+        return f"Router(name={self.name!r}, {state}{calibrated})"
+
+
+_REFIT_PARAMS = (
+    "dropout",
+    "lr",
+    "weight_decay",
+    "epochs",
+    "batch_size",
+    "patience",
+    "seed",
+    "fine_tune_epochs",
+    "fine_tune_lr",
+)
+
+
+def train_router(
+    data: PairData,
+    *,
+    label_type: LabelKind = "trans",
+    router: Router | None = None,
+    quality_metric: str = "score",
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+) -> Router:
+    """Train and calibrate a router on a model pair's data (the paper's recipe).
+
+    Labels come from the ``train`` split (``t*`` for ``"trans"`` labels is chosen there and
+    reused for ``val``); the head early-stops on the ``val`` split, and the calibration table
+    is built from the ``val`` split's small and large qualities.
+
+    Args:
+        data: The pair's rows, with ``train`` and ``val`` splits.
+        label_type: ``"det"``, ``"prob"`` or ``"trans"``.
+        router: An unfitted router carrying the hyperparameters; None uses the defaults.
+        quality_metric: The name of the quality the scores measure (recorded).
+        confidence: Confidence of the calibration's quality-drop bound.
+        n_bootstrap: Bootstrap resamples of the calibration.
+
+    Returns:
+        The trained, calibrated router, with label type, ``t*``, pair, data hash, quality
+        metric and validation metrics recorded.
+
+    Raises:
+        DataError: When a split is missing.
+        TrainingError: When training cannot run on the data.
+    """
+    from shared_router.evaluation import evaluate_scores
+
+    train, val = data.split("train"), data.split("val")
+    labels = make_labels(train, label_type)
+    val_labels = make_labels(
+        val, label_type, t_star=labels.t_star if label_type == "trans" else None
+    )
+    model = router if router is not None else Router(name=f"{data.small}-vs-{data.large}")
+    model.fit(train.queries, labels.y, val_texts=val.queries, val_y=val_labels.y)
+    model.calibrate(
+        val.queries,
+        val.small_scores,
+        val.large_scores,
+        confidence=confidence,
+        n_bootstrap=n_bootstrap,
+        seed=model.seed,
+    )
+    val_scores = model.score(val.queries)
+    report = evaluate_scores(val_scores, val.small_scores, val.large_scores)
+    val_metrics = report.metric("router").to_dict()
+    val_metrics.pop("name", None)
+    model.label_type_ = labels.kind
+    model.t_star_ = labels.t_star
+    model.pair_ = ModelPair(data.small, data.large)
+    model.metadata_.update(
+        quality_metric=quality_metric,
+        training_data_hash=data.data_hash,
+        source=data.source,
+    )
+    model.metadata_["metrics"] = {
+        **model.metadata_.get("metrics", {}),
+        "val": {
+            "n": len(val),
+            "small_mean": report.small_mean,
+            "large_mean": report.large_mean,
+            **val_metrics,
+        },
+    }
+    return model
+
+
+def _router_folder(path_or_name: str | Path) -> Path:
+    if str(path_or_name) == DEFAULT_ROUTER and not Path(path_or_name).is_dir():
+        bundled = Path(str(resources.files("shared_router") / DEFAULT_ROUTER))
+        if not (bundled / CONFIG_FILE).is_file():
+            raise ArtifactError(
+                f"the bundled default router is not in this install ({bundled} has no "
+                f"{CONFIG_FILE}); reinstall hybrid-llm, or load a router folder by path"
+            )
+        return bundled
+    return Path(path_or_name)
+
+
+def _texts(
+    texts: Sequence[str], name: str, error: type[HybridLLMError] = TrainingError
+) -> list[str]:
+    if isinstance(texts, str):
+        raise error(f"{name} must be a sequence of str, got one str; wrap it in a list")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise error(f"{name}[{i}] must be a str, got {type(text).__name__}")
+    return items
+
+
+def _bce(p: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of probabilities ``p`` against soft labels ``y``."""
+    q = np.clip(p, 1e-7, 1.0 - 1e-7)
+    return float(np.mean(-(y * np.log(q) + (1.0 - y) * np.log(1.0 - q))))

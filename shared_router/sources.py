@@ -1,0 +1,382 @@
+"""Where responses come from: model SPECs, the response-source protocol, robust calls.
+
+A SPEC names a model in one of two forms:
+
+- ``provider:model`` (``openai:gpt-4o-mini``, ``anthropic:claude-3-5-haiku-latest``): a chat
+  model made by LangChain's ``init_chat_model``; needs ``pip install 'hybrid-llm[collect]'``
+  and the provider's own package (``langchain-openai``, ...). The left part must be one of
+  :data:`CHAT_MODEL_PROVIDERS`.
+- ``module:callable`` (``my_pkg.models:make_small``): an importable module and a callable in
+  it that returns a LangChain chat model, a LlamaIndex LLM, or any object with an
+  ``async generate(prompt) -> Generation`` method (a :class:`ResponseSource`). A module-level
+  model object works as well as a factory.
+
+Settings (temperature, max_tokens, ...) go to ``init_chat_model`` or to the callable as
+keyword arguments. The core never imports LangChain or LlamaIndex: the adapters
+``langchain_hybrid.sources`` and ``llamaindex_hybrid.sources`` are imported by name, only
+when a SPEC needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared_router.errors import DataError
+
+__all__ = [
+    "CHAT_MODEL_PROVIDERS",
+    "Generation",
+    "ResponseSource",
+    "RetryPolicy",
+    "SourceSpec",
+    "TimedGeneration",
+    "generate_with_retries",
+    "import_object",
+    "parse_settings",
+    "resolve_source",
+]
+
+# The providers LangChain's init_chat_model knows by name (langchain 1.x, ``_BUILTIN_PROVIDERS``).
+CHAT_MODEL_PROVIDERS: tuple[str, ...] = (
+    "anthropic",
+    "anthropic_bedrock",
+    "azure_ai",
+    "azure_openai",
+    "baseten",
+    "bedrock",
+    "bedrock_converse",
+    "bedrock_mantle_anthropic",
+    "bedrock_mantle_openai",
+    "cohere",
+    "deepseek",
+    "fireworks",
+    "google_anthropic_vertex",
+    "google_genai",
+    "google_vertexai",
+    "groq",
+    "huggingface",
+    "ibm",
+    "langsmith",
+    "litellm",
+    "meta",
+    "mistralai",
+    "nvidia",
+    "ollama",
+    "openai",
+    "openrouter",
+    "perplexity",
+    "together",
+    "upstage",
+    "xai",
+)
+
+SPEC_FORMS = (
+    "'provider:model' with a LangChain init_chat_model provider (for example openai:gpt-4o-mini, "
+    "anthropic:claude-3-5-haiku-latest, ollama:llama3.1; providers: "
+    + ", ".join(CHAT_MODEL_PROVIDERS)
+    + ") or 'module:callable' naming an importable Python module and a callable in it that "
+    "returns a LangChain chat model, a LlamaIndex LLM or an object with async generate(prompt)"
+)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One response of a model.
+
+    Attributes:
+        text: The response text.
+        input_tokens: Prompt tokens, where the model reports them.
+        output_tokens: Completion tokens, where the model reports them.
+    """
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class ResponseSource(Protocol):
+    """Anything that answers a prompt asynchronously."""
+
+    async def generate(self, prompt: str) -> Generation:
+        """Answer one prompt.
+
+        Args:
+            prompt: The user message.
+
+        Returns:
+            The response and its token usage.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A SPEC with its settings: a picklable recipe for a :class:`ResponseSource`.
+
+    Attributes:
+        spec: ``provider:model`` or ``module:callable`` (see the module docstring).
+        settings: Keyword arguments for ``init_chat_model`` or for the callable.
+    """
+
+    spec: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> ResponseSource:
+        """Build the response source (see :func:`resolve_source`)."""
+        return resolve_source(self.spec, self.settings)
+
+
+def resolve_source(spec: str, settings: Mapping[str, Any] | None = None) -> ResponseSource:
+    """Turn a SPEC into a response source.
+
+    Args:
+        spec: ``provider:model`` or ``module:callable``.
+        settings: Keyword arguments for ``init_chat_model`` or for the callable.
+
+    Returns:
+        A :class:`ResponseSource`.
+
+    Raises:
+        DataError: If the SPEC has neither form (the message lists the accepted forms), the
+            extra or provider package it needs is missing (the message names what to
+            install), or the callable returns something that cannot answer prompts.
+    """
+    options = dict(settings or {})
+    left, _, right = spec.partition(":")
+    if not left or not right:
+        raise DataError(f"unknown model SPEC {spec!r}; accepted forms: {SPEC_FORMS}")
+    if left in CHAT_MODEL_PROVIDERS:
+        adapter = _adapter("langchain_hybrid.sources", "collect", spec)
+        try:
+            source: ResponseSource = adapter.init_chat_model_source(spec, options)
+        except ImportError as exc:
+            raise DataError(f"model SPEC {spec!r} needs a package that is missing: {exc}") from exc
+        except Exception as exc:
+            raise DataError(f"model SPEC {spec!r} could not be created: {exc}") from exc
+        return source
+    if not _is_module(left):
+        raise DataError(
+            f"unknown model SPEC {spec!r}: {left!r} is neither a known provider nor an "
+            f"importable module; accepted forms: {SPEC_FORMS}"
+        )
+    target = import_object(spec, what="model SPEC")
+    if _is_model(target) or not callable(target):
+        if options:
+            raise DataError(
+                f"model SPEC {spec!r} names a model, not a factory; it takes no settings"
+            )
+        return _as_source(target, spec)
+    try:
+        model = target(**options)
+    except Exception as exc:
+        raise DataError(f"model SPEC {spec!r} could not be created: {exc}") from exc
+    return _as_source(model, spec)
+
+
+def _as_source(model: Any, spec: str) -> ResponseSource:
+    frameworks = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
+    if "langchain_core" in frameworks:
+        source: ResponseSource = _adapter(
+            "langchain_hybrid.sources", "collect", spec
+        ).ChatModelSource(model)
+        return source
+    if "llama_index" in frameworks:
+        source = _adapter("llamaindex_hybrid.sources", "llamaindex", spec).LlamaIndexSource(model)
+        return source
+    if inspect.iscoroutinefunction(getattr(model, "generate", None)):
+        return model  # type: ignore[no-any-return]
+    raise DataError(
+        f"model SPEC {spec!r} gave a {type(model).__name__}; it must give a LangChain chat "
+        "model, a LlamaIndex LLM or an object with `async def generate(prompt) -> Generation`"
+    )
+
+
+def _is_model(obj: Any) -> bool:
+    """Whether ``obj`` is already a model object rather than a factory (or class) for one."""
+    if isinstance(obj, type):
+        return False
+    roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
+    return bool(roots & {"langchain_core", "llama_index"}) or inspect.iscoroutinefunction(
+        getattr(obj, "generate", None)
+    )
+
+
+def _adapter(module: str, extra: str, spec: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DataError(
+            f"model SPEC {spec!r} needs the {module.split('.')[0]} adapter and its framework "
+            f"({exc.name or exc}); install it with: pip install 'hybrid-llm[{extra}]'"
+        ) from exc
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def import_object(target: str, *, what: str) -> Any:
+    """Import ``module:attribute`` (the attribute may be dotted, ``module:Class.method``).
+
+    Args:
+        target: ``module:attribute``.
+        what: What the target is for, used in error messages (``"metric"``).
+
+    Returns:
+        The attribute.
+
+    Raises:
+        DataError: If the module cannot be imported or lacks the attribute.
+    """
+    module_name, _, attribute = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DataError(f"{what} {target!r}: cannot import module {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise DataError(f"{what} {target!r}: {module_name!r} has no attribute {attribute!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def parse_settings(
+    pairs: Sequence[str] = (), json_text: str | None = None, *, option: str
+) -> dict[str, Any]:
+    """Read settings given on the command line.
+
+    ``json_text`` is a JSON object; each of ``pairs`` is ``key=value`` where the value is
+    read as JSON when it parses (``0.7``, ``true``, ``[1, 2]``) and as a string otherwise.
+    Pairs override keys of the JSON object.
+
+    Args:
+        pairs: ``key=value`` strings.
+        json_text: A JSON object, or None.
+        option: The option's name, for error messages.
+
+    Returns:
+        The settings.
+
+    Raises:
+        DataError: If the JSON is not an object or a pair has no ``=``.
+    """
+    settings: dict[str, Any] = {}
+    if json_text:
+        try:
+            loaded = json.loads(json_text)
+        except ValueError as exc:
+            raise DataError(f"{option} must be a JSON object, got {json_text!r}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise DataError(f"{option} must be a JSON object, got {json_text!r}")
+        settings.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"{option} takes key=value, got {pair!r}")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except ValueError:
+            settings[key.strip()] = value
+    return settings
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one request.
+
+    Attributes:
+        attempts: Tries per request, the first one included.
+        base_delay: Seconds before the first retry; doubles with every retry.
+        max_delay: The longest wait between two tries, in seconds.
+        timeout: Seconds one try may take before it is abandoned.
+    """
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise DataError(f"attempts must be >= 1, got {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise DataError(
+                f"retry delays must be >= 0, got base {self.base_delay}, max {self.max_delay}"
+            )
+        if self.timeout <= 0:
+            raise DataError(f"timeout must be > 0 seconds, got {self.timeout}")
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based): exponential with jitter.
+
+        The cap is ``min(max_delay, base_delay * 2 ** (retry - 1))``; the wait is drawn
+        uniformly from ``[cap / 2, cap]`` so that parallel clients spread out.
+        """
+        cap = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return rng.uniform(cap / 2.0, cap)
+
+
+@dataclass(frozen=True)
+class TimedGeneration:
+    """The outcome of :func:`generate_with_retries`.
+
+    Attributes:
+        generation: The response, or None when every try failed.
+        latency_s: Seconds the successful try took (None on failure).
+        attempts: Tries made.
+        error: The last error as ``"Type: message"``, or None on success.
+    """
+
+    generation: Generation | None
+    latency_s: float | None
+    attempts: int
+    error: str | None = None
+
+
+async def generate_with_retries(
+    source: ResponseSource, prompt: str, policy: RetryPolicy, rng: random.Random
+) -> TimedGeneration:
+    """Ask a source for one response with a per-try timeout and retries with backoff.
+
+    Any exception of a try (``Exception``, a timeout included) is retried; cancellation and
+    ``KeyboardInterrupt`` go through.
+
+    Args:
+        source: The model.
+        prompt: The user message.
+        policy: Tries, delays, timeout.
+        rng: Random numbers for the jitter.
+
+    Returns:
+        The response with its latency, or the last error.
+    """
+    error = ""
+    for attempt in range(1, policy.attempts + 1):
+        if attempt > 1:
+            await asyncio.sleep(policy.delay(attempt - 1, rng))
+        start = time.perf_counter()
+        try:
+            generation = await asyncio.wait_for(source.generate(prompt), policy.timeout)
+        except asyncio.TimeoutError:
+            error = f"TimeoutError: no answer within {policy.timeout:g} s"
+            continue
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(generation, Generation):
+            error = f"TypeError: generate() returned {type(generation).__name__}, not Generation"
+            continue
+        return TimedGeneration(generation, time.perf_counter() - start, attempt)
+    return TimedGeneration(None, None, policy.attempts, error)

@@ -1,0 +1,356 @@
+"""ChatHybrid routes each call, reports why, and honours the quality level of each layer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.caches import InMemoryCache
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import ValidationError
+
+from langchain_hybrid import ChatHybrid
+from shared_router.errors import KnobError
+from shared_router.serving import ModelPrices
+from shared_router.text import DEFAULT_MAX_CHARS
+from tests.langchain_hybrid.conftest import EASY, HARD
+from tests.langchain_hybrid.stand_ins import SpyRouter, StandInChatModel
+
+ROUTING_KEYS = {
+    "model",
+    "model_name",
+    "score",
+    "threshold",
+    "knob",
+    "router",
+    "router_ms",
+    "fallback",
+    "reason",
+}
+
+
+def test_easy_question_goes_small_and_hard_goes_large(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5)
+
+    easy = llm.invoke(EASY)
+    hard = llm.invoke(HARD)
+
+    assert easy.content == f"small-model answers: {EASY}"
+    assert hard.content == f"large-model answers: {HARD}"
+    assert len(small.calls) == 1 and len(large.calls) == 1
+    routing = easy.response_metadata["routing"]
+    assert set(routing) == ROUTING_KEYS
+    assert routing["model"] == "small"
+    assert routing["model_name"] == "small-model"
+    assert routing["score"] >= 0.5 > hard.response_metadata["routing"]["score"]
+    assert routing["threshold"] == 0.5
+    assert routing["knob"] == "threshold"
+    assert routing["router"] == "planted-test-router"
+    assert routing["router_ms"] >= 0.0
+    assert routing["fallback"] is False
+    assert "small model is predicted good enough" in routing["reason"]
+    assert hard.response_metadata["routing"]["model"] == "large"
+
+
+def test_inner_usage_and_response_metadata_pass_through(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.0)
+
+    routed = llm.invoke(EASY)
+    direct = small.invoke(EASY)
+
+    assert routed.usage_metadata == direct.usage_metadata
+    assert routed.response_metadata["model_name"] == "small-model"
+    assert routed.response_metadata["finish_reason"] == "stop"
+
+
+def test_no_knob_uses_the_routers_default_level(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=spy)
+
+    routing = llm.invoke(EASY).response_metadata["routing"]
+
+    assert spy.routed == [(EASY, spy.default_knobs.set_knobs())]
+    assert [routing["knob"]] == list(spy.default_knobs.set_knobs())
+
+
+def test_a_per_call_knob_replaces_the_models_own(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
+
+    llm.invoke(EASY)
+    per_call = llm.invoke(EASY, large_share=0.3).response_metadata["routing"]
+    bound = llm.bind(threshold=1.0).invoke(EASY).response_metadata["routing"]
+
+    assert [knobs for _, knobs in spy.routed] == [
+        {"threshold": 0.0},
+        {"large_share": 0.3},
+        {"threshold": 1.0},
+    ]
+    assert per_call["knob"] == "large_share"
+    assert bound["model"] == "large"
+
+
+def test_two_knobs_in_one_layer_are_refused(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    with pytest.raises(ValidationError, match="at most one"):
+        ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5, large_share=0.2)
+    llm = ChatHybrid(small=small, large=large, router=planted_router)
+    with pytest.raises(KnobError, match="at most one"):
+        llm.invoke(EASY, threshold=0.5, max_quality_drop=0.01)
+    with pytest.raises(KnobError, match="must be in"):
+        llm.invoke(EASY, threshold=1.5)
+
+
+def test_with_config_sets_the_level_of_one_chain_only(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
+    careful = llm.with_config(configurable={"threshold": 1.0})
+    thrifty = llm.with_config(configurable={"large_share": 0.0})
+
+    assert careful.invoke(EASY).response_metadata["routing"]["model"] == "large"
+    assert thrifty.invoke(EASY).response_metadata["routing"]["knob"] == "large_share"
+    assert llm.invoke(EASY).response_metadata["routing"]["model"] == "small"
+    assert [knobs for _, knobs in spy.routed] == [
+        {"threshold": 1.0},
+        {"large_share": 0.0},
+        {"threshold": 0.0},
+    ]
+    per_call_wins = careful.invoke(EASY, threshold=0.0).response_metadata["routing"]
+    assert per_call_wins["model"] == "small"
+    assert {spec.id for spec in llm.config_specs} >= {
+        "max_quality_drop",
+        "large_share",
+        "threshold",
+    }
+
+
+def test_the_router_is_loaded_on_first_use(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any, tmp_path: Any
+) -> None:
+    folder = planted_router.save(tmp_path / "router")
+    missing = ChatHybrid(small=small, large=large, router=tmp_path / "missing")
+    llm = ChatHybrid(small=small, large=large, router=folder, threshold=0.5)
+
+    assert llm.asdict()["router"] == str(folder)
+    routing = llm.invoke(EASY).response_metadata["routing"]
+    assert routing["router"] == "planted-test-router"
+    assert routing["model"] == "small"
+    failed = missing.invoke(EASY).response_metadata["routing"]
+    assert failed["model"] == "large"
+    assert failed["fallback"] is True
+    assert failed["reason"].startswith("router failed: ArtifactError")
+
+
+def test_a_failing_router_sends_the_call_to_the_large_model(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    broken = SpyRouter(planted_router, error=RuntimeError("encoder crashed"))
+    llm = ChatHybrid(small=small, large=large, router=broken, threshold=0.0)
+
+    answer = llm.invoke(EASY)
+
+    routing = answer.response_metadata["routing"]
+    assert answer.content == f"large-model answers: {EASY}"
+    assert (routing["model"], routing["fallback"], routing["score"]) == ("large", True, None)
+    assert routing["reason"] == "router failed: RuntimeError: encoder crashed"
+    assert (llm.stats.router_errors, llm.stats.fallbacks) == (1, 1)
+
+
+def test_a_failing_small_model_falls_back_to_the_large_one(
+    large: StandInChatModel, planted_router: Any
+) -> None:
+    small = StandInChatModel(model="small-model", error=TimeoutError("read timed out"))
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.0)
+    strict = ChatHybrid(
+        small=small, large=large, router=planted_router, threshold=0.0, fallback_to_large=False
+    )
+
+    answer = llm.invoke(EASY)
+
+    routing = answer.response_metadata["routing"]
+    assert answer.content == f"large-model answers: {EASY}"
+    assert (routing["model"], routing["model_name"], routing["fallback"]) == (
+        "large",
+        "large-model",
+        True,
+    )
+    assert routing["reason"].startswith("small model failed (TimeoutError: read timed out)")
+    assert routing["score"] is not None
+    assert (llm.stats.small, llm.stats.large, llm.stats.fallbacks) == (0, 1, 1)
+    with pytest.raises(TimeoutError, match="read timed out"):
+        strict.invoke(EASY)
+
+
+def test_errors_of_the_large_model_surface_unchanged(planted_router: Any) -> None:
+    down = ValueError("large model is down")
+    small = StandInChatModel(model="small-model", error=RuntimeError("small failed"))
+    large = StandInChatModel(model="large-model", error=down)
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.0)
+
+    with pytest.raises(ValueError) as raised:
+        llm.invoke(EASY)
+
+    assert raised.value is down
+    assert raised.value.__context__ is None
+    assert llm.stats.calls == 0
+
+
+def test_messages_without_text_are_routed_on_what_text_there_is(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
+    image_only = HumanMessage(
+        content=[{"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}]
+    )
+    tool_only = [ToolMessage(content='{"result": 3}', tool_call_id="call_1")]
+
+    image_routing = llm.invoke([image_only]).response_metadata["routing"]
+    llm.invoke(tool_only)
+
+    assert (image_routing["model"], image_routing["score"]) == ("large", None)
+    assert "empty text" in image_routing["reason"]
+    assert [text for text, _ in spy.routed] == ["", 'tool: {"result": 3}']
+
+
+def test_a_huge_conversation_is_routed_on_a_bounded_text(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    history = [HumanMessage(f"turn {i} " * 50) if i % 2 else AIMessage("ok") for i in range(4000)]
+    huge = [*history, HumanMessage("x" * 1_000_000 + " What is 2 + 2?")]
+    llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
+    whole = ChatHybrid(
+        small=small, large=large, router=spy, threshold=0.0, routed_text="conversation"
+    )
+
+    llm.invoke(huge)
+    whole.invoke(huge)
+
+    last_user, conversation = (text for text, _ in spy.routed)
+    assert len(last_user) <= DEFAULT_MAX_CHARS and last_user.endswith("What is 2 + 2?")
+    assert len(conversation) <= DEFAULT_MAX_CHARS and conversation.startswith(
+        "assistant: ok\nuser: turn 1"
+    )
+
+
+def test_conversation_mode_routes_every_turn(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(
+        small=small, large=large, router=spy, threshold=0.0, routed_text="conversation"
+    )
+    messages = [
+        SystemMessage("Be brief."),
+        HumanMessage("Hi"),
+        AIMessage("Hello!"),
+        HumanMessage(EASY),
+    ]
+
+    llm.invoke(messages)
+
+    assert spy.routed[0][0] == f"system: Be brief.\nuser: Hi\nassistant: Hello!\nuser: {EASY}"
+
+
+def test_sticky_conversations_stay_on_the_large_model(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    sticky = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5, sticky=True)
+    free = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5)
+    first = [HumanMessage(HARD)]
+    second = [*first, AIMessage("Here is the memo."), HumanMessage(EASY)]
+    other = [HumanMessage("A different opening"), AIMessage("Sure."), HumanMessage(EASY)]
+
+    assert sticky.invoke(first).response_metadata["routing"]["model"] == "large"
+    later = sticky.invoke(second).response_metadata["routing"]
+    assert (later["model"], later["score"]) == ("large", None)
+    assert later["reason"].startswith("sticky")
+    assert sticky.invoke(other).response_metadata["routing"]["model"] == "small"
+    assert free.invoke(second).response_metadata["routing"]["model"] == "small"
+
+
+def test_sticky_conversations_can_be_named_by_thread_id(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5, sticky=True)
+    thread = {"configurable": {"thread_id": "thread-7"}}
+
+    llm.invoke(HARD, config=thread)
+    in_thread = llm.invoke(EASY, config=thread).response_metadata["routing"]
+    elsewhere = llm.invoke(EASY, config={"configurable": {"thread_id": "thread-8"}})
+
+    assert in_thread["model"] == "large" and in_thread["reason"].startswith("sticky")
+    assert elsewhere.response_metadata["routing"]["model"] == "small"
+
+
+def test_stats_count_calls_and_estimate_the_savings(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    prices = {
+        "small": ModelPrices(1.0, 2.0),
+        "large": {"input_per_million": 10.0, "output_per_million": 20.0},
+    }
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5, prices=prices)
+
+    llm.invoke(EASY)
+    llm.invoke("Hi, " + HARD)
+
+    stats = llm.stats
+    # EASY: 5 prompt words; "small-model answers: What is 2 + 2?" is 7 words.
+    small_cost = (5 * 1.0 + 7 * 2.0) / 1e6
+    small_as_large = (5 * 10.0 + 7 * 20.0) / 1e6
+    hard_in = len(("Hi, " + HARD).split())
+    hard_cost = (hard_in * 10.0 + (hard_in + 2) * 20.0) / 1e6
+    assert (stats.calls, stats.small, stats.large, stats.fallbacks) == (2, 1, 1, 0)
+    assert stats.input_tokens == {"small": 5, "large": hard_in}
+    assert stats.output_tokens == {"small": 7, "large": hard_in + 2}
+    assert stats.cost == pytest.approx(small_cost + hard_cost)
+    assert stats.cost_saved == pytest.approx(small_as_large - small_cost)
+    assert stats.small_share == 0.5
+    assert ChatHybrid(small=small, large=large, router=planted_router).stats.cost_saved is None
+
+
+def test_the_configuration_is_json_ready_and_keys_the_cache(
+    small: StandInChatModel, large: StandInChatModel, tmp_path: Any
+) -> None:
+    cache = InMemoryCache()
+    folder = str(tmp_path / "router")
+    llm = ChatHybrid(small=small, large=large, router=folder, large_share=0.2, cache=cache)
+    other = ChatHybrid(small=small, large=large, router=folder, large_share=0.3, cache=cache)
+
+    config = json.loads(json.dumps(llm.asdict()))
+
+    assert config == {
+        "_type": "hybrid-chat",
+        "small": {"model": "small-model", "_type": "stand-in-chat"},
+        "large": {"model": "large-model", "_type": "stand-in-chat"},
+        "router": folder,
+        "large_share": 0.2,
+        "fallback_to_large": True,
+        "routed_text": "last_user",
+        "sticky": False,
+    }
+    assert llm._get_llm_string() != other._get_llm_string()
+    assert llm._get_ls_params() == {
+        "ls_provider": "hybrid",
+        "ls_model_name": "hybrid(small=small-model, large=large-model)",
+        "ls_model_type": "chat",
+    }
+
+
+def test_construction_checks_its_arguments(
+    small: StandInChatModel, large: StandInChatModel
+) -> None:
+    with pytest.warns(UserWarning, match="ChatHybrid ignores temperature"):
+        ChatHybrid(small=small, large=large, temperature=0.0)
+    with pytest.raises(ValidationError, match="router must be"):
+        ChatHybrid(small=small, large=large, router=42)
+    with pytest.raises(ValidationError, match="'small' and 'large'"):
+        ChatHybrid(small=small, large=large, prices={"small": ModelPrices(1.0, 1.0)})
