@@ -13,7 +13,8 @@ distinct short queries (after ``--warmup`` calls) it times:
   thread that keeps the event loop free while the router scores).
 
 Prints a markdown table and writes ``benchmarks/results/hybrid_llm_overhead.json``. Other
-processes on the machine skew the numbers: the load average at start is recorded.
+processes on the machine skew the numbers: the load average at start is recorded (and
+``OMP_NUM_THREADS``: on a busy machine one BLAS thread keeps the router's time steadier).
 
 Run: ``python benchmarks/hybrid_llm_overhead.py [--router default] [--repeats 200]``
 """
@@ -127,6 +128,7 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "load_average_at_start": round(load, 2),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "repeats": args.repeats,
         "warmup": args.warmup,
         **result,

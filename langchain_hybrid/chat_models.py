@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import warnings
@@ -61,9 +62,11 @@ class ChatHybrid(BaseChatModel):
     A router reads the query and predicts p, the probability that the small model's answer
     is as good as the large model's; ``p >= threshold`` goes to the small model. Everything
     else is the chosen model's own behaviour: tokens, tool calls, usage and response metadata
-    pass through, and the inner call is a child run of this one in traces (invoke, batch and
-    their async forms; langchain-core calls ``_stream`` without a run manager, so a streamed
-    inner call is traced as part of this run).
+    pass through. In traces the chosen model's call is a child run of this one, tagged
+    ``hybrid:small`` or ``hybrid:large``, wherever langchain-core gives ChatHybrid a run
+    manager (``invoke``, ``batch``, their async forms, ``stream_events(version="v3")``);
+    ``stream``/``astream`` (and ``streaming=True``) run ``_stream`` without one, so there the
+    tokens and the routing metadata show on this run only.
 
     Setup:
         Install the package with its LangChain extra, and the provider packages of the two
@@ -219,9 +222,10 @@ class ChatHybrid(BaseChatModel):
     """Raw threshold on the router's score; a score at or above it goes small."""
 
     fallback_to_large: bool = True
-    """Answer with the large model when the small model raises (timeouts included).
+    """Answer with the large model when the small model raises (or times out).
 
-    Errors of the large model are raised unchanged.
+    Set timeouts on the small model itself (``ChatOpenAI(timeout=10)``): its timeout error
+    triggers the fallback. Errors of the large model are raised unchanged.
     """
 
     routed_text: RoutedTextMode = "last_user"
@@ -240,6 +244,7 @@ class ChatHybrid(BaseChatModel):
     """Whether ``invoke`` streams from the chosen model (tokens reach callback handlers)."""
 
     _service: RoutingService = PrivateAttr()
+    _labels: dict[ModelChoice, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -289,7 +294,7 @@ class ChatHybrid(BaseChatModel):
     @property
     def model_name(self) -> str:
         """A name for the pair, such as ``hybrid(small=gpt-4o-mini, large=gpt-4o)``."""
-        return f"hybrid(small={_model_label(self.small)}, large={_model_label(self.large)})"
+        return f"hybrid(small={self._label('small')}, large={self._label('large')})"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
@@ -532,14 +537,23 @@ class ChatHybrid(BaseChatModel):
         if not _takes_structured_output(self.large):
             raise NotImplementedError(_needs_large("structured output", self.large))
         large = self.large.with_structured_output(schema, include_raw=True, **kwargs)
-        small = (
-            self.small.with_structured_output(schema, include_raw=True, **kwargs)
-            if _takes_structured_output(self.small)
-            else None
-        )
+        small = None
+        if _takes_structured_output(self.small):
+            # The large model accepted these arguments; if the small one refuses them, it
+            # cannot take this schema or method, and such calls go large.
+            with contextlib.suppress(NotImplementedError, ValueError):
+                small = self.small.with_structured_output(schema, include_raw=True, **kwargs)
+        options: dict[str, Any] = {
+            "small": small,
+            "large": large,
+            "include_raw": include_raw,
+            "force_large": (
+                None if small is not None else _only_large("structured output", self.small)
+            ),
+        }
         return RunnableLambda(
-            partial(self._structured, small=small, large=large, include_raw=include_raw),
-            afunc=partial(self._astructured, small=small, large=large, include_raw=include_raw),
+            partial(self._structured, **options),
+            afunc=partial(self._astructured, **options),
             name="ChatHybrid",
         )
 
@@ -609,21 +623,25 @@ class ChatHybrid(BaseChatModel):
         plan = self._plan(messages, kwargs)
         callbacks = _child_callbacks(run_manager)
         stop = stop if stop is not None else self.stop
+
+        def open_stream(choice: ModelChoice) -> Iterator[BaseMessage]:
+            model = plan.target(self._model(choice))
+            config = _child_config(callbacks, choice)
+            return iter(model.stream(messages, config, stop=stop, **plan.kwargs))
+
         choice = plan.routed.model
-        chunks = plan.target(self._model(choice)).stream(
-            messages, _child_config(callbacks, choice), stop=stop, **plan.kwargs
-        )
         failure: Exception | None = None
         if choice == "small" and self.fallback_to_large:
             try:
+                chunks = open_stream("small")
                 first = next(chunks, None)
             except Exception as error:
                 failure, choice = error, "large"
-                chunks = plan.target(self.large).stream(
-                    messages, _child_config(callbacks, "large"), stop=stop, **plan.kwargs
-                )
+                chunks = open_stream("large")
             else:
                 chunks = itertools.chain(() if first is None else (first,), chunks)
+        else:
+            chunks = open_stream(choice)
         tally = _StreamTally()
         for chunk in chunks:
             yield ChatGenerationChunk(message=tally.add(chunk))
@@ -639,21 +657,25 @@ class ChatHybrid(BaseChatModel):
         plan = await run_in_executor(None, self._plan, messages, kwargs)
         callbacks = _child_callbacks(run_manager)
         stop = stop if stop is not None else self.stop
+
+        def open_stream(choice: ModelChoice) -> AsyncIterator[BaseMessage]:
+            model = plan.target(self._model(choice))
+            config = _child_config(callbacks, choice)
+            return aiter(model.astream(messages, config, stop=stop, **plan.kwargs))
+
         choice = plan.routed.model
-        chunks = plan.target(self._model(choice)).astream(
-            messages, _child_config(callbacks, choice), stop=stop, **plan.kwargs
-        )
         failure: Exception | None = None
         if choice == "small" and self.fallback_to_large:
             try:
+                chunks = open_stream("small")
                 first = await anext(chunks, None)
             except Exception as error:
                 failure, choice = error, "large"
-                chunks = plan.target(self.large).astream(
-                    messages, _child_config(callbacks, "large"), stop=stop, **plan.kwargs
-                )
+                chunks = open_stream("large")
             else:
                 chunks = _aprepend(first, chunks)
+        else:
+            chunks = open_stream(choice)
         tally = _StreamTally()
         async for chunk in chunks:
             yield ChatGenerationChunk(message=tally.add(chunk))
@@ -667,11 +689,10 @@ class ChatHybrid(BaseChatModel):
         small: Runnable[LanguageModelInput, Any] | None,
         large: Runnable[LanguageModelInput, Any],
         include_raw: bool,
+        force_large: str | None,
     ) -> Any:
         messages = self._convert_input(model_input).to_messages()
-        plan = self._plan(
-            messages, self._routing_kwargs(config, {}), force_large=_structured_force(small)
-        )
+        plan = self._plan(messages, self._routing_kwargs(config, {}), force_large)
         failure: Exception | None = None
         if small is not None and plan.routed.model == "small":
             try:
@@ -695,13 +716,11 @@ class ChatHybrid(BaseChatModel):
         small: Runnable[LanguageModelInput, Any] | None,
         large: Runnable[LanguageModelInput, Any],
         include_raw: bool,
+        force_large: str | None,
     ) -> Any:
         messages = self._convert_input(model_input).to_messages()
         plan = await run_in_executor(
-            None,
-            partial(self._plan, force_large=_structured_force(small)),
-            messages,
-            self._routing_kwargs(config, {}),
+            None, self._plan, messages, self._routing_kwargs(config, {}), force_large
         )
         failure: Exception | None = None
         if small is not None and plan.routed.model == "small":
@@ -750,6 +769,21 @@ class ChatHybrid(BaseChatModel):
     def _model(self, choice: ModelChoice) -> BaseChatModel:
         return self.small if choice == "small" else self.large
 
+    def _label(self, choice: ModelChoice) -> str:
+        """The inner model's configured name (its tracing name, else its type)."""
+        label = self._labels.get(choice)
+        if label is None:
+            model = self._model(choice)
+            name = model._get_ls_params().get("ls_model_name")
+            label = name if isinstance(name, str) and name else model._llm_type
+            self._labels[choice] = label
+        return label
+
+    def _answer_name(self, message: BaseMessage, choice: ModelChoice) -> str:
+        """The name the answer reports (``response_metadata["model_name"]``), else the label."""
+        name = message.response_metadata.get("model_name")
+        return name if isinstance(name, str) and name else self._label(choice)
+
     def _record(
         self,
         plan: _Plan,
@@ -784,7 +818,7 @@ class ChatHybrid(BaseChatModel):
         record = self._record(
             plan,
             choice,
-            _answer_name(message, self._model(choice)),
+            self._answer_name(message, choice),
             failure,
             getattr(message, "usage_metadata", None),
         )
@@ -798,7 +832,7 @@ class ChatHybrid(BaseChatModel):
         failure: Exception | None,
     ) -> ChatGenerationChunk:
         usage = {"input_tokens": tally.input_tokens, "output_tokens": tally.output_tokens}
-        name = tally.model_name or _model_label(self._model(choice))
+        name = tally.model_name or self._label(choice)
         record = self._record(plan, choice, name, failure, usage)
         return ChatGenerationChunk(
             message=AIMessageChunk(
@@ -817,9 +851,12 @@ class ChatHybrid(BaseChatModel):
         include_raw: bool,
     ) -> Any:
         raw = result["raw"]
-        model = self._model(choice)
         record = self._record(
-            plan, choice, _answer_name(raw, model), failure, getattr(raw, "usage_metadata", None)
+            plan,
+            choice,
+            self._answer_name(raw, choice),
+            failure,
+            getattr(raw, "usage_metadata", None),
         )
         if include_raw:
             return {**result, "raw": _with_routing(raw, record)}
@@ -924,16 +961,6 @@ def _with_routing(message: BaseMessage, record: RoutingRecord) -> BaseMessage:
     return message.model_copy(update={"response_metadata": metadata})
 
 
-def _model_label(model: BaseChatModel) -> str:
-    name = model._get_ls_params().get("ls_model_name")
-    return name if isinstance(name, str) and name else model._llm_type
-
-
-def _answer_name(message: BaseMessage, model: BaseChatModel) -> str:
-    name = message.response_metadata.get("model_name")
-    return name if isinstance(name, str) and name else _model_label(model)
-
-
 def _takes_tools(model: BaseChatModel) -> bool:
     return type(model).bind_tools is not BaseChatModel.bind_tools
 
@@ -952,10 +979,6 @@ def _needs_large(feature: str, large: BaseChatModel) -> str:
         f"ChatHybrid needs the large model to support {feature}, because any call may be "
         f"routed to it; {type(large).__name__} does not"
     )
-
-
-def _structured_force(small: Runnable[LanguageModelInput, Any] | None) -> str | None:
-    return None if small is not None else "only the large model supports structured output"
 
 
 def _raise_if_unparsed(result: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Generator,
     Iterator,
     Mapping,
     Sequence,
@@ -43,7 +44,7 @@ from llamaindex_hybrid.questions import (
     recall_question,
     remember_question,
 )
-from shared_router.errors import KnobError, RoutingError
+from shared_router.errors import EmptyInputError, KnobError, RoutingError
 from shared_router.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
 from shared_router.text import RoutedTextMode, routing_text
 from shared_router.types import ModelChoice, QualityKnobs, RoutingRecord
@@ -204,7 +205,7 @@ class HybridLLM(FunctionCallingLLM):
         question_variables: Sequence[str] = DEFAULT_QUESTION_VARIABLES,
         **kwargs: Any,
     ) -> None:
-        QualityKnobs(max_quality_drop, large_share, threshold)
+        QualityKnobs(max_quality_drop, large_share, threshold)  # a KnobError here, not pydantic's
         service = RoutingService(router, sticky=sticky, prices=prices)
         super().__init__(
             small=small,
@@ -297,7 +298,7 @@ class HybridLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], tools: _ToolRequest | None
     ) -> _RoutingInput:
         if not messages:
-            raise RoutingError(
+            raise EmptyInputError(
                 "HybridLLM got no messages; pass at least one ChatMessage with the query"
             )
         turns = [(m.role.value, m.content or "") for m in messages]
@@ -311,7 +312,9 @@ class HybridLLM(FunctionCallingLLM):
 
     def _prompt_routing(self, prompt: str) -> _RoutingInput:
         if not prompt.strip():
-            raise RoutingError(f"HybridLLM got an empty prompt ({prompt!r}); pass the query text")
+            raise EmptyInputError(
+                f"HybridLLM got an empty prompt ({prompt!r}); pass the query text"
+            )
         question = recall_question(prompt)
         return _RoutingInput(routing_text([("user", question or prompt)]))
 
@@ -371,7 +374,9 @@ class HybridLLM(FunctionCallingLLM):
                 raise
             error, answered_by = failure, "large"
             response = invoke(self.large)
-        return self._tagged(response, self._record(routed, answered_by, error))
+        record = self._record(routed, answered_by, error)
+        self._account(record, response)
+        return _with_routing(response, record.as_dict())
 
     async def _acall(self, routed: Routed, invoke: Callable[[LLM], Awaitable[_R]]) -> _R:
         error: Exception | None = None
@@ -383,9 +388,13 @@ class HybridLLM(FunctionCallingLLM):
                 raise
             error, answered_by = failure, "large"
             response = await invoke(self.large)
-        return self._tagged(response, self._record(routed, answered_by, error))
+        record = self._record(routed, answered_by, error)
+        self._account(record, response)
+        return _with_routing(response, record.as_dict())
 
-    def _stream(self, routed: Routed, open_stream: Callable[[LLM], Iterator[_R]]) -> Iterator[_R]:
+    def _stream(
+        self, routed: Routed, open_stream: Callable[[LLM], Iterator[_R]]
+    ) -> Generator[_R, None, None]:
         error: Exception | None = None
         answered_by = routed.model
         try:
@@ -398,10 +407,13 @@ class HybridLLM(FunctionCallingLLM):
             chunks = iter(open_stream(self.large))
             first = next(chunks, None)
         record = self._record(routed, answered_by, error)
+        routing = record.as_dict()
         last = None
         if first is not None:
-            for chunk in _chain_first(first, chunks):
-                last = self._tagged(chunk, record, account=False)
+            last = _with_routing(first, routing)
+            yield last
+            for chunk in chunks:
+                last = _with_routing(chunk, routing)
                 yield last
         self._account(record, last)
 
@@ -420,20 +432,15 @@ class HybridLLM(FunctionCallingLLM):
             chunks = await open_stream(self.large)
             first = await anext(chunks, None)
         record = self._record(routed, answered_by, error)
+        routing = record.as_dict()
         last = None
         if first is not None:
-            last = self._tagged(first, record, account=False)
+            last = _with_routing(first, routing)
             yield last
             async for chunk in chunks:
-                last = self._tagged(chunk, record, account=False)
+                last = _with_routing(chunk, routing)
                 yield last
         self._account(record, last)
-
-    def _tagged(self, response: _R, record: RoutingRecord, *, account: bool = True) -> _R:
-        response.additional_kwargs = {**response.additional_kwargs, "routing": record.as_dict()}
-        if account:
-            self._account(record, response)
-        return response
 
     def _account(
         self, record: RoutingRecord, response: ChatResponse | CompletionResponse | None
@@ -469,14 +476,20 @@ class HybridLLM(FunctionCallingLLM):
         """Answer a chat with the model the router picks for it."""
         tools = kwargs.pop(_TOOLS_KWARG, None)
         routed = self._decide(self._chat_routing(messages, tools))
-        return self._call(routed, self._chat_invoker("chat", messages, tools, kwargs))
+        response: ChatResponse = self._call(
+            routed, self._chat_invoker("chat", messages, tools, kwargs)
+        )
+        return response
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat answer from the model the router picks for it."""
         tools = kwargs.pop(_TOOLS_KWARG, None)
         routed = self._decide(self._chat_routing(messages, tools))
-        return self._stream(routed, self._chat_invoker("stream_chat", messages, tools, kwargs))
+        chunks: ChatResponseGen = self._stream(
+            routed, self._chat_invoker("stream_chat", messages, tools, kwargs)
+        )
+        return chunks
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
@@ -600,9 +613,11 @@ def _conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
     return None
 
 
-def _chain_first(first: _R, rest: Iterator[_R]) -> Iterator[_R]:
-    yield first
-    yield from rest
+def _with_routing(response: _R, routing: dict[str, Any]) -> _R:
+    """A copy of ``response`` carrying the record; the inner model's own response is untouched."""
+    return response.model_copy(
+        update={"additional_kwargs": {**response.additional_kwargs, "routing": routing}}
+    )
 
 
 def _usage(response: ChatResponse | CompletionResponse) -> tuple[int | None, int | None]:

@@ -46,7 +46,7 @@ _LAST_FORMATTED: ContextVar[_Remembered | None] = ContextVar(
 )
 
 
-def template_question(
+def _template_question(
     prompt: BasePromptTemplate, prompt_args: Mapping[str, Any], variables: Sequence[str]
 ) -> str | None:
     """Return the question a template is being formatted with, if it has one.
@@ -82,7 +82,7 @@ def remember_question(
         formatted: The formatted messages or text.
         variables: Candidate question variables, in order of preference.
     """
-    question = template_question(prompt, prompt_args, variables)
+    question = _template_question(prompt, prompt_args, variables)
     if question is not None:
         key = formatted if isinstance(formatted, str) else tuple(formatted)
         _LAST_FORMATTED.set(_Remembered(key, question))

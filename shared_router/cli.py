@@ -12,11 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 import typer
 
 from shared_router.errors import HybridLLMError
+
+if TYPE_CHECKING:
+    from shared_router.encoder import EmbeddingCache
 
 __all__ = ["app", "main"]
 
@@ -92,6 +95,17 @@ DEMO_LEVELS: tuple[tuple[str, float], ...] = (
 )
 
 RouterOption = typer.Option("default", "--router", "-r", help="'default' or a router folder.")
+CacheOption = typer.Option(
+    True,
+    "--cache/--no-cache",
+    help="Cache embeddings on disk ($HYBRID_LLM_CACHE or ~/.cache/hybrid-llm).",
+)
+
+
+def _cache(enabled: bool) -> EmbeddingCache | None:
+    from shared_router.encoder import EmbeddingCache
+
+    return EmbeddingCache() if enabled else None
 
 
 def _knob_args(
@@ -160,6 +174,7 @@ def score(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the scored JSONL."),
     router: str = RouterOption,
     query_field: str = typer.Option("query", help="The field holding the text."),
+    cache: bool = CacheOption,
 ) -> None:
     """Write each input line back with a "score" field: p(small is good enough)."""
     import json
@@ -175,7 +190,7 @@ def score(
         rows.append(row)
     if not rows:
         raise DataError("no rows to score", path=str(input_path))
-    scores = Router.load(router).score([row[query_field] for row in rows])
+    scores = Router.load(router, cache=_cache(cache)).score([row[query_field] for row in rows])
     with _atomic_writer(output) as out:
         for row, value in zip(rows, scores, strict=True):
             out.write(json.dumps({**row, "score": round(float(value), 6)}) + "\n")
@@ -196,16 +211,18 @@ def train(
     score_field: str = typer.Option("score", help="Per-model quality field."),
     fine_tune: bool = typer.Option(False, help="Fine-tune the encoder too (slow on CPU)."),
     name: str | None = typer.Option(None, help="The router's name."),
+    cache: bool = CacheOption,
 ) -> None:
     """Train a router on split 'train', early-stop and calibrate on 'val'."""
     from shared_router.data import load_pair
+    from shared_router.encoder import Encoder
     from shared_router.router import Router, train_router
 
     if labels not in ("det", "prob", "trans"):
         fail(f"--labels must be det, prob or trans, got {labels!r}")
     pair = load_pair(data, small, large, score_field=score_field)
     model = Router(
-        encoder,
+        Encoder(encoder, cache=_cache(cache)),
         hidden_sizes=_parse_hidden(hidden),
         epochs=epochs,
         seed=seed,
@@ -226,6 +243,7 @@ def calibrate(
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the router."),
     split: str | None = typer.Option(None, help="Use only this split (default: every row)."),
     score_field: str = typer.Option("score", help="Per-model quality field."),
+    cache: bool = CacheOption,
 ) -> None:
     """Recalibrate an existing router on your own labelled data, without retraining."""
     from shared_router.data import load_pair
@@ -233,7 +251,7 @@ def calibrate(
 
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split is not None else pair
-    loaded = Router.load(router)
+    loaded = Router.load(router, cache=_cache(cache))
     loaded.calibrate(list(rows.queries), rows.small_scores, rows.large_scores)
     loaded.save(output)
     typer.echo(f"calibrated on {len(rows)} rows -> {output}")
@@ -250,6 +268,7 @@ def evaluate(
     plot: Path | None = typer.Option(None, help="Write a PNG plot here."),
     markdown: Path | None = typer.Option(None, help="Write a markdown report here."),
     score_field: str = typer.Option("score", help="Per-model quality field."),
+    cache: bool = CacheOption,
 ) -> None:
     """Evaluate a router beside random, oracle and the length heuristic."""
     from shared_router.data import load_pair
@@ -258,7 +277,7 @@ def evaluate(
 
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split else pair
-    loaded = Router.load(router)
+    loaded = Router.load(router, cache=_cache(cache))
     scores = loaded.score(list(rows.queries))
     report = evaluate_scores(
         {loaded.name: scores}, rows.small_scores, rows.large_scores, queries=list(rows.queries)

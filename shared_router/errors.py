@@ -12,6 +12,7 @@ __all__ = [
     "ArtifactError",
     "CalibrationError",
     "DataError",
+    "EmptyInputError",
     "EncoderError",
     "HybridLLMError",
     "KnobError",
@@ -80,6 +81,10 @@ class TrainingError(HybridLLMError, ValueError):
 
 class CalibrationError(HybridLLMError, ValueError):
     """A calibration table could not be built or cannot answer the request."""
+
+
+class EmptyInputError(HybridLLMError, ValueError):
+    """A call carried nothing to answer (no messages, or an empty prompt)."""
 
 
 class RoutingError(HybridLLMError):

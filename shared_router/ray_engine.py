@@ -7,8 +7,9 @@ picklable factory, so the output is the same as the local engine's; a killed dri
 most the batches in flight.
 
 Needs ``pip install 'hybrid-llm[ray]'``. With no address and no running Ray, a local Ray
-instance is started on the loopback interface for the run and stopped after it; its workers
-see this process's import path, so ``module:callable`` SPECs resolve there too.
+instance is started for the run (Ray's defaults, no dashboard) and stopped after it; its
+workers see this process's import path, so ``module:callable`` SPECs resolve there too. To
+run on a cluster, pass its address or call ``ray.init(...)`` yourself first.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def run_on_ray(
         batches: The work.
         on_records: Called in this process with each finished batch's records.
         address: A Ray cluster address (``"auto"``, ``"ray://host:10001"``); None reuses a
-            running Ray or starts a local one on 127.0.0.1.
+            running Ray or starts a local one.
         workers: Actors to start; None starts one per CPU Ray offers (at most one per batch).
         cpus_per_worker: CPUs Ray reserves for each actor.
 
@@ -112,7 +113,6 @@ def _start_ray(ray: Any, address: str | None) -> None:
     ray.init(
         include_dashboard=False,
         logging_level=logging.WARNING,
-        _node_ip_address="127.0.0.1",
         runtime_env={
             "env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if os.path.isdir(p))}
         },

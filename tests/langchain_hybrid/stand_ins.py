@@ -240,7 +240,6 @@ class SpyRouter:
         self.router = router
         self.error = error
         self.name = f"spy:{router.name}"
-        self.calibration_ = router.calibration_
         self.routed: list[tuple[str, dict[str, float]]] = []
         self._lock = threading.Lock()
 

@@ -10,6 +10,7 @@ import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableParallel
 from langchain_core.tools import tool
 
 from langchain_hybrid import ChatHybrid
@@ -75,6 +76,17 @@ def test_chains_sharing_one_model_keep_their_own_level(
         "small-model",
         "large-model",
     ]
+
+
+def test_a_chain_of_two_hybrid_models_lists_each_knob_once(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any
+) -> None:
+    fast = ChatHybrid(small=small, large=large, router=planted_router, large_share=0.1)
+    careful = ChatHybrid(small=small, large=large, router=planted_router, max_quality_drop=0.0)
+
+    specs = RunnableParallel(fast=PROMPT | fast, careful=PROMPT | careful).config_specs
+
+    assert sorted(spec.id for spec in specs) == ["large_share", "max_quality_drop", "threshold"]
 
 
 async def test_200_concurrent_calls_are_each_routed_on_their_own_query(

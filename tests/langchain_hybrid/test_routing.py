@@ -126,6 +126,10 @@ def test_with_config_sets_the_level_of_one_chain_only(
     ]
     per_call_wins = careful.invoke(EASY, threshold=0.0).response_metadata["routing"]
     assert per_call_wins["model"] == "small"
+    by_share = ChatHybrid(small=small, large=large, router=spy, large_share=0.5)
+    by_threshold = by_share.with_config(configurable={"threshold": 1.0}).invoke(EASY)
+    assert by_threshold.response_metadata["routing"]["knob"] == "threshold"
+    assert spy.routed[-1] == (EASY, {"threshold": 1.0})
     assert {spec.id for spec in llm.config_specs} >= {
         "max_quality_drop",
         "large_share",
@@ -224,8 +228,8 @@ def test_messages_without_text_are_routed_on_what_text_there_is(
 def test_a_huge_conversation_is_routed_on_a_bounded_text(
     small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
 ) -> None:
-    history = [HumanMessage(f"turn {i} " * 50) if i % 2 else AIMessage("ok") for i in range(4000)]
-    huge = [*history, HumanMessage("x" * 1_000_000 + " What is 2 + 2?")]
+    history = [HumanMessage(f"turn {i} " * 50) if i % 2 else AIMessage("ok") for i in range(2000)]
+    huge = [*history, HumanMessage("x" * 200_000 + " What is 2 + 2?")]
     llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
     whole = ChatHybrid(
         small=small, large=large, router=spy, threshold=0.0, routed_text="conversation"

@@ -165,11 +165,14 @@ def test_the_inner_call_is_a_child_run_tagged_with_the_model(
     small: StandInChatModel, large: StandInChatModel, planted_router: Any
 ) -> None:
     llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5)
-    handler = _ChatStarts()
+    invoked, events = _ChatStarts(), _ChatStarts()
 
-    llm.invoke(HARD, config={"callbacks": [handler], "tags": ["my-chain"]})
+    llm.invoke(HARD, config={"callbacks": [invoked], "tags": ["my-chain"]})
+    list(llm.stream_events(EASY, version="v3", config={"callbacks": [events]}))
 
-    (outer, outer_parent, outer_tags), (inner, inner_parent, inner_tags) = handler.starts
+    (outer, outer_parent, outer_tags), (inner, inner_parent, inner_tags) = invoked.starts
     assert outer_parent is None and inner_parent == outer
     assert "my-chain" in outer_tags
     assert {"my-chain", "hybrid:large"} <= set(inner_tags)
+    (outer, _, _), (_, inner_parent, inner_tags) = events.starts
+    assert inner_parent == outer and "hybrid:small" in inner_tags

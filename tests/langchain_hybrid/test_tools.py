@@ -36,6 +36,17 @@ class _IgnoresTools(StandInChatModel):
         return self.bind()
 
 
+class _NoJsonSchema(StandInChatModel):
+    """Refuses ``method="json_schema"`` structured output, as some providers do."""
+
+    def with_structured_output(
+        self, schema: Any, *, include_raw: bool = False, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, Any]:
+        if kwargs.get("method") == "json_schema":
+            raise ValueError("json_schema is not supported")
+        return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+
+
 def _text_only(name: str) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=iter([AIMessage(f"{name} answers", name=name)] * 5))
 
@@ -139,5 +150,22 @@ async def test_structured_output_goes_large_when_only_the_large_model_supports_i
     assert isinstance(result["parsed"], Joke)
     assert (routing["model"], routing["reason"]) == (
         "large",
-        "only the large model supports structured output",
+        "only the large model supports structured output (GenericFakeChatModel does not)",
     )
+
+
+def test_structured_output_goes_large_when_the_small_model_refuses_the_method(
+    large: StandInChatModel, planted_router: Any
+) -> None:
+    small = _NoJsonSchema(model="small-model")
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.0)
+
+    native = llm.with_structured_output(Joke, method="json_schema", include_raw=True)
+    tools = llm.with_structured_output(Joke, method="function_calling", include_raw=True)
+
+    routing = native.invoke("Tell me a joke")["raw"].response_metadata["routing"]
+    assert (routing["model"], routing["reason"]) == (
+        "large",
+        "only the large model supports structured output (_NoJsonSchema does not)",
+    )
+    assert tools.invoke("Tell me a joke")["raw"].response_metadata["routing"]["model"] == "small"

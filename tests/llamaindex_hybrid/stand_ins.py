@@ -24,6 +24,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
+# Both are training queries of the `planted_router` fixture: EASY scores high, HARD low.
 EASY = "What is 2 + 3?"
 HARD = (
     "Draft a detailed legal memo analysing liability for a breach of a software licence under "

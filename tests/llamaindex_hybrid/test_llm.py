@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.instrumentation.events.llm import (
     LLMChatEndEvent,
@@ -18,7 +19,8 @@ from llama_index.core.instrumentation.events.llm import (
 )
 
 from llamaindex_hybrid import HybridLLM, ModelPrices
-from shared_router.errors import KnobError, RoutingError
+from llamaindex_hybrid.base import _usage
+from shared_router.errors import EmptyInputError, KnobError
 from shared_router.text import routing_text
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, StandInLLM
 
@@ -143,11 +145,11 @@ def test_two_knobs_or_a_bad_one_fail_clearly(small: StandInLLM, large: StandInLL
 
 
 async def test_empty_input_is_a_clear_error(hybrid: HybridLLM, small: StandInLLM) -> None:
-    with pytest.raises(RoutingError, match="no messages"):
+    with pytest.raises(EmptyInputError, match="no messages"):
         hybrid.chat([])
-    with pytest.raises(RoutingError, match="no messages"):
+    with pytest.raises(EmptyInputError, match="no messages"):
         await hybrid.achat([])
-    with pytest.raises(RoutingError, match="empty prompt"):
+    with pytest.raises(EmptyInputError, match="empty prompt"):
         hybrid.complete("   ")
     assert small.calls == []
 
@@ -372,10 +374,10 @@ async def test_callbacks_and_instrumentation_fire_once_per_call(
         )
         assert len(events.of(start, "HybridLLM")) == 1
         assert len(events.of(start, "StandInLLM")) == 1  # the inner model's own, nested call
-        ends = events.of(end)
-        assert len(ends) == 2
-        assert ends[-1].response is responses[-1]
-        assert ends[-1].response.additional_kwargs["routing"]["model"] == "small"
+        inner_end, hybrid_end = events.of(end)
+        assert hybrid_end.response is responses[-1]
+        assert hybrid_end.response.additional_kwargs["routing"]["model"] == "small"
+        assert "routing" not in inner_end.response.additional_kwargs  # its own, untouched
         events.events.clear()
 
 
@@ -393,3 +395,21 @@ async def test_200_concurrent_achat_calls_are_all_answered(
         r.message.content == f"[{m}] answered" for r, m in zip(responses, models, strict=True)
     )
     assert hybrid.stats.calls == 200
+
+
+@pytest.mark.parametrize(
+    ("additional_kwargs", "raw", "expected"),
+    [
+        ({"prompt_tokens": 12, "completion_tokens": 3}, None, (12, 3)),  # OpenAI
+        ({}, {"usage": {"prompt_tokens": 7, "completion_tokens": 2}}, (7, 2)),  # Ollama
+        ({}, SimpleNamespace(usage=SimpleNamespace(input_tokens=5, output_tokens=9)), (5, 9)),
+        ({}, {"content": "no usage"}, (None, None)),
+    ],
+    ids=["additional_kwargs", "raw-usage-dict", "raw-usage-object", "none"],
+)
+def test_token_usage_is_read_where_providers_report_it(
+    additional_kwargs: dict[str, Any], raw: Any, expected: tuple[int | None, int | None]
+) -> None:
+    response = ChatResponse(message=ChatMessage(content="x"), raw=raw)
+    response.additional_kwargs.update(additional_kwargs)
+    assert _usage(response) == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import RouterQueryEngine
@@ -48,12 +48,14 @@ def long_contract(embed_model: Any) -> VectorStoreIndex:
 
 
 def records(events: EventLog) -> list[dict[str, Any]]:
-    """The routing records of the HybridLLM calls seen by LlamaIndex instrumentation."""
-    seen: dict[int, dict[str, Any]] = {}
-    for event in events.of(LLMChatEndEvent) + events.of(LLMCompletionEndEvent):
-        if event.response is not None and "routing" in event.response.additional_kwargs:
-            seen[id(event.response)] = event.response.additional_kwargs["routing"]
-    return list(seen.values())
+    """The routing records of the HybridLLM answers seen by LlamaIndex instrumentation."""
+    return [
+        e.response.additional_kwargs["routing"]
+        for e in events.events
+        if isinstance(e, (LLMChatEndEvent, LLMCompletionEndEvent))
+        and e.response is not None
+        and "routing" in e.response.additional_kwargs
+    ]
 
 
 def pair(**kwargs: Any) -> tuple[StandInLLM, StandInLLM]:
@@ -229,3 +231,14 @@ def test_router_query_engine_with_hybrid_llm_as_selector(
     assert (selector["model"], answering["model"]) == ("small", "small")
     if not function_calling:  # the LLM selector formats a template: routed on query_str
         assert selector["score"] == pytest.approx(planted_router.score(EASY)[0])
+
+
+def test_settings_llm(contracts: VectorStoreIndex, planted_router: Any) -> None:
+    small, large = pair()
+    previous = Settings._llm
+    Settings.llm = HybridLLM(small, large, router=planted_router, threshold=0.5)
+    try:
+        assert str(contracts.as_query_engine().query(HARD)) == "[large] answered"
+    finally:
+        Settings._llm = previous
+    assert small.calls == [] and len(large.calls) == 1

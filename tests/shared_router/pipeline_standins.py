@@ -68,20 +68,25 @@ OPPOSITES = {
     "push": "pull",
 }
 _ARITHMETIC = re.compile(r"What is (\d+) (plus|times) (\d+)\?")
-_CAPITAL = re.compile(r"What is the capital of (\w+)\?")
-_OPPOSITE = re.compile(r"What is the opposite of '(\w+)'\?")
+_CAPITAL = re.compile(r"(?:What|Which city) is the capital of (\w+)\?")
+_OPPOSITE = re.compile(r"(?:What is|Name) the opposite of (?:the word )?'(\w+)'\??")
 
 
 def make_queries(count: int, *, offset: int = 0) -> list[dict[str, Any]]:
     """Alternate arithmetic and word questions, each with its reference answer.
+
+    Queries are distinct for ``count`` up to 160.
 
     Args:
         count: Queries to make.
         offset: Shifts the arithmetic operands, to make fresh queries.
     """
     rows: list[dict[str, Any]] = []
-    words = [(f"What is the capital of {c}?", a) for c, a in CAPITALS.items()] + [
-        (f"What is the opposite of '{w}'?", o) for w, o in OPPOSITES.items()
+    words = [
+        *((f"What is the capital of {c}?", a) for c, a in CAPITALS.items()),
+        *((f"What is the opposite of '{w}'?", o) for w, o in OPPOSITES.items()),
+        *((f"Which city is the capital of {c}?", a) for c, a in CAPITALS.items()),
+        *((f"Name the opposite of the word '{w}'", o) for w, o in OPPOSITES.items()),
     ]
     for i in range(count):
         if i % 2 == 0:
@@ -292,3 +297,4 @@ def length_metric(query: str, response: str, reference: str | None) -> float:
     if "big" in response:
         return 2.0
     return 1.0 if len(response.split()) <= 3 else 0.5
+
