@@ -4,16 +4,21 @@ Both inner models are instant stand-ins (langchain-core's ``FakeListChatModel`` 
 "ok"), so every measured microsecond is routing or adapter work. For each of ``--repeats``
 distinct short queries (after ``--warmup`` calls) it times:
 
-* ``direct``: ``small.invoke(messages)``, the call ChatHybrid delegates to;
+* ``direct``: ``small.invoke(messages)``, the call ChatHybrid delegates to, on warm caches;
+* ``direct_after_routing``: the same call made right after ``router.route(text)``, as a
+  hand-written "route, then call" would make it (the encoder's work leaves the CPU caches
+  cold, which alone costs the next LangChain call a few hundred microseconds);
 * ``hybrid``: ``ChatHybrid.invoke(messages)`` and ``await ChatHybrid.ainvoke(messages)``;
 * ``router``: the routing time of that same call, from its ``response_metadata["routing"]
   ["router_ms"]`` (the encoder runs each time: no embedding cache);
-* ``adapter``: hybrid minus direct minus router, per call: ChatHybrid's own chat-model run
-  (callbacks, LangChain's bookkeeping), message conversion, knob resolution, the child-run
-  callbacks, the routing record and stats (and for ``ainvoke`` the hop to a worker thread
-  that keeps the event loop free while the router scores).
+* ``adapter``: hybrid minus direct_after_routing minus router, per call: ChatHybrid's own
+  chat-model run (callbacks, LangChain's bookkeeping), message conversion, knob resolution,
+  the child-run callbacks, the routing record and stats (and for ``ainvoke`` the hop to a
+  worker thread that keeps the event loop free while the router scores).
 
-The goal is ``adapter`` under 500 us. Prints a markdown table and writes
+The goal is ``adapter`` under 500 us. The same timings are taken a second time with an
+instant stand-in router (a fixed decision, no encoder): there nothing cools the caches and
+``adapter`` is ChatHybrid's own cost alone. Prints markdown tables and writes
 ``benchmarks/results/chat_hybrid_overhead.json``. Other processes on the machine skew the
 numbers: the load average at start is recorded.
 
@@ -30,6 +35,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +44,19 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_hybrid import ChatHybrid
 from shared_router.router import Router
+from shared_router.types import QualityKnobs, RouteDecision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chat_hybrid_overhead.json"
+
+
+class InstantRouter:
+    """Stand-in router that answers at once with a fixed small decision (no encoder)."""
+
+    name = "instant-stand-in"
+    default_knobs = QualityKnobs(threshold=0.5)
+
+    def route(self, text: str, **knobs: float) -> RouteDecision:
+        return RouteDecision("small", 0.9, 0.5, "threshold", 0.5, "instant stand-in")
 
 
 def instant_model() -> FakeListChatModel:
@@ -67,11 +84,12 @@ def router_us(message: BaseMessage) -> float:
     return float(message.response_metadata["routing"]["router_ms"]) * 1000.0
 
 
-def measure(router_spec: str, repeats: int, warmup: int) -> dict[str, Any]:
-    router = Router.load(router_spec)
+def measure(router: Router | InstantRouter, repeats: int, warmup: int) -> dict[str, Any]:
     knobs = router.default_knobs.set_knobs()
     small = instant_model()
-    llm = ChatHybrid(small=small, large=instant_model(), router=router, **knobs)
+    llm = ChatHybrid.model_validate(
+        {"small": small, "large": instant_model(), "router": router, **knobs}
+    )
     texts = [f"What is {i} plus {2 * i + 1}?" for i in range(warmup + repeats)]
     batches: list[list[BaseMessage]] = [[HumanMessage(text)] for text in texts]
     for messages in batches[:warmup]:
@@ -80,18 +98,22 @@ def measure(router_spec: str, repeats: int, warmup: int) -> dict[str, Any]:
 
     samples: dict[str, list[float]] = {
         "direct": [],
+        "direct_after_routing": [],
         "router": [],
         "hybrid_invoke": [],
         "adapter_invoke": [],
     }
-    for messages in batches[warmup:]:
-        direct, _ = timed(lambda m=messages: small.invoke(m))
-        hybrid, answer = timed(lambda m=messages: llm.invoke(m))
+    for messages, text in zip(batches[warmup:], texts[warmup:], strict=True):
+        direct, _ = timed(partial(small.invoke, messages))
+        router.route(text, **knobs)
+        direct_after_routing, _ = timed(partial(small.invoke, messages))
+        hybrid, answer = timed(partial(llm.invoke, messages))
         routing = router_us(answer)
         samples["direct"].append(direct)
+        samples["direct_after_routing"].append(direct_after_routing)
         samples["router"].append(routing)
         samples["hybrid_invoke"].append(hybrid)
-        samples["adapter_invoke"].append(hybrid - direct - routing)
+        samples["adapter_invoke"].append(hybrid - direct_after_routing - routing)
 
     async def async_calls() -> list[tuple[float, float]]:
         out = []
@@ -105,7 +127,7 @@ def measure(router_spec: str, repeats: int, warmup: int) -> dict[str, Any]:
     samples["hybrid_ainvoke"] = [total for total, _ in timings]
     samples["adapter_ainvoke"] = [
         total - direct - routing
-        for (total, routing), direct in zip(timings, samples["direct"], strict=True)
+        for (total, routing), direct in zip(timings, samples["direct_after_routing"], strict=True)
     ]
     return {
         "router": router.name,
@@ -123,7 +145,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    result = measure(args.router, args.repeats, args.warmup)
+    runs = {
+        "router": measure(Router.load(args.router), args.repeats, args.warmup),
+        "instant_router": measure(InstantRouter(), args.repeats, args.warmup),
+    }
     report = {
         "benchmark": "chat_hybrid_overhead",
         "python": platform.python_version(),
@@ -132,15 +157,18 @@ def main() -> None:
         "load_average_at_start": round(load, 2),
         "repeats": args.repeats,
         "warmup": args.warmup,
-        **result,
+        **runs,
     }
-    print(f"router {result['router']!r}, {args.repeats} calls, load average {load:.2f}\n")
-    print("| what | p50 (us) | p90 (us) | p99 (us) | mean (us) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, row in result["timings"].items():
-        print(
-            f"| {name} | {row['p50_us']} | {row['p90_us']} | {row['p99_us']} | {row['mean_us']} |"
-        )
+    print(f"{args.repeats} calls per row, load average {load:.2f}")
+    for result in runs.values():
+        print(f"\nrouter {result['router']!r}\n")
+        print("| what | p50 (us) | p90 (us) | p99 (us) | mean (us) |")
+        print("|---|---:|---:|---:|---:|")
+        for name, row in result["timings"].items():
+            print(
+                f"| {name} | {row['p50_us']} | {row['p90_us']} | {row['p99_us']} "
+                f"| {row['mean_us']} |"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")

@@ -433,6 +433,18 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
     for key in ("quality_metric", "training_data_hash"):
         if config.get(key) is not None and not isinstance(config[key], str):
             problems.append(f"'{key}' must be a string or null")
+    training = config.get("training", {})
+    if not isinstance(training, dict):
+        problems.append("'training' must be an object")
+    else:
+        if training.get("head_type", "mlp") not in ("mlp", "logistic"):
+            problems.append(
+                f"'training.head_type' must be 'mlp' or 'logistic', got {training['head_type']!r}"
+            )
+        l2 = training.get("l2", 1.0)
+        values = l2 if isinstance(l2, list) else [l2]
+        if not values or not all(_is_number(v) and v > 0 for v in values):
+            problems.append("'training.l2' must be a positive number or a list of them")
     if problems:
         raise ArtifactError(f"{path}: invalid router config: " + "; ".join(problems))
 

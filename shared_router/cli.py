@@ -126,11 +126,12 @@ def demo(router: str = RouterOption) -> None:
 
     loaded = Router.load(router)
     scores = loaded.score(list(DEMO_QUERIES))
-    table = Table(title=f"hybrid-llm demo: router {loaded.name!r} (p = P[small is good enough])")
-    table.add_column("query", max_width=60)
-    table.add_column("p", justify="right")
+    table = Table(title=f"hybrid-llm demo: router {loaded.name!r}")
+    table.add_column("query", ratio=3)
+    table.add_column("p(small ok)", justify="right")
     for name, value in DEMO_LEVELS:
-        table.add_column(f"{name}={value:g}", justify="center")
+        label = f"drop<={value:.0%}" if name == "max_quality_drop" else f"large {value:.0%}"
+        table.add_column(label, justify="center")
     decisions = {
         level: loaded.route_batch(list(DEMO_QUERIES), **{level[0]: level[1]})
         for level in DEMO_LEVELS
@@ -138,7 +139,7 @@ def demo(router: str = RouterOption) -> None:
     for i, (query, score) in enumerate(zip(DEMO_QUERIES, scores, strict=True)):
         cells = [decisions[level][i].model for level in DEMO_LEVELS]
         table.add_row(query, f"{score:.3f}", *cells)
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     console.print(table)
     for level in DEMO_LEVELS:
         routed = decisions[level]
@@ -482,8 +483,8 @@ def judge(
         _interrupted("scores")
     typer.echo(
         f"judged {summary.responses} responses in {summary.rows} rows with {metric} -> "
-        f"{summary.output} ({summary.scored} scored now, {summary.skipped} from earlier runs, "
-        f"{summary.errors} without a score)"
+        f"{summary.output} (distinct responses: {summary.scored} scored now, {summary.skipped} "
+        f"from earlier runs, {summary.errors} without a score)"
     )
     if summary.errors:
         typer.echo(f"{summary.errors} responses have no score; rerun to retry them", err=True)
@@ -519,8 +520,10 @@ def build(
     ray_address: str | None = RayAddressOption,
     workers: int | None = WorkersOption,
     progress: bool = ProgressOption,
+    cache: bool = CacheOption,
 ) -> None:
     """Collect, judge, train, calibrate and evaluate a router for your model pair."""
+    from shared_router.encoder import Encoder
     from shared_router.metrics import MetricSpec
     from shared_router.pipeline import build as run_build
     from shared_router.router import Router
@@ -544,7 +547,7 @@ def build(
             metric=MetricSpec(metric, parse_settings(metric_arg, option="--metric-arg")),
             label_type=labels,  # type: ignore[arg-type]
             router=Router(
-                encoder,
+                Encoder(encoder, cache=_cache(cache)),
                 hidden_sizes=_parse_hidden(hidden),
                 epochs=epochs,
                 seed=seed,

@@ -10,7 +10,9 @@ rebuilds the output: a killed run loses at most its in-flight requests, and rows
 lost or duplicated.
 
 Output rows follow the data contract: the input row (query under ``query``, reference under
-``reference``, id under ``id``, every other field kept) plus, per model name::
+``reference``, id under ``id``, every other field kept; a row without ``split`` gets one
+from a hash of its id, :func:`split_for_id`, so that ``hybrid-llm train`` can use the file
+as it is) plus, per model name::
 
     "models": {NAME: {"spec": SPEC, "responses": [...], "response": first or null,
                       "latency_s": [...], "usage": [{"input_tokens", "output_tokens"}, ...],
@@ -51,6 +53,7 @@ __all__ = [
     "RequestRunner",
     "collect",
     "read_queries",
+    "split_for_id",
     "stable_id",
 ]
 
@@ -62,6 +65,16 @@ _Key = tuple[str, str, int, str]
 def stable_id(query: str) -> str:
     """A stable id for a query that has none: ``"q-"`` and 16 hex digits of its sha256."""
     return "q-" + _digest(query)
+
+
+SPLITS = (("train", 80), ("val", 90), ("test", 100))
+"""Split names with the cumulative share (in %) of the id-hash buckets they take."""
+
+
+def split_for_id(row_id: str) -> str:
+    """The split of a row by a hash of its id: 80% ``train``, 10% ``val``, 10% ``test``."""
+    bucket = int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return next(name for name, upper in SPLITS if bucket < upper)
 
 
 def _digest(text: str) -> str:
@@ -76,7 +89,8 @@ class QueryRow:
         id: The query id (as a string; the row keeps the original value).
         query: The prompt.
         row: The output row without collected results: ``id``, ``query``, ``reference``
-            (when present) and every other input field, including any ``models`` already there.
+            (when present), ``split`` and every other input field, including any ``models``
+            already there.
         line: The input line number.
     """
 
@@ -100,6 +114,7 @@ def read_queries(
         query_field: The field holding the prompt.
         reference_field: The field holding the reference answer, where there is one.
         id_field: The field holding the id; rows without one get :func:`stable_id`.
+            Rows without a ``split`` get :func:`split_for_id`.
 
     Returns:
         The queries in file order.
@@ -150,6 +165,13 @@ def read_queries(
                     line=line,
                 )
             row[name] = value
+        if not isinstance(row.get("models", {}), dict):
+            raise DataError(
+                f"'models' must be an object of model name -> result, got {row['models']!r:.60}",
+                path=str(path),
+                line=line,
+            )
+        row.setdefault("split", split_for_id(key))
         rows.append(QueryRow(id=key, query=query, row=row, line=line))
     if not rows:
         raise DataError("no queries in the file; give one JSON object per line", path=str(path))

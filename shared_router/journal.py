@@ -74,7 +74,7 @@ class Journal:
         try:
             self._open()
         except BaseException:
-            lock.release()
+            self.__exit__(None, None, None)
             raise
         return self
 

@@ -11,48 +11,31 @@
     curves.png            quality against cost advantage: router, baselines, oracle
 
 Every stage is resumable, so rerunning the same command after a crash (or after fixing a
-model's errors) redoes only what is missing. Rows without a ``split`` field get one from a
-hash of their id (80% train, 10% val, 10% test, :func:`split_for_id`); the router trains on
-train, early-stops and calibrates on val, and is evaluated on test only.
+model's errors) redoes only what is missing. Queries without a ``split`` field get one from a
+hash of their id (80% train, 10% val, 10% test,
+:func:`shared_router.collect.split_for_id`); the router trains on train, early-stops and
+calibrates on val, and is evaluated on test only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shared_router.collect import CollectSummary, collect
-from shared_router.data import PairData, load_pair
+from shared_router.collect import SPLITS, CollectSummary, collect
+from shared_router.data import load_pair
 from shared_router.errors import TrainingError
 from shared_router.judge import JudgeSummary, judge_file
 from shared_router.metrics import MetricSpec
 from shared_router.router import Router, train_router
 from shared_router.sources import RetryPolicy, SourceSpec
 
-__all__ = ["SPLITS", "BuildResult", "assign_splits", "build", "split_for_id"]
-
-SPLITS = (("train", 80), ("val", 90), ("test", 100))
-"""Split names with the cumulative share (in %) of the id-hash buckets they take."""
+__all__ = ["BuildResult", "build"]
 
 LabelKind = Literal["det", "prob", "trans"]
-
-
-def split_for_id(row_id: str) -> str:
-    """The split of a row by a hash of its id: 80% ``train``, 10% ``val``, 10% ``test``."""
-    bucket = int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 100
-    return next(name for name, upper in SPLITS if bucket < upper)
-
-
-def assign_splits(data: PairData) -> PairData:
-    """Give every row without a split the one :func:`split_for_id` picks; keep the others."""
-    splits = tuple(
-        s if s is not None else split_for_id(i) for i, s in zip(data.ids, data.splits, strict=True)
-    )
-    return replace(data, splits=splits)
 
 
 @dataclass(frozen=True)
@@ -166,7 +149,7 @@ def build(
         ray_address=ray_address,
         ray_workers=ray_workers,
     )
-    data = assign_splits(load_pair(data_path, small_name, large_name))
+    data = load_pair(data_path, small_name, large_name)
     sizes = {name: sum(s == name for s in data.splits) for name, _ in SPLITS}
     if min(sizes.values()) == 0:
         raise TrainingError(

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,10 +34,14 @@ from shared_router.errors import (
 )
 from shared_router.head import MLPHead
 from shared_router.labels import LabelKind, make_labels
-from shared_router.training import fine_tune_encoder, train_head
+from shared_router.training import DEFAULT_L2_GRID, fine_tune_encoder, fit_logistic, train_head
 from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
 
-__all__ = ["DEFAULT_ROUTER", "Router", "train_router"]
+__all__ = ["DEFAULT_ROUTER", "HeadType", "Router", "train_router"]
+
+HeadType = Literal["mlp", "logistic"]
+"""``"mlp"``: an MLP head trained with AdamW (torch); ``"logistic"``: an L2-regularised
+logistic regression fitted exactly in numpy, its L2 strength chosen on validation data."""
 
 DEFAULT_ROUTER = "default"
 """The name :meth:`Router.load` reads as the router bundled in ``shared_router/default/``."""
@@ -56,6 +60,12 @@ class Router:
     Args:
         encoder: An :class:`Encoder`, or a name/path for one (``"default"`` is the shipped
             all-MiniLM-L6-v2).
+        head_type: ``"mlp"`` trains the head with AdamW and early stopping (the settings
+            below); ``"logistic"`` fits an L2-regularised logistic regression exactly
+            (:func:`~shared_router.training.fit_logistic`, numpy only) and picks ``l2`` on the
+            validation data. ``"logistic"`` needs validation data when ``l2`` holds several
+            values and cannot be combined with ``fine_tune``.
+        l2: For ``head_type="logistic"``: one L2 strength, or several to choose from.
         hidden_sizes: Head hidden layer widths; ``()`` is a logistic regression.
         dropout: Head dropout while training.
         lr: Head learning rate (AdamW).
@@ -91,6 +101,8 @@ class Router:
         self,
         encoder: str | Path | Encoder = "default",
         *,
+        head_type: HeadType = "mlp",
+        l2: float | Sequence[float] = DEFAULT_L2_GRID,
         hidden_sizes: Sequence[int] = (256,),
         dropout: float = 0.1,
         lr: float = 1e-3,
@@ -108,6 +120,8 @@ class Router:
         default_knobs: QualityKnobs | None = None,
     ) -> None:
         self.encoder = encoder
+        self.head_type = head_type
+        self.l2 = l2 if isinstance(l2, (int, float)) else tuple(l2)
         self.hidden_sizes = tuple(hidden_sizes)
         self.dropout = dropout
         self.lr = lr
@@ -165,9 +179,16 @@ class Router:
             self. The calibration table is cleared: call :meth:`calibrate` next.
 
         Raises:
-            TrainingError: On malformed inputs.
+            TrainingError: On malformed inputs or an unknown or impossible ``head_type``.
             EncoderError: When the encoder cannot load.
         """
+        if self.head_type not in ("mlp", "logistic"):
+            raise TrainingError(f"head_type must be 'mlp' or 'logistic', got {self.head_type!r}")
+        if self.head_type == "logistic" and self.fine_tune:
+            raise TrainingError(
+                "fine_tune=True trains an MLP head together with the encoder; use "
+                "head_type='mlp' with it"
+            )
         train_texts = _texts(texts, "texts")
         y_arr = np.asarray(y, dtype=np.float64)
         if y_arr.shape != (len(train_texts),):
@@ -181,8 +202,17 @@ class Router:
         if val_texts is not None and val_y is not None:
             val = (_texts(val_texts, "val_texts"), np.asarray(val_y, dtype=np.float64))
         encoder = self.encoder if isinstance(self.encoder, Encoder) else Encoder(self.encoder)
+        l2_chosen = None
         if self.fine_tune:
             self.encoder_, self.head_ = self._fine_tune(encoder, train_texts, y_arr, val)
+        elif self.head_type == "logistic":
+            X = encoder.encode(train_texts, progress=self.progress)
+            X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
+            fitted = fit_logistic(
+                X, y_arr, X_val=X_val, y_val=None if val is None else val[1], l2=self.l2
+            )
+            self.head_, l2_chosen = fitted.head, fitted.l2
+            self.encoder_ = encoder
         else:
             X = encoder.encode(train_texts, progress=self.progress)
             X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
@@ -215,6 +245,7 @@ class Router:
             "metrics": metrics,
             "fine_tuned": self.fine_tune,
             "base_encoder": encoder.name,
+            "l2_chosen": l2_chosen,
         }
         return self
 
@@ -503,6 +534,9 @@ class Router:
             "default_knobs": self._saved_knobs().as_dict(),
             "metrics": self.metadata_.get("metrics", {}),
             "training": {
+                "head_type": self.head_type,
+                "l2": self.l2 if isinstance(self.l2, (int, float)) else list(self.l2),
+                "l2_chosen": self.metadata_.get("l2_chosen"),
                 "hidden_sizes": list(self.hidden_sizes),
                 "dropout": self.dropout,
                 "lr": self.lr,
@@ -574,6 +608,7 @@ class Router:
             "n_train": training.get("n_train"),
             "n_val": training.get("n_val"),
             "source": training.get("source"),
+            "l2_chosen": training.get("l2_chosen"),
             "format_version": config["format_version"],
             "package_version": config.get("package_version"),
             "path": str(folder),
@@ -604,6 +639,8 @@ class Router:
 
 
 _REFIT_PARAMS = (
+    "head_type",
+    "l2",
     "dropout",
     "lr",
     "weight_decay",

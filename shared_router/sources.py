@@ -184,14 +184,17 @@ def resolve_source(spec: str, settings: Mapping[str, Any] | None = None) -> Resp
 
 def _as_source(model: Any, spec: str) -> ResponseSource:
     frameworks = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
-    if "langchain_core" in frameworks:
-        source: ResponseSource = _adapter(
-            "langchain_hybrid.sources", "collect", spec
-        ).ChatModelSource(model)
-        return source
-    if "llama_index" in frameworks:
-        source = _adapter("llamaindex_hybrid.sources", "llamaindex", spec).LlamaIndexSource(model)
-        return source
+    try:
+        if "langchain_core" in frameworks:
+            adapter = _adapter("langchain_hybrid.sources", "collect", spec)
+            source: ResponseSource = adapter.ChatModelSource(model)
+            return source
+        if "llama_index" in frameworks:
+            adapter = _adapter("llamaindex_hybrid.sources", "llamaindex", spec)
+            source = adapter.LlamaIndexSource(model)
+            return source
+    except TypeError as exc:  # a framework object that is not a chat model or an LLM
+        raise DataError(f"model SPEC {spec!r} gave an unusable model: {exc}") from exc
     if inspect.iscoroutinefunction(getattr(model, "generate", None)):
         return model  # type: ignore[no-any-return]
     raise DataError(

@@ -2,6 +2,14 @@
 
 The router is the planted real router (real MiniLM encoder), so each call is routed for
 real; the stand-ins stream, report usage and call tools, as hosted chat models do.
+
+The suites skip, each with its reason: ``test_init_from_env`` (ChatHybrid reads no
+environment variable), ``test_serdes`` (not lc-serializable: it holds a router object and two
+arbitrary chat models), ``test_json_mode`` (the stand-ins have no JSON mode; ChatHybrid passes
+``method`` to the inner models), the image, PDF and audio tests (they download files, sockets
+are off, and the stand-ins read no media; ChatHybrid passes such content through and routes on
+its text) and ``test_stream_time`` (no HTTP to record with VCR). ``test_anthropic_inputs``
+runs without its image part.
 """
 
 from __future__ import annotations
@@ -49,3 +57,8 @@ class TestChatHybridIntegration(_PlantedRouterParams, ChatModelIntegrationTests)
     def model_override_value(self) -> str:
         """A per-call ``model=`` reaches the answering model (the stand-ins report it)."""
         return "override-stand-in"
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        """Anthropic-format content blocks and tool dicts pass through ChatHybrid untouched."""
+        return True

@@ -297,4 +297,3 @@ def length_metric(query: str, response: str, reference: str | None) -> float:
     if "big" in response:
         return 2.0
     return 1.0 if len(response.split()) <= 3 else 0.5
-

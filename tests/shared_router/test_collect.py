@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared_router.cli import main
-from shared_router.collect import collect, read_queries, stable_id
+from shared_router.collect import collect, read_queries, split_for_id, stable_id
 from shared_router.errors import DataError
 from shared_router.journal import Journal, write_jsonl_atomic
 from shared_router.sources import (
@@ -110,12 +110,22 @@ def test_collect_renames_fields_keeps_others_and_hashes_missing_ids(tmp_path: Pa
     }
     assert second["id"] == stable_id("What is the capital of Peru?")
     assert second["topic"] == "geo"
+    assert second["split"] == split_for_id(second["id"])
     assert second["models"]["big"]["response"] == "The answer is Lima."
 
 
 def test_stable_id_is_a_hash_of_the_query() -> None:
     assert stable_id("hello") == "q-2cf24dba5fb0a30e"  # sha256("hello")[:16]
     assert stable_id("hello") != stable_id("hello ")
+
+
+def test_missing_splits_come_from_a_hash_of_the_id() -> None:
+    # first 8 hex digits of sha256(id) mod 100: row-1 0x0f719b1f -> 19 (train),
+    # row-8 0x85228170 -> 88 (val), row-7 0x5259b5ef -> 91 (test)
+    assert [split_for_id(f"row-{i}") for i in (1, 8, 7)] == ["train", "val", "test"]
+    counts = Counter(split_for_id(f"row-{i}") for i in range(2000))
+    assert abs(counts["train"] - 1600) < 80
+    assert abs(counts["val"] - 200) < 45 and abs(counts["test"] - 200) < 45
 
 
 def test_collect_keeps_existing_models_of_a_row(tmp_path: Path) -> None:
@@ -390,6 +400,8 @@ def test_a_callable_that_gives_no_model_is_rejected() -> None:
         resolve_source(f"{STANDINS}:not_a_model")
     with pytest.raises(DataError, match="has no attribute"):
         resolve_source(f"{STANDINS}:missing_factory")
+    with pytest.raises(DataError, match="unusable model: expected a LangChain BaseChatModel"):
+        resolve_source("langchain_core.embeddings:DeterministicFakeEmbedding", {"size": 3})
     with pytest.raises(DataError, match="takes no settings"):
         resolve_source(f"{STANDINS}:LARGE_INSTANCE", {"temperature": 0.5})
 
@@ -418,6 +430,9 @@ def test_bad_query_files_are_one_line_errors(tmp_path: Path) -> None:
     twice = write_queries(tmp_path / "twice.jsonl", [{"query": "a"}, {"query": "a"}])
     with pytest.raises(DataError, match="also on line 1"):
         read_queries(twice)
+    odd = write_queries(tmp_path / "odd.jsonl", [{"query": "a", "models": ["x"]}])
+    with pytest.raises(DataError, match="odd.jsonl:1: 'models' must be an object"):
+        read_queries(odd)
 
 
 def test_cli_bad_input_exits_2_with_one_line(

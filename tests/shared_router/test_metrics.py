@@ -1,4 +1,4 @@
-"""Tests of the quality metrics and of ``judge`` (scoring a data file), on hand-checked examples."""
+"""Tests of answer extraction, the quality metrics and ``judge``, on hand-checked examples."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shared_router.answers import (
+    extract_choice,
+    extract_final_answer,
+    extract_number,
+    normalise_answer,
+    parse_judge_score,
+)
 from shared_router.cli import main
 from shared_router.data import load_pair
 from shared_router.errors import DataError, ModelNotInDataError
@@ -21,11 +28,6 @@ from shared_router.metrics import (
     MatchMetric,
     MetricSpec,
     ScoreItem,
-    extract_choice,
-    extract_final_answer,
-    extract_number,
-    normalise_answer,
-    parse_judge_score,
     rouge_l_f1,
 )
 
