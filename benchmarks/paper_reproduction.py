@@ -261,7 +261,7 @@ def run_pair(spec: PairSpec, encoder: Encoder, args: argparse.Namespace) -> dict
     plot_curves(
         report,
         args.output / f"paper_reproduction_{spec.key}.png",
-        title=f"{spec.small} -> {spec.large} ({spec.source}, test n={report.n})",
+        title=f"{spec.small} -> {spec.large}\n{spec.source}, test n={report.n}",
     )
     out: dict[str, Any] = {
         "source": spec.source,

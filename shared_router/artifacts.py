@@ -289,23 +289,52 @@ def render_model_card(config: Mapping[str, Any], *, calibrated: bool) -> str:
 
 
 def _metrics_markdown(metrics: Mapping[str, Any]) -> str:
-    """Flat metrics as one table; nested dicts flattened with dotted names."""
-    rows: list[tuple[str, str]] = []
+    """Metrics as markdown: curve metrics as one comparison table, other values as another.
+
+    A curve's metrics (a dict with ``gap_recovered`` and ``cost_advantage_at_drop``, as
+    :class:`~shared_router.evaluation.CurveMetrics` writes them) become one row of the first
+    table; every other value is listed by its dotted name in the second.
+    """
+    curves: list[tuple[str, Mapping[str, Any]]] = []
+    scalars: list[tuple[str, str]] = []
 
     def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and "gap_recovered" in value:
+            curves.append((prefix, value))
+        elif isinstance(value, Mapping):
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
         elif isinstance(value, float):
-            rows.append((prefix, f"{value:.4g}"))
+            scalars.append((prefix, f"{value:.4g}"))
         else:
-            rows.append((prefix, str(value)))
+            scalars.append((prefix, str(value)))
 
     walk("", metrics)
-    if not rows:
+    if not curves and not scalars:
         return "No metrics were recorded."
-    lines = ["| metric | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
-    return "\n".join(lines)
+    parts = []
+    if curves:
+        lines = [
+            "| where | curve | gap recovered | APGR | CA@1% drop | CA@5% drop |",
+            "|---|---|---|---|---|---|",
+        ]
+        for where, row in curves:
+            at_drop = row.get("cost_advantage_at_drop") or {}
+            group, _, curve = where.rpartition(".")
+            lines.append(
+                f"| {group or '-'} | {curve} | {_cell(row.get('gap_recovered'))} "
+                f"| {_cell(row.get('apgr'))} | {_cell(at_drop.get('0.01'))} "
+                f"| {_cell(at_drop.get('0.05'))} |"
+            )
+        parts.append("\n".join(lines))
+    if scalars:
+        lines = ["| metric | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in scalars)]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
 
 
 def _package_version() -> str:

@@ -233,3 +233,26 @@ def test_encoder_path_must_be_an_existing_subfolder(saved: Path, path: str) -> N
     _edit_config(saved, encoder={"name": "x", "max_tokens": 256, "dim": 6, "path": path})
     with pytest.raises(ArtifactError, match="encoder.path"):
         load_router_folder(saved)
+
+
+@pytest.mark.parametrize(
+    ("training", "problem"),
+    [
+        ({"head_type": "forest"}, "'training.head_type'"),
+        ({"l2": -1.0}, "'training.l2'"),
+        ({"l2": [0.1, "big"]}, "'training.l2'"),
+        ({"l2": []}, "'training.l2'"),
+        ([1, 2], "'training' must be an object"),
+    ],
+)
+def test_invalid_training_settings_are_rejected(
+    saved: Path, training: object, problem: str
+) -> None:
+    _edit_config(saved, training=training)
+    with pytest.raises(ArtifactError, match=problem):
+        load_router_folder(saved)
+
+
+def test_logistic_training_settings_load(saved: Path) -> None:
+    _edit_config(saved, training={"head_type": "logistic", "l2": [0.001, 0.01], "l2_chosen": 0.01})
+    assert load_router_folder(saved).config["training"]["head_type"] == "logistic"

@@ -15,7 +15,13 @@ import pytest
 
 from shared_router.data import PairData
 from shared_router.encoder import EmbeddingCache, Encoder
-from shared_router.errors import ArtifactError, CalibrationError, KnobError, RoutingError
+from shared_router.errors import (
+    ArtifactError,
+    CalibrationError,
+    KnobError,
+    RoutingError,
+    TrainingError,
+)
 from shared_router.labels import make_labels
 from shared_router.router import Router, train_router
 from shared_router.types import ModelPair, QualityKnobs, RouteDecision
@@ -399,3 +405,50 @@ def test_import_shared_router_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.splitlines() == ["[]", "True", "True"]
+
+
+def test_logistic_head_router_learns_saves_and_loads(
+    tmp_cache: EmbeddingCache, tmp_path: Path
+) -> None:
+    # The exact L2 logistic head: no torch at fit time, l2 chosen on validation data, and
+    # the choice travels with the saved router.
+    texts = ARITHMETIC + LAW
+    y = np.array([1.0] * len(ARITHMETIC) + [0.0] * len(LAW))
+    train = np.arange(len(texts)) % 3 != 0
+    grid = (1e-3, 1e-1, 10.0)
+    router = Router(
+        Encoder("default", cache=tmp_cache), head_type="logistic", l2=grid, progress=False
+    )
+    router.fit(
+        [t for t, k in zip(texts, train, strict=True) if k],
+        y[train],
+        val_texts=[t for t, k in zip(texts, train, strict=True) if not k],
+        val_y=y[~train],
+    )
+    held_out = [t for t, k in zip(texts, train, strict=True) if not k]
+    assert router.head_.hidden_sizes == ()
+    assert router.metadata_["l2_chosen"] in grid
+    assert _auc(router.score(held_out), y[~train] == 1.0) > 0.9
+    folder = router.save(tmp_path / "logistic")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["head"] == {"type": "mlp", "input_dim": 384, "hidden_sizes": []}
+    assert config["training"]["head_type"] == "logistic"
+    assert config["training"]["l2"] == list(grid)
+    assert config["training"]["l2_chosen"] == router.metadata_["l2_chosen"]
+    loaded = Router.load(folder, cache=tmp_cache)
+    assert loaded.head_type == "logistic" and loaded.l2 == grid
+    assert loaded.metadata_["l2_chosen"] == router.metadata_["l2_chosen"]
+    np.testing.assert_array_equal(loaded.score(held_out), router.score(held_out))
+
+
+def test_logistic_head_refuses_what_it_cannot_do(tmp_cache: EmbeddingCache) -> None:
+    texts, y = ARITHMETIC[:6] + LAW[:6], np.array([1.0] * 6 + [0.0] * 6)
+    encoder = Encoder("default", cache=tmp_cache)
+    with pytest.raises(TrainingError, match="needs validation data"):
+        Router(encoder, head_type="logistic", progress=False).fit(texts, y)
+    with pytest.raises(TrainingError, match="fine_tune=True"):
+        Router(encoder, head_type="logistic", fine_tune=True, progress=False).fit(texts, y)
+    with pytest.raises(TrainingError, match="head_type must be"):
+        Router(encoder, head_type="forest", progress=False).fit(texts, y)  # type: ignore[arg-type]
+    single = Router(encoder, head_type="logistic", l2=0.01, progress=False).fit(texts, y)
+    assert single.metadata_["l2_chosen"] == 0.01
