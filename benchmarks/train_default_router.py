@@ -1,0 +1,193 @@
+"""Reproduce the default router bundled in ``shared_router/default/``, and measure how it
+generalises to sources it never saw.
+
+The default router predicts general difficulty: the (small, large) pairs of
+:data:`TRAINING_PAIRS` are pooled, each pair gives r_trans labels on its ``train`` split, and the
+labels of one query across pairs are averaged. The head early-stops on the pooled ``val`` rows
+and is calibrated on every pair's ``val`` rows (each row with its own pair's qualities). The
+model card reports each pair's ``test`` split beside random, oracle and the length heuristic.
+
+``--generalisation`` trains the same recipe once per source with that source left out, and
+evaluates on every pair of the left-out source (all its rows: none was trained on), plus
+``mot_cascade_date``, which is never trained on (no licence).
+
+Run from the repository root (embeddings are cached in ~/.cache/hybrid-llm)::
+
+    python benchmarks/train_default_router.py                  # writes shared_router/default/
+    python benchmarks/train_default_router.py -o /tmp/router   # elsewhere
+    python benchmarks/train_default_router.py --generalisation # results/default_generalisation.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from routing_data import PAIRS, REPO, RESULTS, PairSpec, load_spec, write_json
+
+from shared_router.data import PairData
+from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.evaluation import HEURISTIC_NAME, evaluate_scores
+from shared_router.labels import make_labels
+from shared_router.router import Router
+
+# mot_cascade_date has no licence: it is test data only, never in a shipped router.
+TEST_ONLY_SOURCES = frozenset({"mot_cascade_date"})
+TRAINING_PAIRS = tuple(spec for spec in PAIRS if spec.source not in TEST_ONLY_SOURCES)
+MAX_TRAIN_PER_SOURCE = 4000
+SHOWN_CURVES = ("router", HEURISTIC_NAME, "random", "oracle")
+
+
+def pooled_split(
+    pairs: Sequence[tuple[PairSpec, PairData]], split: str, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """Queries of one split with their r_trans labels averaged over the pairs that have them.
+
+    Training queries are capped at :data:`MAX_TRAIN_PER_SOURCE` per source so that one large
+    source does not decide what "difficult" means.
+    """
+    labels_by_query: dict[str, list[float]] = defaultdict(list)
+    source_of: dict[str, str] = {}
+    for spec, data in pairs:
+        rows = data.split(split)
+        for query, y in zip(rows.queries, make_labels(rows, "trans").y, strict=True):
+            labels_by_query[query].append(float(y))
+            source_of[query] = spec.source
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for query in sorted(labels_by_query):
+        by_source[source_of[query]].append(query)
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    for source in sorted(by_source):
+        queries = by_source[source]
+        if split == "train" and len(queries) > MAX_TRAIN_PER_SOURCE:
+            keep = sorted(rng.choice(len(queries), MAX_TRAIN_PER_SOURCE, replace=False))
+            queries = [queries[k] for k in keep]
+        texts.extend(queries)
+    return texts, np.array([np.mean(labels_by_query[q]) for q in texts])
+
+
+def train_pooled(
+    pairs: Sequence[tuple[PairSpec, PairData]], *, hidden: tuple[int, ...], seed: int, name: str
+) -> Router:
+    """Train and calibrate the pooled router on ``pairs``."""
+    train_texts, train_y = pooled_split(pairs, "train", seed)
+    val_texts, val_y = pooled_split(pairs, "val", seed)
+    print(f"{name}: train {len(train_texts)} queries, val {len(val_texts)}")
+    router = Router(
+        Encoder("default", cache=EmbeddingCache()),
+        hidden_sizes=hidden,
+        seed=seed,
+        name=name,
+        progress=False,
+    )
+    router.fit(train_texts, train_y, val_texts=val_texts, val_y=val_y)
+    vals = [data.split("val") for _, data in pairs]
+    router.calibrate(
+        [q for val in vals for q in val.queries],
+        np.concatenate([val.small_scores for val in vals]),
+        np.concatenate([val.large_scores for val in vals]),
+    )
+    router.label_type_ = "trans"
+    router.metadata_.update(
+        quality_metric="per source: binary correctness, AlpacaEval judge preference",
+        training_data_hash=hashlib.sha256(
+            "".join(data.data_hash for _, data in pairs).encode()
+        ).hexdigest(),
+        pairs=[{"source": s.source, "small": s.small, "large": s.large} for s, _ in pairs],
+        training_rows=len(train_texts),
+    )
+    return router
+
+
+def evaluate_on(router: Router, rows: PairData) -> dict[str, Any]:
+    """The router beside random, oracle and the length heuristic on ``rows``."""
+    report = evaluate_scores(
+        router.score(list(rows.queries)),
+        rows.small_scores,
+        rows.large_scores,
+        queries=list(rows.queries),
+    )
+    return {name: report.metric(name).to_dict() for name in SHOWN_CURVES} | {
+        "n": len(rows),
+        "small_mean": report.small_mean,
+        "large_mean": report.large_mean,
+    }
+
+
+def build_default(output: Path, *, hidden: tuple[int, ...], seed: int) -> None:
+    """Train the bundled router on every training pair and save it with its test metrics."""
+    pairs = [(spec, load_spec(spec)) for spec in TRAINING_PAIRS]
+    router = train_pooled(pairs, hidden=hidden, seed=seed, name="hybrid-llm-default-v0")
+    router.metadata_["metrics"] = {
+        "test": {spec.key: evaluate_on(router, data.split("test")) for spec, data in pairs}
+    }
+    router.save(output)
+    for key, metrics in router.metadata_["metrics"]["test"].items():
+        print(f"{key}: gap recovered {metrics['router']['gap_recovered']:.3f}")
+    print(f"saved -> {output}")
+
+
+def generalisation(*, hidden: tuple[int, ...], seed: int) -> None:
+    """Leave-one-source-out: train without a source, evaluate on all of its rows."""
+    loaded = [(spec, load_spec(spec)) for spec in PAIRS]
+    sources = sorted({spec.source for spec, _ in loaded})
+    results: dict[str, dict[str, Any]] = {}
+    for held_out in sources:
+        training = [
+            (spec, data)
+            for spec, data in loaded
+            if spec.source != held_out and spec.source not in TEST_ONLY_SOURCES
+        ]
+        router = train_pooled(training, hidden=hidden, seed=seed, name=f"without-{held_out}")
+        for spec, data in loaded:
+            if spec.source == held_out:
+                results[spec.key] = {"held_out_source": held_out, **evaluate_on(router, data)}
+    write_json(RESULTS / "default_generalisation.json", results)
+    (RESULTS / "default_generalisation.md").write_text(_markdown(results), encoding="utf-8")
+    print(_markdown(results))
+
+
+def _markdown(results: dict[str, dict[str, Any]]) -> str:
+    drops = ("0.01", "0.02", "0.05")
+    lines = [
+        "| pair (held-out source) | n | curve | gap recovered | "
+        + " | ".join(f"CA@{float(d):.0%}" for d in drops)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(drops),
+    ]
+    for key, row in results.items():
+        for curve in SHOWN_CURVES:
+            metrics = row[curve]
+            at = metrics["cost_advantage_at_drop"]
+            gap = metrics["gap_recovered"]
+            cells = " | ".join(f"{at[d]:.3f}" for d in drops)
+            lines.append(
+                f"| {key} ({row['held_out_source']}) | {row['n']} | {curve} | "
+                f"{'n/a' if gap is None else f'{gap:.3f}'} | {cells} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "shared_router" / "default")
+    parser.add_argument("--hidden", default="256", help="Head hidden sizes, comma-separated.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generalisation", action="store_true", help="Leave-one-source-out.")
+    args = parser.parse_args()
+    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    if args.generalisation:
+        generalisation(hidden=hidden, seed=args.seed)
+    else:
+        build_default(args.output, hidden=hidden, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()
