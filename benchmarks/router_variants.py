@@ -408,33 +408,31 @@ def run_pair(spec: PairSpec, embed: Embedder, args: argparse.Namespace) -> dict[
         ]
         out["cross_validation"] = {
             "folds": len(folds),
-            "metrics": {
-                name: {
-                    "gap_recovered": _mean_sd([f["metrics"][name]["gap_recovered"] for f in folds]),
-                    "ca1": _mean_sd(
-                        [f["metrics"][name]["cost_advantage_at_drop"]["0.01"] for f in folds]
-                    ),
-                    "calibrated_1pct": {
-                        str(c): {
-                            "cost_advantage": _mean_sd(
-                                [
-                                    f["metrics"][name]["calibrated_1pct"][str(c)]["cost_advantage"]
-                                    for f in folds
-                                ]
-                            ),
-                            "folds_over": sum(
-                                f["metrics"][name]["calibrated_1pct"][str(c)]["drop"] > 0.01 + 1e-12
-                                for f in folds
-                            ),
-                        }
-                        for c in CONFIDENCES
-                    },
-                }
-                for name in folds[0]["metrics"]
-                if "calibrated_1pct" in folds[0]["metrics"][name]
-            },
+            "metrics": {name: _cv_summary(folds, name) for name in folds[0]["metrics"]},
         }
     out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def _cv_summary(folds: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Mean ± sd over folds of one curve's GR and CA@1%; calibration outcomes for variants."""
+    rows = [f["metrics"][name] for f in folds]
+    out: dict[str, Any] = {
+        "gap_recovered": _mean_sd([m["gap_recovered"] for m in rows]),
+        "ca1": _mean_sd([m["cost_advantage_at_drop"]["0.01"] for m in rows]),
+    }
+    if "calibrated_1pct" in rows[0]:
+        out["calibrated_1pct"] = {
+            str(c): {
+                "cost_advantage": _mean_sd(
+                    [m["calibrated_1pct"][str(c)]["cost_advantage"] for m in rows]
+                ),
+                "folds_over": sum(
+                    m["calibrated_1pct"][str(c)]["drop"] > 0.01 + 1e-12 for m in rows
+                ),
+            }
+            for c in CONFIDENCES
+        }
     return out
 
 
@@ -499,6 +497,14 @@ def fine_tune_run(spec: PairSpec, embed: Embedder, args: argparse.Namespace) -> 
     }
 
 
+def _mean_cell(values: list[float], total: int) -> str:
+    """The mean, with ``(k of n pairs)`` when some pairs lack the variant."""
+    if not values:
+        return "-"
+    mean = _num(float(np.mean(values)))
+    return mean if len(values) == total else f"{mean} ({len(values)} of {total} pairs)"
+
+
 def _num(value: Any) -> str:
     return (
         "n/a"
@@ -543,8 +549,7 @@ def markdown(
     ]
     for v in variants:
         vals = [r["test"]["metrics"].get(v, {}).get("gap_recovered") for r in pairs.values()]
-        finite = [x for x in vals if x is not None]
-        mean = _num(float(np.mean(finite))) if len(finite) == len(vals) else "-"
+        mean = _mean_cell([x for x in vals if x is not None], len(vals))
         lines.append(
             f"| {v} | "
             + " | ".join(
@@ -577,10 +582,7 @@ def markdown(
         lines += ["| variant | " + " | ".join(cv) + " | mean |", "|---" * (len(cv) + 2) + "|"]
         for v in variants:
             vals = [c["metrics"].get(v, {}).get("gap_recovered") for c in cv.values()]
-            present = [x for x in vals if x is not None]
-            mean = (
-                _num(float(np.mean([x[0] for x in present]))) if len(present) == len(vals) else "-"
-            )
+            mean = _mean_cell([x[0] for x in vals if x is not None], len(vals))
             lines.append(
                 f"| {v} | "
                 + " | ".join("-" if x is None else f"{_num(x[0])} ± {_num(x[1])}" for x in vals)

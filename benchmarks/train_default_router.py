@@ -73,7 +73,7 @@ def pooled_split(
 
 
 def train_pooled(
-    pairs: Sequence[tuple[PairSpec, PairData]], *, hidden: tuple[int, ...], seed: int, name: str
+    pairs: Sequence[tuple[PairSpec, PairData]], *, head: str, seed: int, name: str
 ) -> Router:
     """Train and calibrate the pooled router on ``pairs``."""
     train_texts, train_y = pooled_split(pairs, "train", seed)
@@ -81,7 +81,8 @@ def train_pooled(
     print(f"{name}: train {len(train_texts)} queries, val {len(val_texts)}")
     router = Router(
         Encoder("default", cache=EmbeddingCache()),
-        hidden_sizes=hidden,
+        head_type="logistic" if head == "logistic" else "mlp",
+        hidden_sizes=() if head == "logistic" else tuple(int(h) for h in head.split(",")),
         seed=seed,
         name=name,
         progress=False,
@@ -120,10 +121,10 @@ def evaluate_on(router: Router, rows: PairData) -> dict[str, Any]:
     }
 
 
-def build_default(output: Path, *, hidden: tuple[int, ...], seed: int) -> None:
+def build_default(output: Path, *, head: str, seed: int) -> None:
     """Train the bundled router on every training pair and save it with its test metrics."""
     pairs = [(spec, load_spec(spec)) for spec in TRAINING_PAIRS]
-    router = train_pooled(pairs, hidden=hidden, seed=seed, name="hybrid-llm-default-v0")
+    router = train_pooled(pairs, head=head, seed=seed, name="hybrid-llm-default-v0")
     router.metadata_["metrics"] = {
         "test": {spec.key: evaluate_on(router, data.split("test")) for spec, data in pairs}
     }
@@ -133,7 +134,7 @@ def build_default(output: Path, *, hidden: tuple[int, ...], seed: int) -> None:
     print(f"saved -> {output}")
 
 
-def generalisation(*, hidden: tuple[int, ...], seed: int) -> None:
+def generalisation(*, head: str, seed: int) -> None:
     """Leave-one-source-out: train without a source, evaluate on all of its rows."""
     loaded = [(spec, load_spec(spec)) for spec in PAIRS]
     sources = sorted({spec.source for spec, _ in loaded})
@@ -144,7 +145,7 @@ def generalisation(*, hidden: tuple[int, ...], seed: int) -> None:
             for spec, data in loaded
             if spec.source != held_out and spec.source not in TEST_ONLY_SOURCES
         ]
-        router = train_pooled(training, hidden=hidden, seed=seed, name=f"without-{held_out}")
+        router = train_pooled(training, head=head, seed=seed, name=f"without-{held_out}")
         for spec, data in loaded:
             if spec.source == held_out:
                 results[spec.key] = {"held_out_source": held_out, **evaluate_on(router, data)}
@@ -178,15 +179,16 @@ def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", type=Path, default=REPO / "shared_router" / "default")
-    parser.add_argument("--hidden", default="256", help="Head hidden sizes, comma-separated.")
+    parser.add_argument(
+        "--head", default="logistic", help="'logistic' (exact L2) or MLP hidden sizes, e.g. 256."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--generalisation", action="store_true", help="Leave-one-source-out.")
     args = parser.parse_args()
-    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
     if args.generalisation:
-        generalisation(hidden=hidden, seed=args.seed)
+        generalisation(head=args.head, seed=args.seed)
     else:
-        build_default(args.output, hidden=hidden, seed=args.seed)
+        build_default(args.output, head=args.head, seed=args.seed)
 
 
 if __name__ == "__main__":

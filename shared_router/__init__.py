@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from shared_router.router import Router, train_router
     from shared_router.serving import ModelPrices, RoutingService
     from shared_router.text import clip_head_tail, routing_text
-    from shared_router.training import fine_tune_encoder, train_head
+    from shared_router.training import fine_tune_encoder, fit_logistic, train_head
     from shared_router.types import ModelPair, QualityKnobs, RouteDecision, RoutingRecord
 
 __version__ = "0.1.0"
@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "clip_head_tail": "text",
     "routing_text": "text",
     "fine_tune_encoder": "training",
+    "fit_logistic": "training",
     "train_head": "training",
     "ModelPair": "types",
     "QualityKnobs": "types",
@@ -116,6 +117,7 @@ __all__ = [
     "clip_head_tail",
     "evaluate_scores",
     "fine_tune_encoder",
+    "fit_logistic",
     "load_pair",
     "load_router_folder",
     "make_labels",

@@ -291,16 +291,18 @@ def render_model_card(config: Mapping[str, Any], *, calibrated: bool) -> str:
 def _metrics_markdown(metrics: Mapping[str, Any]) -> str:
     """Metrics as markdown: curve metrics as one comparison table, other values as another.
 
-    A curve's metrics (a dict with ``gap_recovered`` and ``cost_advantage_at_drop``, as
-    :class:`~shared_router.evaluation.CurveMetrics` writes them) become one row of the first
+    A curve's metrics (a dict with ``gap_recovered``, ``apgr`` and ``cost_advantage_at_drop``,
+    as :class:`~shared_router.evaluation.CurveMetrics` writes them) become one row of the first
     table; every other value is listed by its dotted name in the second.
     """
     curves: list[tuple[str, Mapping[str, Any]]] = []
     scalars: list[tuple[str, str]] = []
 
     def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping) and "gap_recovered" in value:
+        if isinstance(value, Mapping) and _CURVE_KEYS <= value.keys():
             curves.append((prefix, value))
+            for key in value.keys() - _CURVE_KEYS - {"name"}:
+                walk(f"{prefix}.{key}", value[key])
         elif isinstance(value, Mapping):
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
@@ -331,6 +333,9 @@ def _metrics_markdown(metrics: Mapping[str, Any]) -> str:
         lines = ["| metric | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in scalars)]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+_CURVE_KEYS = frozenset({"gap_recovered", "apgr", "cost_advantage_at_drop"})
 
 
 def _cell(value: Any) -> str:

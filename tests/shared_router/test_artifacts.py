@@ -82,6 +82,25 @@ def test_model_card_shows_the_pair_and_metrics(saved: Path) -> None:
     assert "max_quality_drop=0.02" in card
 
 
+def test_model_card_tabulates_curve_metrics(tmp_path: Path) -> None:
+    curve = {
+        "name": "router",
+        "gap_recovered": 0.25,
+        "apgr": 0.61,
+        "cost_advantage_at_drop": {"0.01": 0.125, "0.05": 0.5},
+    }
+    metrics = {"test": {"pair-a": {"router": curve, "n": 90}}}
+    folder = save_router_folder(
+        tmp_path / "r",
+        config={**_config([]), "metrics": metrics},
+        head=MLPHead(6, ()),
+        calibration=None,
+    )
+    card = (folder / CARD_FILE).read_text(encoding="utf-8")
+    assert "| test.pair-a | router | 0.250 | 0.610 | 0.125 | 0.500 |" in card
+    assert "| test.pair-a.n | 90 |" in card
+
+
 def test_uncalibrated_router_round_trips_with_null_calibration(tmp_path: Path) -> None:
     folder = save_router_folder(
         tmp_path / "r", config=_config([]), head=MLPHead(6, ()), calibration=None

@@ -452,3 +452,24 @@ def test_logistic_head_refuses_what_it_cannot_do(tmp_cache: EmbeddingCache) -> N
         Router(encoder, head_type="forest", progress=False).fit(texts, y)  # type: ignore[arg-type]
     single = Router(encoder, head_type="logistic", l2=0.01, progress=False).fit(texts, y)
     assert single.metadata_["l2_chosen"] == 0.01
+
+
+def test_logistic_router_trains_and_routes_without_torch(tmp_path: Path) -> None:
+    # head_type="logistic" needs no torch at all: numpy encoder, numpy Newton fit, numpy head.
+    code = (
+        "import sys\n"
+        "from shared_router import Encoder, EmbeddingCache, Router\n"
+        f"cache = EmbeddingCache({str(tmp_path / 'cache.sqlite')!r})\n"
+        "texts = [f'What is {a} plus {b}?' for a in range(6) for b in range(4)]\n"
+        "texts += [f'Draft a legal memo on clause {a} of contract {b}.' for a in range(6)"
+        " for b in range(4)]\n"
+        "y = [1.0] * 24 + [0.0] * 24\n"
+        "router = Router(Encoder('default', cache=cache), head_type='logistic', progress=False)\n"
+        "router.fit(texts[::2], y[::2], val_texts=texts[1::2], val_y=y[1::2])\n"
+        "print(router.route('What is 3 plus 9?', threshold=0.5).model)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.splitlines() == ["small", "[]"]
