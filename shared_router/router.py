@@ -47,6 +47,8 @@ DEFAULT_ROUTER = "default"
 """The name :meth:`Router.load` reads as the router bundled in ``shared_router/default/``."""
 
 _EMPTY_REASON = "empty text: routed to the large model"
+_MIN_TRAIN_ROWS = 10
+_MIN_VAL_ROWS = 5
 _DEFAULT_QUALITY_DROP = QualityKnobs(max_quality_drop=0.01)
 _UNCALIBRATED_DEFAULT = QualityKnobs(threshold=0.5)
 
@@ -687,6 +689,12 @@ def train_router(
     from shared_router.evaluation import evaluate_scores
 
     train, val = data.split("train"), data.split("val")
+    if len(train) < _MIN_TRAIN_ROWS or len(val) < _MIN_VAL_ROWS:
+        raise TrainingError(
+            f"too few rows for {data.small} vs {data.large}: {len(train)} in 'train' and "
+            f"{len(val)} in 'val'; training needs at least {_MIN_TRAIN_ROWS} and "
+            f"{_MIN_VAL_ROWS} (add rows, or check the 'split' field)"
+        )
     labels = make_labels(train, label_type)
     val_labels = make_labels(
         val, label_type, t_star=labels.t_star if label_type == "trans" else None
