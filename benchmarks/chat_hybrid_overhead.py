@@ -29,18 +29,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import statistics
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
+from timing import machine_info, print_timings, summary, timed, write_report
 
 from langchain_hybrid import ChatHybrid
 from shared_router.router import Router
@@ -62,22 +59,6 @@ class InstantRouter:
 def instant_model() -> FakeListChatModel:
     """An inner model that answers at once, so only ChatHybrid's own work is timed."""
     return FakeListChatModel(responses=["ok"])
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = fn()
-    return (time.perf_counter() - start) * 1e6, out
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_us": round(statistics.median(ordered), 1),
-        "p90_us": round(ordered[int(0.9 * (len(ordered) - 1))], 1),
-        "p99_us": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-        "mean_us": round(statistics.fmean(ordered), 1),
-    }
 
 
 def router_us(message: BaseMessage) -> float:
@@ -151,10 +132,7 @@ def main() -> None:
     }
     report = {
         "benchmark": "chat_hybrid_overhead",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": round(load, 2),
+        **machine_info(load),
         "repeats": args.repeats,
         "warmup": args.warmup,
         **runs,
@@ -162,16 +140,8 @@ def main() -> None:
     print(f"{args.repeats} calls per row, load average {load:.2f}")
     for result in runs.values():
         print(f"\nrouter {result['router']!r}\n")
-        print("| what | p50 (us) | p90 (us) | p99 (us) | mean (us) |")
-        print("|---|---:|---:|---:|---:|")
-        for name, row in result["timings"].items():
-            print(
-                f"| {name} | {row['p50_us']} | {row['p90_us']} | {row['p99_us']} "
-                f"| {row['mean_us']} |"
-            )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+        print_timings(result["timings"])
+    write_report(RESULTS, report)
 
 
 if __name__ == "__main__":

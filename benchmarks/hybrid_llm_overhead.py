@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from timing import machine_info, print_timings, summary, timed, write_report
 
 from llamaindex_hybrid import HybridLLM
 from shared_router.router import Router
@@ -51,29 +48,9 @@ def instant_llm() -> MockFunctionCallingLLM:
     return MockFunctionCallingLLM(response_generator=answer, is_chat_model=True)
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    return timed_call(fn)[0]
-
-
-def timed_call(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return (time.perf_counter() - start) * 1e6, result
-
-
 def adapter_us(total_us: float, response: Any, direct_us: float) -> float:
     """A HybridLLM call's own work: its time less the router's (from the record) and the model's."""
     return total_us - response.additional_kwargs["routing"]["router_ms"] * 1000 - direct_us
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_us": round(statistics.median(ordered), 1),
-        "p90_us": round(ordered[int(0.9 * (len(ordered) - 1))], 1),
-        "p99_us": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-        "mean_us": round(statistics.fmean(ordered), 1),
-    }
 
 
 def measure(router_spec: str, repeats: int, warmup: int) -> dict[str, Any]:
@@ -90,9 +67,9 @@ def measure(router_spec: str, repeats: int, warmup: int) -> dict[str, Any]:
 
     samples: dict[str, list[float]] = {name: [] for name in COLUMNS}
     for messages, text in zip(batches[warmup:], texts[warmup:], strict=True):
-        samples["direct"].append(timed(lambda m=messages: small.chat(m)))
-        samples["router"].append(timed(lambda t=text: router.route(t, **knobs)))
-        hybrid, response = timed_call(lambda m=messages: llm.chat(m))
+        samples["direct"].append(timed(lambda m=messages: small.chat(m))[0])
+        samples["router"].append(timed(lambda t=text: router.route(t, **knobs))[0])
+        hybrid, response = timed(lambda m=messages: llm.chat(m))
         samples["hybrid_chat"].append(hybrid)
         samples["adapter_chat"].append(adapter_us(hybrid, response, samples["direct"][-1]))
 
@@ -124,25 +101,15 @@ def main() -> None:
     result = measure(args.router, args.repeats, args.warmup)
     report = {
         "benchmark": "hybrid_llm_overhead",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": round(load, 2),
+        **machine_info(load),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "repeats": args.repeats,
         "warmup": args.warmup,
         **result,
     }
     print(f"router {result['router']!r}, {args.repeats} calls, load average {load:.2f}\n")
-    print("| what | p50 (us) | p90 (us) | p99 (us) | mean (us) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, row in result["timings"].items():
-        print(
-            f"| {name} | {row['p50_us']} | {row['p90_us']} | {row['p99_us']} | {row['mean_us']} |"
-        )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    print_timings(result["timings"])
+    write_report(RESULTS, report)
 
 
 if __name__ == "__main__":

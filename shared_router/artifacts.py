@@ -299,7 +299,7 @@ def _metrics_markdown(metrics: Mapping[str, Any]) -> str:
     scalars: list[tuple[str, str]] = []
 
     def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping) and _CURVE_KEYS <= value.keys():
+        if isinstance(value, Mapping) and value.keys() >= _CURVE_KEYS:
             curves.append((prefix, value))
             for key in value.keys() - _CURVE_KEYS - {"name"}:
                 walk(f"{prefix}.{key}", value[key])
