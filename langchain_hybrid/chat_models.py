@@ -93,6 +93,8 @@ class ChatHybrid(BaseChatModel):
             What is routed: the last user message (default) or the whole conversation.
         sticky: bool
             Once a conversation went to the large model, its later turns stay there.
+        pace_large_share: bool
+            Hold a ``large_share`` level on live traffic instead of the calibration quantile.
         prices: dict | None
             ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
 
@@ -234,6 +236,9 @@ class ChatHybrid(BaseChatModel):
     sticky: bool = False
     """Keep a conversation on the large model once one of its turns went there."""
 
+    pace_large_share: bool = False
+    """Hold a ``large_share`` level on live traffic (running quantile of recent scores)."""
+
     prices: dict[ModelChoice, ModelPrices] | None = None
     """Token prices per million of ``"small"`` and ``"large"``, for ``stats.cost_saved``."""
 
@@ -283,7 +288,11 @@ class ChatHybrid(BaseChatModel):
             threshold=self.threshold,
         )
         self._service = RoutingService(
-            self.router, knobs=knobs, sticky=self.sticky, prices=_prices(self.prices)
+            self.router,
+            knobs=knobs,
+            sticky=self.sticky,
+            pace_large_share=self.pace_large_share,
+            prices=_prices(self.prices),
         )
         return self
 

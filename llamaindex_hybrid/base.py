@@ -150,6 +150,8 @@ class HybridLLM(FunctionCallingLLM):
         fallback_to_large: Answer with the large model when the small one fails.
         sticky: Once a conversation (identified by its first user message) went to the large
             model, its later turns stay there.
+        pace_large_share: Hold a ``large_share`` level on live traffic (running quantile of
+            recent scores) instead of the calibration table's quantile.
         prices: ``{"small": ModelPrices, "large": ModelPrices}`` for cost accounting.
         routed_text: ``"last_user"`` or ``"conversation"``: what of a chat is routed.
         question_variables: Template variables holding the question, in order of preference.
@@ -176,6 +178,10 @@ class HybridLLM(FunctionCallingLLM):
     sticky: bool = Field(
         default=False, description="Keep a conversation on the large model once it went there."
     )
+    pace_large_share: bool = Field(
+        default=False,
+        description="Hold a large_share level on live traffic (running quantile of scores).",
+    )
     prices: dict[str, ModelPrices] | None = Field(
         default=None, description="Per-million-token prices of 'small' and 'large'."
     )
@@ -200,13 +206,16 @@ class HybridLLM(FunctionCallingLLM):
         threshold: float | None = None,
         fallback_to_large: bool = True,
         sticky: bool = False,
+        pace_large_share: bool = False,
         prices: Mapping[str, ModelPrices] | None = None,
         routed_text: RoutedTextMode = "last_user",
         question_variables: Sequence[str] = DEFAULT_QUESTION_VARIABLES,
         **kwargs: Any,
     ) -> None:
         QualityKnobs(max_quality_drop, large_share, threshold)  # a KnobError here, not pydantic's
-        service = RoutingService(router, sticky=sticky, prices=prices)
+        service = RoutingService(
+            router, sticky=sticky, pace_large_share=pace_large_share, prices=prices
+        )
         super().__init__(
             small=small,
             large=large,
@@ -215,6 +224,7 @@ class HybridLLM(FunctionCallingLLM):
             threshold=threshold,
             fallback_to_large=fallback_to_large,
             sticky=sticky,
+            pace_large_share=pace_large_share,
             prices=dict(prices) if prices is not None else None,
             routed_text=routed_text,
             question_variables=tuple(question_variables),

@@ -358,3 +358,15 @@ def test_construction_checks_its_arguments(
         ChatHybrid(small=small, large=large, router=42)
     with pytest.raises(ValidationError, match="'small' and 'large'"):
         ChatHybrid(small=small, large=large, prices={"small": ModelPrices(1.0, 1.0)})
+
+
+def test_paced_large_share_is_held_on_live_traffic(planted_router: Any) -> None:
+    llm = ChatHybrid(
+        small=StandInChatModel(model="small-model"),
+        large=StandInChatModel(model="large-model"),
+        router=planted_router,
+        large_share=1.0,
+        pace_large_share=True,
+    )
+    routing = llm.invoke(EASY[0]).response_metadata["routing"]
+    assert routing["model"] == "large" and routing["knob"] == "large_share (paced)"

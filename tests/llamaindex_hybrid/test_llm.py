@@ -413,3 +413,16 @@ def test_token_usage_is_read_where_providers_report_it(
     response = ChatResponse(message=ChatMessage(content="x"), raw=raw)
     response.additional_kwargs.update(additional_kwargs)
     assert _usage(response) == expected
+
+
+def test_paced_large_share_is_held_on_live_traffic(planted_router: Any) -> None:
+    llm = HybridLLM(
+        small=StandInLLM(name="s"),
+        large=StandInLLM(name="l"),
+        router=planted_router,
+        large_share=1.0,
+        pace_large_share=True,
+    )
+    response = llm.complete(EASY[0])
+    assert response.additional_kwargs["routing"]["model"] == "large"
+    assert response.additional_kwargs["routing"]["knob"] == "large_share (paced)"
