@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from shared_router.errors import KnobError
@@ -162,8 +162,13 @@ class RoutingRecord:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the record as a JSON-ready dict with the documented keys."""
-        out = asdict(self)
-        extra = out.pop("extra")
-        out.update(extra)
+        """Return the record as a JSON-ready dict with the documented keys.
+
+        Built field by field (no deep copy): this runs on every routed call.
+        """
+        out = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        out.update(self.extra)
         return out
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(RoutingRecord) if f.name != "extra")

@@ -12,6 +12,19 @@ if TYPE_CHECKING:
     from shared_router.encoder import EmbeddingCache
     from shared_router.router import Router
 
+ROUTING_RECORD_KEYS = {
+    "model",
+    "model_name",
+    "score",
+    "threshold",
+    "knob",
+    "router",
+    "router_ms",
+    "fallback",
+    "reason",
+}
+"""The documented keys of the routing record both adapters attach to every response."""
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 EASY_QUERIES = [

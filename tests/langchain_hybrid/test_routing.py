@@ -14,20 +14,9 @@ from langchain_hybrid import ChatHybrid
 from shared_router.errors import KnobError
 from shared_router.serving import ModelPrices
 from shared_router.text import DEFAULT_MAX_CHARS
+from tests.conftest import ROUTING_RECORD_KEYS
 from tests.langchain_hybrid.conftest import EASY, HARD
 from tests.langchain_hybrid.stand_ins import SpyRouter, StandInChatModel
-
-ROUTING_KEYS = {
-    "model",
-    "model_name",
-    "score",
-    "threshold",
-    "knob",
-    "router",
-    "router_ms",
-    "fallback",
-    "reason",
-}
 
 
 def test_easy_question_goes_small_and_hard_goes_large(
@@ -42,7 +31,7 @@ def test_easy_question_goes_small_and_hard_goes_large(
     assert hard.content == f"large-model answers: {HARD}"
     assert len(small.calls) == 1 and len(large.calls) == 1
     routing = easy.response_metadata["routing"]
-    assert set(routing) == ROUTING_KEYS
+    assert set(routing) == ROUTING_RECORD_KEYS
     assert routing["model"] == "small"
     assert routing["model_name"] == "small-model"
     assert routing["score"] >= 0.5 > hard.response_metadata["routing"]["score"]

@@ -22,19 +22,9 @@ from llamaindex_hybrid import HybridLLM, ModelPrices
 from llamaindex_hybrid.base import _usage
 from shared_router.errors import EmptyInputError, KnobError
 from shared_router.text import routing_text
+from tests.conftest import ROUTING_RECORD_KEYS
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, StandInLLM
 
-RECORD_KEYS = {
-    "model",
-    "model_name",
-    "score",
-    "threshold",
-    "knob",
-    "router",
-    "router_ms",
-    "fallback",
-    "reason",
-}
 ENTRY_POINTS = [
     "chat",
     "stream_chat",
@@ -91,7 +81,7 @@ async def test_every_entry_point_delegates_to_the_routed_model_with_a_record(
     assert text_of(responses[-1]) == f"[{expected}] answered"
     for response in responses:
         record = response.additional_kwargs["routing"]
-        assert set(record) == RECORD_KEYS
+        assert set(record) == ROUTING_RECORD_KEYS
         assert record["model"] == expected
         assert record["model_name"] == expected
         assert record["score"] == pytest.approx(planted_router.score(text)[0])
