@@ -66,13 +66,15 @@ class CalibrationTable:
         quality_drop: Relative quality drop versus all-large at each threshold, measured on
             the calibration data.
         drop_upper: Upper confidence bound on the drop at each threshold: the bootstrap
-            percentile at ``confidence``, made non-increasing in the threshold (a running
-            maximum from the all-large end, so that taking the largest cost advantage within a
-            budget is a fixed-sequence test); 0 at the last threshold.
+            percentile at ``confidence`` plus the small-sample term (see :meth:`from_scores`),
+            made non-increasing in the threshold (a running maximum from the all-large end, so
+            that taking the largest cost advantage within a budget is a fixed-sequence test);
+            0 at the last threshold.
         score_quantiles: Quantiles of the calibration scores at ``linspace(0, 1, 1001)``.
         confidence: The one-sided confidence level of ``drop_upper``.
         n: Number of calibration queries.
-        method: How ``drop_upper`` was computed (``"bootstrap_percentile"``).
+        method: How ``drop_upper`` was computed: ``"bootstrap_percentile"``, followed by
+            ``"+unseen_losses=k"`` when the small-sample term was added.
     """
 
     thresholds: np.ndarray
@@ -124,12 +126,21 @@ class CalibrationTable:
         n_bootstrap: int = 1000,
         seed: int = 0,
         max_points: int = 512,
+        unseen_losses: float | None = None,
     ) -> CalibrationTable:
         """Build the table from router scores and both models' qualities on held-out queries.
 
         The upper bound is a percentile bootstrap over rows: the queries are resampled with
-        replacement ``n_bootstrap`` times (seeded) and, at each threshold, ``drop_upper`` is the
-        ``confidence`` quantile of the resampled relative drops.
+        replacement ``n_bootstrap`` times (seeded) and, at each threshold, the ``confidence``
+        quantile of the resampled relative drops is taken. A bootstrap never resamples a loss
+        it has not seen, so on few rows it is overconfident: a threshold that routes a handful
+        of queries, none of them worse on the small model, gets a bound of 0. Every threshold
+        that routes anything therefore also pays for ``unseen_losses`` routed queries with the
+        worst loss in the data (``max(large_quality) - min(small_quality)``): it adds
+        ``unseen_losses * worst_loss / sum(large_quality)`` to the bound. The default,
+        ``-ln(1 - confidence)`` (3.0 at 95%), is the "rule of three": with no failure in ``n``
+        trials, ``3 / n`` bounds the failure rate at 95%. The term shrinks as ``1 / n``: on 1000
+        rows with binary quality and a 50% large model it is 0.6% of quality, on 60 rows 10%.
 
         Args:
             scores: Router scores p(small good enough), one per query.
@@ -139,6 +150,9 @@ class CalibrationTable:
             n_bootstrap: Number of bootstrap resamples (at least 1).
             seed: Seed of the resampling.
             max_points: Most thresholds in the table (at least 2), the all-large one included.
+            unseen_losses: Worst-case routed losses added to the bound at every threshold that
+                routes anything, at least 0; None takes ``-ln(1 - confidence)``; 0 leaves the
+                plain bootstrap.
 
         Returns:
             The table.
@@ -164,6 +178,11 @@ class CalibrationTable:
             raise CalibrationError(f"n_bootstrap must be at least 1, got {n_bootstrap!r}")
         if max_points < 2:
             raise CalibrationError(f"max_points must be at least 2, got {max_points!r}")
+        pseudo = -math.log1p(-confidence) if unseen_losses is None else float(unseen_losses)
+        if not math.isfinite(pseudo) or pseudo < 0.0:
+            raise CalibrationError(
+                f"unseen_losses must be a finite number >= 0 (or None), got {unseen_losses!r}"
+            )
         large_total = float(q_large.sum())
         if large_total <= 0.0:
             raise CalibrationError(
@@ -182,6 +201,8 @@ class CalibrationTable:
         upper = _bootstrap_upper(
             delta, q_large[order], sent, confidence, n_bootstrap, np.random.default_rng(seed)
         )
+        worst_loss = max(0.0, float(q_large.max() - q_small.min()))
+        upper = upper + np.where(sent > 0, pseudo * worst_loss / large_total, 0.0)
         drop_upper = np.maximum.accumulate(upper[::-1])[::-1]
         return cls(
             thresholds=thresholds,
@@ -191,7 +212,7 @@ class CalibrationTable:
             score_quantiles=np.quantile(s, _QUANTILE_LEVELS),
             confidence=float(confidence),
             n=int(s.size),
-            method="bootstrap_percentile",
+            method="bootstrap_percentile" + (f"+unseen_losses={pseudo:.4g}" if pseudo else ""),
         )
 
     def threshold_for_quality_drop(self, max_drop: float) -> float:

@@ -37,7 +37,7 @@ def _realised_drop(
 
 
 def test_table_by_hand() -> None:
-    table = CalibrationTable.from_scores(SCORES, SMALL_Q, LARGE_Q, n_bootstrap=500)
+    table = CalibrationTable.from_scores(SCORES, SMALL_Q, LARGE_Q, n_bootstrap=500, unseen_losses=0)
     assert table.thresholds[:3].tolist() == [0.3, 0.8, 0.9]
     assert table.thresholds[-1] > 1.0
     # Sent small: all 4, the three >= 0.8, the one >= 0.9, none.
@@ -82,7 +82,7 @@ def test_bootstrap_matches_a_direct_computation() -> None:
     large = (rng.random(50) < 0.8).astype(np.float64)
     for seed in range(3):
         table = CalibrationTable.from_scores(
-            scores, small, large, n_bootstrap=1, confidence=0.5, seed=seed
+            scores, small, large, n_bootstrap=1, confidence=0.5, seed=seed, unseen_losses=0
         )
         order = np.argsort(-scores, kind="stable")
         rows = np.random.default_rng(seed).integers(0, 50, size=(1, 50))[0]
@@ -90,6 +90,45 @@ def test_bootstrap_matches_a_direct_computation() -> None:
         drops = np.array([_realised_drop(t, s, q_small, q_large) for t in table.thresholds])
         expected = np.maximum.accumulate(drops[::-1])[::-1]
         np.testing.assert_allclose(table.drop_upper, expected, atol=1e-12)
+
+
+def test_unseen_losses_term_by_hand() -> None:
+    plain = CalibrationTable.from_scores(SCORES, SMALL_Q, LARGE_Q, n_bootstrap=200, unseen_losses=0)
+    table = CalibrationTable.from_scores(SCORES, SMALL_Q, LARGE_Q, n_bootstrap=200)
+    # Default: -ln(0.05) = 2.996 worst-case losses of 1 (large 1, small 0) over a large total
+    # of 3 on every threshold that routes anything; nothing to add at the all-large one.
+    term = -np.log(0.05) / 3
+    np.testing.assert_allclose(table.drop_upper[:-1], plain.drop_upper[:-1] + term)
+    assert table.drop_upper[-1] == 0.0
+    assert table.method == "bootstrap_percentile+unseen_losses=2.996"
+    assert table.threshold_for_quality_drop(0.5) == table.thresholds[-1]
+    with pytest.raises(CalibrationError, match="unseen_losses"):
+        CalibrationTable.from_scores(SCORES, SMALL_Q, LARGE_Q, unseen_losses=-1.0)
+
+
+def _rare_losses(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uninformative scores; the large model always right, the small one wrong 5% of the time.
+
+    The true relative drop at cost advantage c is 0.05 c: a 1% budget allows c = 20%.
+    """
+    return rng.random(n), (rng.random(n) >= 0.05).astype(np.float64), np.ones(n)
+
+
+def test_small_calibration_sets_keep_the_promise() -> None:
+    # On 60 rows, the top-scored queries often hold no loss, so a plain bootstrap bounds
+    # their drop by 0 and routes them: the 1% promise breaks on fresh traffic for many seeds.
+    # The unseen-losses term keeps it.
+    over = {0.0: 0, None: 0}
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        calibration, fresh = _rare_losses(rng, 60), _rare_losses(rng, 20_000)
+        for unseen in over:
+            table = CalibrationTable.from_scores(
+                *calibration, n_bootstrap=300, seed=seed, unseen_losses=unseen
+            )
+            over[unseen] += _realised_drop(table.threshold_for_quality_drop(0.01), *fresh) > 0.01
+    assert over[0.0] >= 10
+    assert over[None] <= 4
 
 
 def test_bound_holds_on_fresh_samples() -> None:
