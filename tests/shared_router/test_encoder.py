@@ -98,8 +98,14 @@ def test_bad_arguments_are_rejected() -> None:
         Encoder("default", max_tokens=4096).encode(["hello"])
 
 
-def test_auto_picks_numpy_for_minilm_on_cpu() -> None:
-    assert Encoder("default").resolved_backend == "numpy"
+def test_auto_picks_onnx_or_numpy_for_minilm_on_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared_router.bert_onnx import onnx_available
+
+    monkeypatch.setenv("HYBRID_LLM_CACHE", str(tmp_path / "embeddings.sqlite"))
+    expected = "onnx" if onnx_available() else "numpy"
+    assert Encoder("default").resolved_backend == expected
 
 
 def test_numpy_vectors_match_sentence_transformers(numpy_encoder: Encoder, st_model: Any) -> None:

@@ -1,0 +1,519 @@
+"""The numpy BERT encoder's function, run by ONNX Runtime: the fast path of the ``onnx`` extra.
+
+:class:`OnnxBertEncoder` computes what :class:`~shared_router.bert_numpy.NumpyBertEncoder`
+computes, at either precision, from the weights that class loads (its ``"int8"`` weights
+come from :func:`~shared_router.bert_numpy.quantize_weight`): same word pieces and clipping
+(:meth:`NumpyBertEncoder.token_ids`), same transformer, same pooling and normalisation
+(:meth:`NumpyBertEncoder.pool`). Only the transformer runs in ONNX Runtime, on a graph that
+:func:`build_model` writes with ``onnx.helper`` (no torch, no export, no network):
+
+* input ``input_ids``, int64 ``[1, seq]``: one text per call, so there is no padding and no
+  attention mask; output ``last_hidden_state``, float32 ``[1, seq, hidden]``;
+* every Linear layer (Q, K and V as one, attention output, FFN intermediate, FFN output) is
+  ``MatMul`` + ``Add`` at ``"fp32"``, and ``DynamicQuantizeLinear`` -> ``MatMulInteger`` ->
+  ``Cast`` -> ``Mul(s * scale)`` -> ``Add(bias)`` at ``"int8"``, the pattern ONNX Runtime
+  fuses into its int8 kernel (``DynamicQuantizeMatMul``); ``DynamicQuantizeLinear`` on one
+  sequence is exactly the numpy encoder's per-sequence activation quantisation;
+* embeddings, ``LayerNormalization``, attention (``MatMul``, ``Softmax``) and the exact (erf)
+  GELU run in float32, as in numpy.
+
+The two backends agree to float rounding at ``"fp32"`` (within 3e-7 on vectors). At
+``"int8"`` each Linear layer is the same function to float rounding, but rounding to int8 is
+discontinuous: a float rounding difference (the backends sum in different orders) that
+moves one activation across a rounding boundary changes it by a whole quantum, and later
+layers spread that. Measured on 400 real queries (ZeroEval CRUX + AlpacaEval, AMD EPYC with
+AVX-512 VNNI): 32% of the vectors identical, cosine >= 0.994 (mean 0.9990); the bundled
+router's decisions differed on 0 of 400 at ``max_quality_drop=0.01`` and 7 at 0.05, half as
+many as between fp32 and int8 (3 and 14).
+
+On x86 CPUs without VNNI, ONNX Runtime's int8 kernel can saturate (see
+:func:`int8_kernel_is_exact`); int8 then refuses to run here and ``Encoder`` uses numpy.
+
+Importing this module imports neither onnx nor onnxruntime (``pip install
+"hybrid-llm[onnx]"``): onnxruntime is imported when an encoder is made, onnx when a graph is
+built (and by :func:`int8_kernel_is_exact`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shared_router.bert_numpy import NumpyBertEncoder, Precision, _Layer
+from shared_router.errors import EncoderError
+
+if TYPE_CHECKING:
+    import onnx
+    import onnxruntime
+
+__all__ = [
+    "ONNX_EXTRA",
+    "OPSET",
+    "OnnxBertEncoder",
+    "build_model",
+    "int8_kernel_is_exact",
+    "onnx_available",
+]
+
+ONNX_EXTRA = 'pip install "hybrid-llm[onnx]"'
+"""How to install what this module needs."""
+
+OPSET = 17
+"""The ONNX opset of the graphs (17: the first with ``LayerNormalization``)."""
+
+_IR_VERSION = 8  # the IR version of opset 17
+_GRAPH_VERSION = 1  # bump when build_model changes: cached graphs of older versions are ignored
+_UINT8_MAX = 255
+_INPUT = "input_ids"
+_OUTPUT = "last_hidden_state"
+
+
+def onnx_available() -> bool:
+    """Tell whether the ONNX backend can run: onnxruntime imports and onnx is installed.
+
+    Imports onnxruntime (needed to run anyway), not onnx (needed only to build a graph).
+    """
+    from importlib.util import find_spec
+
+    try:
+        _import_runtime()
+        return find_spec("onnx") is not None
+    except (EncoderError, ValueError):
+        return False
+
+
+@functools.cache
+def int8_kernel_is_exact() -> bool:
+    """Tell whether ONNX Runtime's fused int8 kernel gives exact integer sums on this CPU.
+
+    The ``"int8"`` function sums products of uint8 activations (0..255) and int8 weights
+    (-127..127) exactly, as the numpy encoder does. ONNX Runtime documents that on x86 CPUs
+    without VNNI its u8 x s8 kernel can saturate pairs of products to 16 bits, which would
+    silently compute another function. This runs one tiny graph built to saturate (all
+    activations 255, all weights 127) through the same fused kernel and checks the sums;
+    the answer is kept for the process.
+
+    Raises:
+        EncoderError: When onnx or onnxruntime is missing.
+    """
+    module, ort = _import_onnx(), _import_runtime()
+    helper, k, n = module.helper, 64, 16
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
+        helper.make_node("MatMulInteger", ["x_q", "w", "x_zp"], ["acc"]),
+        helper.make_node("Cast", ["acc"], ["acc_f"], to=1),
+        helper.make_node("Mul", ["x_s", "w_s"], ["m"]),
+        helper.make_node("Mul", ["acc_f", "m"], ["y0"]),
+        helper.make_node("Add", ["y0", "b"], ["y"]),
+    ]
+    constants = [
+        module.numpy_helper.from_array(np.full((k, n), 127, dtype=np.int8), "w"),
+        module.numpy_helper.from_array(np.ones(n, dtype=np.float32), "w_s"),
+        module.numpy_helper.from_array(np.zeros(n, dtype=np.float32), "b"),
+    ]
+    float_type = module.TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "int8_probe",
+        [helper.make_tensor_value_info("x", float_type, ["m", k])],
+        [helper.make_tensor_value_info("y", float_type, ["m", n])],
+        constants,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=_IR_VERSION
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    scale = np.float32(1.0) / np.float32(_UINT8_MAX)  # what DynamicQuantizeLinear finds for x = 1
+    expected = np.float32(k * _UINT8_MAX * 127) * scale
+    for rows in (1, 24):  # one-row and multi-row kernels
+        (y,) = session.run(["y"], {"x": np.ones((rows, k), dtype=np.float32)})
+        if not np.allclose(y, expected, rtol=1e-6):
+            return False
+    return True
+
+
+def _missing(exc: ImportError) -> EncoderError:
+    return EncoderError(
+        f"the ONNX backend needs onnx and onnxruntime ({exc}); {ONNX_EXTRA}, or use "
+        "backend='numpy' (same vectors, slower)"
+    )
+
+
+def _import_runtime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    return onnxruntime
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    return onnx
+
+
+class _Graph:
+    """Collects the nodes and initializers of one graph, with unique names."""
+
+    def __init__(self, onnx: Any) -> None:
+        self.helper = onnx.helper
+        self.nodes: list[Any] = []
+        self.constants: list[tuple[str, np.ndarray]] = []
+        self._count = 0
+
+    def name(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def constant(self, stem: str, value: np.ndarray) -> str:
+        name = self.name(stem)
+        self.constants.append((name, value))
+        return name
+
+    def write_constants(self, graph: Any) -> None:
+        """Add the constants to a GraphProto as initializers, in place (copying weights once)."""
+        for name, value in self.constants:
+            tensor = graph.initializer.add()
+            tensor.name = name
+            tensor.data_type = self.helper.np_dtype_to_tensor_dtype(value.dtype)
+            tensor.dims.extend(value.shape)
+            tensor.raw_data = np.ascontiguousarray(value, value.dtype.newbyteorder("<")).tobytes()
+
+    def node(self, op: str, inputs: Sequence[str], outputs: int = 1, **attrs: Any) -> list[str]:
+        names = [self.name(op.lower()) for _ in range(outputs)]
+        self.nodes.append(
+            self.helper.make_node(op, list(inputs), names, name=self.name(op), **attrs)
+        )
+        return names
+
+    def one(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
+        return self.node(op, inputs, **attrs)[0]
+
+
+def _linear(
+    graph: _Graph, x: str, weight: np.ndarray, scale: np.ndarray | None, bias: np.ndarray
+) -> str:
+    """x @ W + b on x [seq, in]; ``weight`` (out, in) and ``bias``/``scale`` (out, 1) as numpy."""
+    b = graph.constant("bias", bias[:, 0].astype(np.float32))
+    if scale is None:
+        w = graph.constant("weight", np.ascontiguousarray(weight.T, dtype=np.float32))
+        return graph.one("Add", [graph.one("MatMul", [x, w]), b])
+    w_q = graph.constant("weight_q", np.ascontiguousarray(weight.T).astype(np.int8))
+    w_scale = graph.constant("weight_scale", scale[:, 0].astype(np.float32))
+    x_q, x_scale, x_zero = graph.node("DynamicQuantizeLinear", [x], outputs=3)
+    product = graph.one("MatMulInteger", [x_q, w_q, x_zero])
+    as_float = graph.one("Cast", [product], to=1)  # FLOAT
+    multiplier = graph.one("Mul", [x_scale, w_scale])
+    return graph.one("Add", [graph.one("Mul", [as_float, multiplier]), b])
+
+
+def _layer_norm(graph: _Graph, x: str, gain: np.ndarray, bias: np.ndarray, eps: float) -> str:
+    g = graph.constant("ln_gain", gain[:, 0].astype(np.float32))
+    b = graph.constant("ln_bias", bias[:, 0].astype(np.float32))
+    return graph.one("LayerNormalization", [x, g, b], axis=-1, epsilon=eps)
+
+
+def _encoder_layer(graph: _Graph, x: str, layer: _Layer, heads: int, eps: float) -> str:
+    hidden = layer.out_w.shape[0]
+    head_size = hidden // heads
+    qkv = _linear(graph, x, layer.qkv_w, layer.qkv_s, layer.qkv_b)  # Q pre-scaled
+    split = graph.constant("split", np.array([hidden] * 3, dtype=np.int64))
+    q, k, v = graph.node("Split", [qkv, split], outputs=3, axis=1)
+    by_head = graph.constant("by_head", np.array([-1, heads, head_size], dtype=np.int64))
+    q = graph.one("Transpose", [graph.one("Reshape", [q, by_head])], perm=[1, 0, 2])
+    k = graph.one("Transpose", [graph.one("Reshape", [k, by_head])], perm=[1, 2, 0])
+    v = graph.one("Transpose", [graph.one("Reshape", [v, by_head])], perm=[1, 0, 2])
+    weights = graph.one("Softmax", [graph.one("MatMul", [q, k])], axis=-1)  # [heads, seq, seq]
+    context = graph.one("Transpose", [graph.one("MatMul", [weights, v])], perm=[1, 0, 2])
+    flat = graph.constant("flat", np.array([-1, hidden], dtype=np.int64))
+    context = graph.one("Reshape", [context, flat])
+    attended = _linear(graph, context, layer.out_w, layer.out_s, layer.out_b)
+    x = _layer_norm(graph, graph.one("Add", [attended, x]), layer.norm1_g, layer.norm1_b, eps)
+    up = _linear(graph, x, layer.up_w, layer.up_s, layer.up_b)
+    # Exact GELU, x * (1 + erf(x / sqrt 2)) / 2 (ONNX Runtime fuses it into one op).
+    root2 = graph.constant("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
+    one = graph.constant("one", np.array(1.0, dtype=np.float32))
+    half = graph.constant("half", np.array(0.5, dtype=np.float32))
+    erf = graph.one("Erf", [graph.one("Div", [up, root2])])
+    gelu = graph.one("Mul", [graph.one("Mul", [up, graph.one("Add", [erf, one])]), half])
+    down = _linear(graph, gelu, layer.down_w, layer.down_s, layer.down_b)
+    return _layer_norm(graph, graph.one("Add", [down, x]), layer.norm2_g, layer.norm2_b, eps)
+
+
+def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
+    """Write the transformer of a loaded numpy encoder as an ONNX graph, at its precision.
+
+    Args:
+        encoder: The loaded model; its weights (int8 ones included) are used as they are.
+
+    Returns:
+        An ONNX model: ``input_ids`` int64 ``[1, seq]`` -> ``last_hidden_state`` float32
+        ``[1, seq, hidden]``, opset :data:`OPSET`.
+
+    Raises:
+        EncoderError: When onnx is not installed.
+    """
+    module = _import_onnx()
+    graph = _Graph(module)
+    eps = float(encoder._eps)
+    ids = graph.one("Squeeze", [_INPUT, graph.constant("axis0", np.array([0], dtype=np.int64))])
+    words = graph.one("Gather", [graph.constant("word_embeddings", encoder._word), ids], axis=0)
+    length = graph.one("Shape", [_INPUT], start=1, end=2)
+    positions = graph.one(
+        "Slice",
+        [
+            # position + token type 0 embeddings, as numpy adds them
+            graph.constant("position_embeddings", encoder._position),
+            graph.constant("start", np.array([0], dtype=np.int64)),
+            length,
+            graph.constant("axis0", np.array([0], dtype=np.int64)),
+        ],
+    )
+    x = _layer_norm(
+        graph, graph.one("Add", [words, positions]), encoder._emb_g, encoder._emb_b, eps
+    )
+    for layer in encoder._layers:
+        x = _encoder_layer(graph, x, layer, encoder._heads, eps)
+    nodes = graph.nodes
+    nodes.append(
+        module.helper.make_node(
+            "Unsqueeze",
+            [x, graph.constant("axis0", np.array([0], dtype=np.int64))],
+            [_OUTPUT],
+            name="output",
+        )
+    )
+    hidden = int(encoder._word.shape[1])
+    model: onnx.ModelProto = module.helper.make_model(
+        module.helper.make_graph(
+            nodes,
+            f"bert_{encoder.precision}",
+            [module.helper.make_tensor_value_info(_INPUT, module.TensorProto.INT64, [1, "seq"])],
+            [
+                module.helper.make_tensor_value_info(
+                    _OUTPUT, module.TensorProto.FLOAT, [1, "seq", hidden]
+                )
+            ],
+        ),
+        opset_imports=[module.helper.make_opsetid("", OPSET)],
+        ir_version=_IR_VERSION,
+        producer_name="hybrid-llm",
+    )
+    graph.write_constants(model.graph)  # after make_model, which copies the graph
+    return model
+
+
+class OnnxBertEncoder:
+    """A BERT sentence-transformers model run by ONNX Runtime; ``encode`` is thread-safe.
+
+    The same interface as :class:`~shared_router.bert_numpy.NumpyBertEncoder` (``encode``,
+    ``token_ids``, ``dim``, ``max_tokens``, ``precision``), which it wraps for word pieces,
+    clipping, pooling and the weights. Each text runs alone (one ``[1, seq]`` call), so a
+    text's vector never depends on the texts encoded with it. For the agreement with the
+    numpy encoder see the module docstring.
+
+    Args:
+        encoder: The loaded numpy model to run.
+        threads: ONNX Runtime intra-op threads; None takes min(2, CPU count).
+        cache_dir: A folder to keep the built ONNX model in, keyed by the weights'
+            fingerprint and precision (``cache_key``), so the next process reads it instead
+            of building it; None builds it every time.
+        cache_key: What identifies the weights (for example a sha256 of the model folder);
+            needed with ``cache_dir``.
+
+    Attributes:
+        threads: The intra-op thread count in use.
+    """
+
+    def __init__(
+        self,
+        encoder: NumpyBertEncoder,
+        *,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        cache_key: str | None = None,
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise EncoderError(f"threads must be >= 1 or None, got {threads}")
+        self._numpy = encoder
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        if encoder.precision == "int8" and not int8_kernel_is_exact():
+            raise EncoderError(
+                "ONNX Runtime's int8 kernel does not sum exactly on this CPU (x86 without VNNI "
+                "saturates 16-bit pairs), so it would not compute the int8 encoder's function; "
+                "use backend='numpy' (or 'auto', which picks it) for precision='int8'"
+            )
+        cached = self._cache_path(cache_dir, cache_key)
+        data = _read(cached)
+        session = None if data is None else self._session_or_none(data)
+        if session is None:  # not cached, or an unreadable cached file: build it
+            data = bytes(build_model(encoder).SerializeToString())
+            session = self._session_or_none(data, raise_error=True)
+            if cached is not None:
+                _write_atomically(cached, data)
+        self._session: onnxruntime.InferenceSession = session
+
+    @classmethod
+    def from_folder(
+        cls,
+        path: str | Path,
+        *,
+        max_tokens: int | None = None,
+        precision: Precision = "fp32",
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        cache_key: str | None = None,
+    ) -> OnnxBertEncoder:
+        """Load a BERT sentence-transformers folder and build its ONNX Runtime session.
+
+        Args:
+            path: The model folder.
+            max_tokens: As for :meth:`NumpyBertEncoder.from_folder`.
+            precision: ``"fp32"`` or ``"int8"``.
+            threads: ONNX Runtime intra-op threads; None takes min(2, CPU count).
+            cache_dir: See the class.
+            cache_key: See the class.
+
+        Raises:
+            EncoderError: When onnx or onnxruntime is missing, or the folder cannot be run.
+        """
+        _import_runtime()  # fail before loading the weights
+        numpy_encoder = NumpyBertEncoder.from_folder(
+            path, max_tokens=max_tokens, precision=precision
+        )
+        return cls(numpy_encoder, threads=threads, cache_dir=cache_dir, cache_key=cache_key)
+
+    @property
+    def path(self) -> Path:
+        """The model folder."""
+        return self._numpy.path
+
+    @property
+    def dim(self) -> int:
+        """Size of the sentence vectors."""
+        return self._numpy.dim
+
+    @property
+    def max_tokens(self) -> int:
+        """Most word pieces fed to the model per text, special tokens included."""
+        return self._numpy.max_tokens
+
+    @property
+    def precision(self) -> Precision:
+        """``"fp32"`` or ``"int8"``."""
+        return self._numpy.precision
+
+    def token_ids(self, text: str) -> list[int]:
+        """The word-piece ids the model reads for a text (:meth:`NumpyBertEncoder.token_ids`)."""
+        return self._numpy.token_ids(text)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Embed texts, one ONNX Runtime call per text.
+
+        Args:
+            texts: The texts; a single ``str`` is rejected (wrap it in a list).
+            batch_size: Accepted for the numpy encoder's interface (>= 1); texts always run
+                one at a time, the fastest way here for short texts, and no padding.
+
+        Returns:
+            float32 array of shape (len(texts), dim), in the order of ``texts``.
+
+        Raises:
+            EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
+        """
+        if isinstance(texts, str):
+            raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
+        if batch_size < 1:
+            raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = (
+            [self._numpy.token_ids(texts[0])]
+            if len(texts) == 1
+            else self._numpy.token_ids_batch(texts)
+        )
+        for row, seq in enumerate(ids):
+            feed = {_INPUT: np.asarray(seq, dtype=np.int64)[None, :]}
+            (hidden,) = self._session.run([_OUTPUT], feed)
+            out[row] = self._numpy.pool(hidden, np.ones((1, len(seq)), dtype=np.float32))[0]
+        return out
+
+    def _cache_path(self, cache_dir: str | Path | None, cache_key: str | None) -> Path | None:
+        if cache_dir is None or cache_key is None:
+            return None
+        precision = self._numpy.precision
+        key = f"{cache_key}|{precision}|opset={OPSET}|graph={_GRAPH_VERSION}"
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return Path(cache_dir).expanduser() / f"bert-{precision}-{name}.onnx"
+
+    def _session_or_none(
+        self, data: bytes, *, raise_error: bool = False
+    ) -> onnxruntime.InferenceSession | None:
+        """An ONNX Runtime session on serialised model bytes (None when they do not load)."""
+        ort = _import_runtime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        try:
+            session: onnxruntime.InferenceSession = ort.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            if not raise_error:
+                return None
+            raise EncoderError(
+                f"ONNX Runtime could not load the {self.precision} graph of "
+                f"{str(self.path)!r}: {exc}; use backend='numpy'"
+            ) from exc
+        return session
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxBertEncoder({str(self.path)!r}, precision={self.precision!r}, "
+            f"max_tokens={self.max_tokens}, threads={self.threads})"
+        )
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a file through a temporary file in its folder; a failure only skips the cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass  # an unwritable cache costs the next process a build, nothing more
