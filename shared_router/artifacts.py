@@ -5,7 +5,7 @@ A router folder holds::
     config.json         format_version, package_version, name, encoder{name, path?, max_tokens,
                         dim, precision?}, head{type, input_dim, hidden_sizes}, label_type, t_star,
                         pair{small, large} | null, quality_metric, training_data_hash,
-                        default_knobs, metrics{}, training{}
+                        description?, default_knobs, metrics{}, training{}
     model.safetensors   the head's weights (float32, ``layers.{i}.weight`` / ``.bias``)
     calibration.json    the calibration table (:meth:`CalibrationTable.to_dict`) or null
     README.md           a model card rendered from the config
@@ -13,7 +13,8 @@ A router folder holds::
                         referenced from config.json as ``"path": "encoder"``
 
 ``encoder.precision`` is ``"fp32"`` or ``"int8"``: the encoder precision the head was trained
-on, and must route with; a config without it (older routers) means ``"fp32"``.
+on, and must route with; a config without it (older routers) means ``"fp32"``. ``description``
+(optional markdown: training data, limits) becomes the model card's "About this router".
 
 Nothing is pickled. Loading validates every file and raises
 :class:`~shared_router.errors.ArtifactError` naming the file and the problem.
@@ -89,7 +90,7 @@ threshold sends the query to the small model.
 | default quality level | $default_knobs |
 | training data sha256 | `$data_hash` |
 | format version | $format_version (hybrid-llm $package_version) |
-
+$about
 ## Metrics
 
 $metrics
@@ -272,6 +273,7 @@ def render_model_card(config: Mapping[str, Any], *, calibrated: bool) -> str:
         labels += f" (t* = {t_star:g})"
     knobs = config.get("default_knobs") or {}
     knob_text = ", ".join(f"{k}={v}" for k, v in knobs.items() if v is not None) or "none"
+    description = config.get("description")
     return _CARD_TEMPLATE.substitute(
         name=config.get("name", "router"),
         small=pair.get("small", "n/a"),
@@ -289,6 +291,7 @@ def render_model_card(config: Mapping[str, Any], *, calibrated: bool) -> str:
         data_hash=config.get("training_data_hash") or "n/a",
         format_version=config.get("format_version"),
         package_version=config.get("package_version"),
+        about=f"\n## About this router\n\n{description.strip()}\n" if description else "",
         metrics=_metrics_markdown(config.get("metrics") or {}),
     )
 
@@ -474,7 +477,7 @@ def _check_config(config: dict[str, Any], path: Path) -> None:
     for key in ("default_knobs", "metrics"):
         if not isinstance(config.get(key, {}), dict):
             problems.append(f"'{key}' must be an object")
-    for key in ("quality_metric", "training_data_hash"):
+    for key in ("quality_metric", "training_data_hash", "description"):
         if config.get(key) is not None and not isinstance(config[key], str):
             problems.append(f"'{key}' must be a string or null")
     training = config.get("training", {})

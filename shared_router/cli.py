@@ -100,6 +100,11 @@ CacheOption = typer.Option(
     "--cache/--no-cache",
     help="Cache embeddings on disk ($HYBRID_LLM_CACHE or ~/.cache/hybrid-llm).",
 )
+PrecisionOption = typer.Option(
+    "fp32",
+    help="Encoder precision: fp32 or int8 (int8 routes ~4x faster with the onnx extra; "
+    "a router routes at the precision it was trained on).",
+)
 
 
 def _cache(enabled: bool) -> EmbeddingCache | None:
@@ -212,6 +217,7 @@ def train(
     score_field: str = typer.Option("score", help="Per-model quality field."),
     fine_tune: bool = typer.Option(False, help="Fine-tune the encoder too (slow on CPU)."),
     name: str | None = typer.Option(None, help="The router's name."),
+    precision: str = PrecisionOption,
     cache: bool = CacheOption,
 ) -> None:
     """Train a router on split 'train', early-stop and calibrate on 'val'."""
@@ -223,7 +229,7 @@ def train(
         fail(f"--labels must be det, prob or trans, got {labels!r}")
     pair = load_pair(data, small, large, score_field=score_field)
     model = Router(
-        Encoder(encoder, cache=_cache(cache)),
+        Encoder(encoder, precision=precision, cache=_cache(cache)),  # type: ignore[arg-type]
         hidden_sizes=_parse_hidden(hidden),
         epochs=epochs,
         seed=seed,
@@ -520,6 +526,7 @@ def build(
     ray_address: str | None = RayAddressOption,
     workers: int | None = WorkersOption,
     progress: bool = ProgressOption,
+    precision: str = PrecisionOption,
     cache: bool = CacheOption,
 ) -> None:
     """Collect, judge, train, calibrate and evaluate a router for your model pair."""
@@ -547,7 +554,7 @@ def build(
             metric=MetricSpec(metric, parse_settings(metric_arg, option="--metric-arg")),
             label_type=labels,  # type: ignore[arg-type]
             router=Router(
-                Encoder(encoder, cache=_cache(cache)),
+                Encoder(encoder, precision=precision, cache=_cache(cache)),  # type: ignore[arg-type]
                 hidden_sizes=_parse_hidden(hidden),
                 epochs=epochs,
                 seed=seed,

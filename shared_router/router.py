@@ -93,7 +93,8 @@ class Router:
         label_type_: ``"det"``, ``"prob"`` or ``"trans"`` when trained by :func:`train_router`.
         t_star_: The relaxation of ``"trans"`` labels, else None.
         pair_: The (small, large) pair it was trained for, or None.
-        metadata_: Training facts and metrics (saved to ``config.json``).
+        metadata_: Training facts and metrics (saved to ``config.json``); a
+            ``"description"`` (markdown) becomes the model card's "About this router".
     """
 
     head_: MLPHead
@@ -205,6 +206,12 @@ class Router:
             val = (_texts(val_texts, "val_texts"), np.asarray(val_y, dtype=np.float64))
         encoder = self.encoder if isinstance(self.encoder, Encoder) else Encoder(self.encoder)
         l2_chosen = None
+        if self.fine_tune and encoder.precision != "fp32":
+            raise TrainingError(
+                f"fine_tune=True trains the head on the encoder's fp32 vectors, so it cannot "
+                f"route with precision={encoder.precision!r}; fine-tune with an fp32 Encoder, "
+                "or keep the encoder frozen (fine_tune=False) to train on int8 vectors"
+            )
         if self.fine_tune:
             self.encoder_, self.head_ = self._fine_tune(encoder, train_texts, y_arr, val)
         elif self.head_type == "logistic":
@@ -280,7 +287,6 @@ class Router:
         tuned = Encoder(
             path,
             max_tokens=encoder.effective_max_tokens,
-            precision=encoder.precision,
             cache=encoder.cache,
             batch_size=encoder.batch_size,
             device=encoder.device,
@@ -535,6 +541,7 @@ class Router:
             else {"small": self.pair_.small, "large": self.pair_.large},
             "quality_metric": self.metadata_.get("quality_metric"),
             "training_data_hash": self.metadata_.get("training_data_hash"),
+            "description": self.metadata_.get("description"),
             "default_knobs": self._saved_knobs().as_dict(),
             "metrics": self.metadata_.get("metrics", {}),
             "training": {
@@ -613,6 +620,7 @@ class Router:
         router.metadata_ = {
             "quality_metric": config.get("quality_metric"),
             "training_data_hash": config.get("training_data_hash"),
+            "description": config.get("description"),
             "metrics": config.get("metrics", {}),
             "fine_tuned": loaded.encoder_path is not None,
             "base_encoder": enc["name"],

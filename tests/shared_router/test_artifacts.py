@@ -101,6 +101,32 @@ def test_model_card_tabulates_curve_metrics(tmp_path: Path) -> None:
     assert "| test.pair-a.n | 90 |" in card
 
 
+def test_model_card_shows_the_description(tmp_path: Path) -> None:
+    about = "Trained on 8 pairs.\n\n- Known limit: not above random on mmlu_pro."
+    folder = save_router_folder(
+        tmp_path / "r",
+        config={**_config([]), "description": about},
+        head=MLPHead(6, ()),
+        calibration=None,
+    )
+    card = (folder / CARD_FILE).read_text(encoding="utf-8")
+    assert f"## About this router\n\n{about}\n" in card
+    assert card.index("About this router") < card.index("## Metrics")
+    assert load_router_folder(folder).config["description"] == about
+    plain = (
+        save_router_folder(
+            tmp_path / "p", config=_config([]), head=MLPHead(6, ()), calibration=None
+        )
+        / CARD_FILE
+    ).read_text(encoding="utf-8")
+    assert "About this router" not in plain
+    (folder / CONFIG_FILE).write_text(
+        json.dumps({**json.loads((folder / CONFIG_FILE).read_text()), "description": 3})
+    )
+    with pytest.raises(ArtifactError, match="'description' must be a string or null"):
+        load_router_folder(folder)
+
+
 def test_uncalibrated_router_round_trips_with_null_calibration(tmp_path: Path) -> None:
     folder = save_router_folder(
         tmp_path / "r", config=_config([]), head=MLPHead(6, ()), calibration=None

@@ -162,6 +162,20 @@ def test_demo_routes_with_the_bundled_router(capsys: pytest.CaptureFixture[str])
     assert "hybrid-llm-default" in out and "to the small model" in out
 
 
+def test_train_at_int8_writes_an_int8_router(
+    subset: Path, cache_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "crux-int8"
+    argv = ["train", str(subset), "--small", SMALL, "--large", LARGE, "--hidden", ""]
+    code, _, err = run([*argv, "--epochs", "30", "--precision", "int8", "-o", str(folder)], capsys)
+    assert code == 0, err
+    config = json.loads((folder / "config.json").read_text())
+    assert config["encoder"]["precision"] == "int8"
+    assert config["encoder"]["identity"].endswith("|int8")
+    code, out, _ = run(["route", "--router", str(folder), "--threshold", "0.5", "hi"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[0])["model"] in ("small", "large")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -171,6 +185,21 @@ def test_demo_routes_with_the_bundled_router(capsys: pytest.CaptureFixture[str])
         (
             ["train", "{subset}", "--small", SMALL, "--large", LARGE, "--labels", "x", "-o", "x"],
             "--labels",
+        ),
+        (
+            [
+                "train",
+                "{subset}",
+                "--small",
+                SMALL,
+                "--large",
+                LARGE,
+                "--precision",
+                "fp16",
+                "-o",
+                "x",
+            ],
+            "precision must be 'fp32' or 'int8'",
         ),
         (["route", "--threshold", "0.5", "--large-share", "0.2", "hi"], "at most one"),
         (["score", "{bad}", "-o", "x"], "bad.jsonl:2:"),

@@ -454,6 +454,13 @@ def test_logistic_head_refuses_what_it_cannot_do(tmp_cache: EmbeddingCache) -> N
     assert single.metadata_["l2_chosen"] == 0.01
 
 
+def test_fine_tuning_refuses_an_int8_encoder(tmp_cache: EmbeddingCache) -> None:
+    texts, y = ARITHMETIC[:6] + LAW[:6], np.array([1.0] * 6 + [0.0] * 6)
+    encoder = Encoder("default", precision="int8", cache=tmp_cache)
+    with pytest.raises(TrainingError, match="precision='int8'"):
+        Router(encoder, fine_tune=True, progress=False).fit(texts, y)
+
+
 def test_logistic_router_trains_and_routes_without_torch(tmp_path: Path) -> None:
     # head_type="logistic" needs no torch at all: numpy encoder, numpy Newton fit, numpy head.
     code = (
