@@ -100,11 +100,22 @@ CacheOption = typer.Option(
     "--cache/--no-cache",
     help="Cache embeddings on disk ($HYBRID_LLM_CACHE or ~/.cache/hybrid-llm).",
 )
+HeadOption = typer.Option(
+    "mlp",
+    help="Head: mlp (trained with AdamW; --hidden sets its layers) or logistic (exact L2-"
+    "regularised logistic regression, strength chosen on val; numpy only, no torch).",
+)
 PrecisionOption = typer.Option(
     "fp32",
     help="Encoder precision: fp32 or int8 (int8 routes ~4x faster with the onnx extra; "
     "a router routes at the precision it was trained on).",
 )
+
+
+def _head_type(head: str) -> str:
+    if head not in ("mlp", "logistic"):
+        fail(f"--head must be mlp or logistic, got {head!r}")
+    return head
 
 
 def _cache(enabled: bool) -> EmbeddingCache | None:
@@ -211,6 +222,7 @@ def train(
     output: Path = typer.Option(..., "--output", "-o", help="The router folder to write."),
     labels: str = typer.Option("trans", help="Label type: det, prob or trans."),
     encoder: str = typer.Option("default", help="Sentence-transformers model name or path."),
+    head: str = HeadOption,
     hidden: str = typer.Option("256", help="Hidden sizes, comma-separated; '' is linear."),
     epochs: int = typer.Option(100, help="Most epochs (early stopping on val)."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -230,7 +242,8 @@ def train(
     pair = load_pair(data, small, large, score_field=score_field)
     model = Router(
         Encoder(encoder, precision=precision, cache=_cache(cache)),  # type: ignore[arg-type]
-        hidden_sizes=_parse_hidden(hidden),
+        head_type=_head_type(head),  # type: ignore[arg-type]
+        hidden_sizes=() if head == "logistic" else _parse_hidden(hidden),
         epochs=epochs,
         seed=seed,
         fine_tune=fine_tune,
@@ -513,6 +526,7 @@ def build(
     large_kwargs: str | None = typer.Option(None, help="Large model settings as JSON."),
     large_param: list[str] = typer.Option([], help="Large model setting key=value (repeatable)."),
     encoder: str = typer.Option("default", help="Sentence-transformers model name or path."),
+    head: str = HeadOption,
     hidden: str = typer.Option("256", help="Hidden sizes, comma-separated; '' is linear."),
     epochs: int = typer.Option(100, help="Most epochs (early stopping on val)."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -555,7 +569,8 @@ def build(
             label_type=labels,  # type: ignore[arg-type]
             router=Router(
                 Encoder(encoder, precision=precision, cache=_cache(cache)),  # type: ignore[arg-type]
-                hidden_sizes=_parse_hidden(hidden),
+                head_type=_head_type(head),  # type: ignore[arg-type]
+                hidden_sizes=() if head == "logistic" else _parse_hidden(hidden),
                 epochs=epochs,
                 seed=seed,
                 progress=progress,

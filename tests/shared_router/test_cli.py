@@ -162,15 +162,16 @@ def test_demo_routes_with_the_bundled_router(capsys: pytest.CaptureFixture[str])
     assert "hybrid-llm-default" in out and "to the small model" in out
 
 
-def test_train_at_int8_writes_an_int8_router(
+def test_train_at_int8_with_a_logistic_head(
     subset: Path, cache_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "crux-int8"
-    argv = ["train", str(subset), "--small", SMALL, "--large", LARGE, "--hidden", ""]
-    code, _, err = run([*argv, "--epochs", "30", "--precision", "int8", "-o", str(folder)], capsys)
+    argv = ["train", str(subset), "--small", SMALL, "--large", LARGE, "--head", "logistic"]
+    code, _, err = run([*argv, "--precision", "int8", "-o", str(folder)], capsys)
     assert code == 0, err
     config = json.loads((folder / "config.json").read_text())
     assert config["encoder"]["precision"] == "int8"
+    assert config["training"]["head_type"] == "logistic" and config["head"]["hidden_sizes"] == []
     assert config["encoder"]["identity"].endswith("|int8")
     code, out, _ = run(["route", "--router", str(folder), "--threshold", "0.5", "hi"], capsys)
     assert code == 0 and json.loads(out.splitlines()[0])["model"] in ("small", "large")
@@ -200,6 +201,21 @@ def test_train_at_int8_writes_an_int8_router(
                 "x",
             ],
             "precision must be 'fp32' or 'int8'",
+        ),
+        (
+            [
+                "train",
+                "{subset}",
+                "--small",
+                SMALL,
+                "--large",
+                LARGE,
+                "--head",
+                "forest",
+                "-o",
+                "x",
+            ],
+            "--head must be mlp or logistic",
         ),
         (["route", "--threshold", "0.5", "--large-share", "0.2", "hi"], "at most one"),
         (["score", "{bad}", "-o", "x"], "bad.jsonl:2:"),
