@@ -26,6 +26,8 @@ from pathlib import Path
 
 from routing_data import DATA, RESULTS, write_json
 
+from shared_router.data import read_jsonl
+
 SOURCE = DATA / "mmlu_pro" / "mmlu_pro_scores.jsonl"
 SMALL, LARGE = "Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3.1-70B-Instruct"
 RUNS = (("fp32", "mlp"), ("int8", "mlp"), ("int8", "logistic"))
@@ -35,8 +37,7 @@ def ten_thousand_rows(target: Path) -> tuple[int, int]:
     """Write the pair's rows with ``test`` moved to ``train``; return (train, val) counts."""
     counts = {"train": 0, "val": 0}
     with target.open("w", encoding="utf-8") as out:
-        for line in SOURCE.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+        for _, row in read_jsonl(SOURCE):
             if SMALL not in row["models"] or LARGE not in row["models"]:
                 continue
             row["split"] = "val" if row["split"] == "val" else "train"

@@ -47,6 +47,7 @@ __all__ = [
     "PRECISIONS",
     "NumpyBertEncoder",
     "Precision",
+    "check_encode_args",
     "clip_token_ids",
     "pool_tokens",
     "quantize_weight",
@@ -114,6 +115,18 @@ def quantize_weight(weight: Array) -> tuple[npt.NDArray[np.int8], Array]:
     scale[scale == 0] = 1.0  # an all-zero column quantises to zeros with any scale
     q = np.clip(np.rint(w / scale), -_INT8_MAX, _INT8_MAX).astype(np.int8)
     return q, scale
+
+
+def check_encode_args(texts: Sequence[str], batch_size: int) -> None:
+    """Reject what every backend's ``encode(texts, batch_size=...)`` rejects.
+
+    Raises:
+        EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
+    """
+    if isinstance(texts, str):
+        raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
+    if batch_size < 1:
+        raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
 
 
 def clip_token_ids(ids: Sequence[int], budget: int) -> list[int]:
@@ -504,10 +517,7 @@ class NumpyBertEncoder:
         Raises:
             EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
         """
-        if isinstance(texts, str):
-            raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
-        if batch_size < 1:
-            raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
+        check_encode_args(texts, batch_size)
         if len(texts) <= 1:
             if not texts:
                 return np.zeros((0, self.dim), dtype=np.float32)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_router.bert_numpy import NumpyBertEncoder, Precision, _Layer
+from shared_router.bert_numpy import NumpyBertEncoder, Precision, _Layer, check_encode_args
 from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -437,10 +437,7 @@ class OnnxBertEncoder:
         Raises:
             EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
         """
-        if isinstance(texts, str):
-            raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
-        if batch_size < 1:
-            raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
+        check_encode_args(texts, batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -473,6 +470,10 @@ class OnnxBertEncoder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spin-waiting between calls: a router sits in an application that does other
+        # work between decisions. Measured with 5 ms between calls: spinning cost 9.8-10.3 ms
+        # of CPU per decision against 2.8 ms, for 0.2-0.4 ms less latency.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         try:
             session: onnxruntime.InferenceSession = ort.InferenceSession(
