@@ -29,9 +29,9 @@ many as between fp32 and int8 (3 and 14).
 On x86 CPUs without VNNI, ONNX Runtime's int8 kernel can saturate (see
 :func:`int8_kernel_is_exact`); int8 then refuses to run here and ``Encoder`` uses numpy.
 
-Importing this module imports neither onnx nor onnxruntime (``pip install
-"hybrid-llm[onnx]"``): onnxruntime is imported when an encoder is made, onnx when a graph is
-built (and by :func:`int8_kernel_is_exact`).
+Importing this module imports neither onnx nor onnxruntime (both are dependencies of
+hybrid-llm): onnxruntime is imported when an encoder is made, onnx when a graph is built (and
+by :func:`int8_kernel_is_exact`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = [
-    "ONNX_EXTRA",
+    "ONNX_INSTALL_HINT",
     "OPSET",
     "OnnxBertEncoder",
     "build_model",
@@ -62,7 +62,7 @@ __all__ = [
     "onnx_available",
 ]
 
-ONNX_EXTRA = 'pip install "hybrid-llm[onnx]"'
+ONNX_INSTALL_HINT = 'pip install "onnxruntime>=1.20" "onnx>=1.16" (dependencies of hybrid-llm)'
 """How to install what this module needs."""
 
 OPSET = 17
@@ -147,7 +147,7 @@ def int8_kernel_is_exact() -> bool:
 
 def _missing(exc: ImportError) -> EncoderError:
     return EncoderError(
-        f"the ONNX backend needs onnx and onnxruntime ({exc}); {ONNX_EXTRA}, or use "
+        f"the ONNX backend needs onnx and onnxruntime ({exc}); {ONNX_INSTALL_HINT}, or use "
         "backend='numpy' (same vectors, slower)"
     )
 

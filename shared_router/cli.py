@@ -107,7 +107,7 @@ HeadOption = typer.Option(
 )
 PrecisionOption = typer.Option(
     "fp32",
-    help="Encoder precision: fp32 or int8 (int8 routes ~4x faster with the onnx extra; "
+    help="Encoder precision: fp32 or int8 (int8 routes ~4x faster on ONNX Runtime; "
     "a router routes at the precision it was trained on).",
 )
 

