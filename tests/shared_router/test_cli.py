@@ -67,6 +67,8 @@ def trained(subset: Path, cache_env: None, tmp_path_factory: pytest.TempPathFact
                     "",
                     "--epochs",
                     "30",
+                    "--precision",
+                    "fp32",
                     "-o",
                     str(folder),
                 ]
@@ -80,6 +82,7 @@ def test_train_writes_a_loadable_calibrated_router(trained: Path) -> None:
     config = json.loads((trained / "config.json").read_text())
     assert config["pair"] == {"small": SMALL, "large": LARGE}
     assert config["label_type"] == "trans"
+    assert config["encoder"]["precision"] == "fp32"
     assert json.loads((trained / "calibration.json").read_text()) is not None
 
 
@@ -162,12 +165,12 @@ def test_demo_routes_with_the_bundled_router(capsys: pytest.CaptureFixture[str])
     assert "hybrid-llm-default" in out and "to the small model" in out
 
 
-def test_train_at_int8_with_a_logistic_head(
+def test_train_defaults_to_int8_and_takes_a_logistic_head(
     subset: Path, cache_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "crux-int8"
     argv = ["train", str(subset), "--small", SMALL, "--large", LARGE, "--head", "logistic"]
-    code, _, err = run([*argv, "--precision", "int8", "-o", str(folder)], capsys)
+    code, _, err = run([*argv, "-o", str(folder)], capsys)  # int8 is the default
     assert code == 0, err
     config = json.loads((folder / "config.json").read_text())
     assert config["encoder"]["precision"] == "int8"
