@@ -27,6 +27,7 @@ Importing this module imports neither torch nor transformers.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,6 +329,54 @@ class _Layer:
     down_s: Array | None = None
 
 
+@dataclass(frozen=True)
+class _Weights:
+    """The transformer's weights as the forward pass uses them.
+
+    ``position`` holds the position embeddings plus token type 0's (every text is one
+    segment); the LayerNorm gains and biases are columns, shape (hidden, 1).
+    """
+
+    word: Array
+    position: Array
+    emb_g: Array
+    emb_b: Array
+    layers: tuple[_Layer, ...]
+
+
+def _read_weights(spec: _FolderSpec, heads: int, precision: Precision) -> _Weights:
+    """Read a folder's transformer weights and shape them for the forward pass.
+
+    Raises:
+        EncoderError: If the file is unreadable or the weights do not fit the config.
+    """
+    path = spec.transformer_dir / "model.safetensors"
+    raw = _load_weights(path)
+    config = spec.config
+    try:
+        hidden = int(config["hidden_size"])
+        types = raw["embeddings.token_type_embeddings.weight"]
+        weights = _Weights(
+            word=raw["embeddings.word_embeddings.weight"],
+            position=raw["embeddings.position_embeddings.weight"] + types[0],
+            emb_g=raw["embeddings.LayerNorm.weight"][:, None],
+            emb_b=raw["embeddings.LayerNorm.bias"][:, None],
+            layers=tuple(
+                _make_layer(raw, f"encoder.layer.{i}.", heads, precision)
+                for i in range(int(config["num_hidden_layers"]))
+            ),
+        )
+        if weights.word.shape[1] != hidden or hidden % heads:
+            raise ValueError(f"hidden size {hidden} does not fit the weights or the heads")
+    except (KeyError, ValueError, IndexError) as exc:
+        raise EncoderError(
+            f"{path} does not match {spec.transformer_dir / 'config.json'} as a BERT model: {exc!r}"
+        ) from exc
+    for array in (weights.word, weights.position):
+        array.flags.writeable = False
+    return weights
+
+
 def _gelu(x: Array) -> Array:
     """Exact (erf) GELU, x * Phi(x), to within 5e-7; overwrites and returns ``x``.
 
@@ -389,11 +438,13 @@ class NumpyBertEncoder:
         path: Path,
         tokenizer: Tokenizer,
         spec: _FolderSpec,
-        weights: dict[str, Array],
         max_tokens: int,
         precision: Precision = "fp32",
     ) -> None:
-        """Store a loaded model; use :meth:`from_folder` rather than calling this."""
+        """Store a model's configuration and tokenizer; use :meth:`from_folder` instead.
+
+        The transformer's weights are read on first use (see :attr:`weights`).
+        """
         if precision not in PRECISIONS:
             raise EncoderError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         config = spec.config
@@ -409,19 +460,23 @@ class NumpyBertEncoder:
         self._heads = int(config["num_attention_heads"])
         self._eps = np.float32(config.get("layer_norm_eps", 1e-12))
         self._mean_row = np.full(hidden, 1.0 / hidden, dtype=np.float32)
-        self._word = weights["embeddings.word_embeddings.weight"]
-        types = weights["embeddings.token_type_embeddings.weight"]
-        self._position = weights["embeddings.position_embeddings.weight"] + types[0]
-        self._emb_g = weights["embeddings.LayerNorm.weight"][:, None]
-        self._emb_b = weights["embeddings.LayerNorm.bias"][:, None]
-        self._layers = tuple(
-            _make_layer(weights, f"encoder.layer.{i}.", self._heads, precision)
-            for i in range(int(config["num_hidden_layers"]))
-        )
-        if self._word.shape[1] != hidden or hidden % self._heads:
-            raise ValueError(f"hidden size {hidden} does not fit the weights or the heads")
-        for array in (self._word, self._position, self._mean_row):
-            array.flags.writeable = False
+        self._mean_row.flags.writeable = False
+        self._spec = spec
+        self._weights: _Weights | None = None
+        self._weights_lock = threading.Lock()
+
+    @property
+    def weights(self) -> _Weights:
+        """The transformer's weights as the forward pass uses them, read on first use.
+
+        Raises:
+            EncoderError: If the weights file is unreadable or does not fit the config.
+        """
+        if self._weights is None:
+            with self._weights_lock:
+                if self._weights is None:
+                    self._weights = _read_weights(self._spec, self._heads, self.precision)
+        return self._weights
 
     @classmethod
     def from_folder(
@@ -430,6 +485,7 @@ class NumpyBertEncoder:
         *,
         max_tokens: int | None = None,
         precision: Precision = "fp32",
+        load_weights: bool = True,
     ) -> NumpyBertEncoder:
         """Load a BERT sentence-transformers folder.
 
@@ -440,6 +496,8 @@ class NumpyBertEncoder:
                 ``max_seq_length`` from ``sentence_bert_config.json`` (256 for MiniLM).
             precision: ``"fp32"`` (the model as trained) or ``"int8"`` (int8 Linear layers,
                 see the class docstring).
+            load_weights: Read and check the transformer's weights now; False defers them
+                to the first forward pass (for a backend that may never need them here).
 
         Returns:
             The loaded encoder.
@@ -458,22 +516,21 @@ class NumpyBertEncoder:
                 f"max_tokens must be between 3 and {limit} (the model's positions), got {tokens}"
             )
         tokenizer = _load_tokenizer(spec)
-        weights_path = spec.transformer_dir / "model.safetensors"
-        weights = _load_weights(weights_path)
         try:
-            return cls(
+            encoder = cls(
                 path=Path(path),
                 tokenizer=tokenizer,
                 spec=spec,
-                weights=weights,
                 max_tokens=tokens,
                 precision=precision,
             )
         except (KeyError, ValueError, IndexError) as exc:
             raise EncoderError(
-                f"{weights_path} does not match {spec.transformer_dir / 'config.json'} as a "
-                f"BERT model: {exc!r}"
+                f"{spec.transformer_dir / 'config.json'} does not describe a BERT model: {exc!r}"
             ) from exc
+        if load_weights:
+            encoder._weights = _read_weights(spec, encoder._heads, precision)
+        return encoder
 
     def token_ids(self, text: str) -> list[int]:
         """The word-piece ids the model reads for a text: [CLS], clipped content, [SEP].
@@ -546,10 +603,11 @@ class NumpyBertEncoder:
         # A large negative bias (not -inf) on padded keys: exp() of it is exactly 0.
         padded = any(len(seq) < width for seq in batch)
         key_bias = ((mask - 1.0) * np.float32(1e9))[:, None, None, :] if padded else None
-        tokens = self._word[ids] + self._position[:width]  # (n, width, hidden)
+        weights = self.weights
+        tokens = weights.word[ids] + weights.position[:width]  # (n, width, hidden)
         x = np.ascontiguousarray(tokens.reshape(n * width, -1).T)
-        x = self._layer_norm(x, self._emb_g, self._emb_b)
-        for layer in self._layers:
+        x = self._layer_norm(x, weights.emb_g, weights.emb_b)
+        for layer in weights.layers:
             x = self._layer(x, layer, n, width, key_bias)
         return self.pool(x.T.reshape(n, width, -1), mask)
 

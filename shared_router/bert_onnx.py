@@ -271,24 +271,23 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
     """
     module = _import_onnx()
     graph = _Graph(module)
+    weights = encoder.weights
     eps = float(encoder._eps)
     ids = graph.one("Squeeze", [_INPUT, graph.constant("axis0", np.array([0], dtype=np.int64))])
-    words = graph.one("Gather", [graph.constant("word_embeddings", encoder._word), ids], axis=0)
+    words = graph.one("Gather", [graph.constant("word_embeddings", weights.word), ids], axis=0)
     length = graph.one("Shape", [_INPUT], start=1, end=2)
     positions = graph.one(
         "Slice",
         [
             # position + token type 0 embeddings, as numpy adds them
-            graph.constant("position_embeddings", encoder._position),
+            graph.constant("position_embeddings", weights.position),
             graph.constant("start", np.array([0], dtype=np.int64)),
             length,
             graph.constant("axis0", np.array([0], dtype=np.int64)),
         ],
     )
-    x = _layer_norm(
-        graph, graph.one("Add", [words, positions]), encoder._emb_g, encoder._emb_b, eps
-    )
-    for layer in encoder._layers:
+    x = _layer_norm(graph, graph.one("Add", [words, positions]), weights.emb_g, weights.emb_b, eps)
+    for layer in weights.layers:
         x = _encoder_layer(graph, x, layer, encoder._heads, eps)
     nodes = graph.nodes
     nodes.append(
@@ -299,7 +298,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
             name="output",
         )
     )
-    hidden = int(encoder._word.shape[1])
+    hidden = int(weights.word.shape[1])
     model: onnx.ModelProto = module.helper.make_model(
         module.helper.make_graph(
             nodes,
@@ -393,9 +392,10 @@ class OnnxBertEncoder:
         Raises:
             EncoderError: When onnx or onnxruntime is missing, or the folder cannot be run.
         """
-        _import_runtime()  # fail before loading the weights
+        _import_runtime()  # fail before reading the folder
+        # The weights are read only if the graph has to be built (not cached).
         numpy_encoder = NumpyBertEncoder.from_folder(
-            path, max_tokens=max_tokens, precision=precision
+            path, max_tokens=max_tokens, precision=precision, load_weights=False
         )
         return cls(numpy_encoder, threads=threads, cache_dir=cache_dir, cache_key=cache_key)
 

@@ -145,7 +145,7 @@ def test_int8_linear_is_the_same_function_in_numpy_and_onnx(
     ort = pytest.importorskip("onnxruntime")
     from shared_router.bert_onnx import OPSET, _Graph, _linear
 
-    layer = numpy_int8._layers[2]
+    layer = numpy_int8.weights.layers[2]
     assert layer.up_s is not None
     graph = _Graph(onnx)
     out = _linear(graph, "x", layer.up_w, layer.up_s, layer.up_b)
@@ -293,6 +293,7 @@ def test_cached_onnx_graph_is_reused(model_cache: Path) -> None:
     second = Encoder("default", backend="onnx", precision="int8")
     np.testing.assert_array_equal(second.encode(TEXTS[:3]), vectors)
     assert cached.stat().st_mtime_ns == stamp  # read, not rebuilt
+    assert second._model._numpy._weights is None  # so the weights were never read
     cached.write_bytes(b"not an onnx model")  # a damaged cache is rebuilt
     third = Encoder("default", backend="onnx", precision="int8")
     np.testing.assert_array_equal(third.encode(TEXTS[:3]), vectors)
