@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from shared_router.data import finite_vector
 from shared_router.errors import CalibrationError, KnobError
 
 __all__ = ["CALIBRATION_FORMAT", "CalibrationTable", "OnlinePacer", "all_large_threshold"]
@@ -36,12 +37,7 @@ def all_large_threshold(max_score: float = 1.0) -> float:
 
 
 def _vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise CalibrationError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise CalibrationError(f"{name} must be finite; it holds NaN or infinity")
-    return array
+    return finite_vector(values, name, CalibrationError)
 
 
 def _candidate_thresholds(sorted_scores: np.ndarray, max_points: int) -> np.ndarray:

@@ -22,11 +22,35 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.errors import DataError, ModelNotInDataError
+from shared_router.errors import DataError, HybridLLMError, ModelNotInDataError
 
-__all__ = ["PairData", "load_pair", "model_names", "read_jsonl"]
+__all__ = ["PairData", "finite_vector", "load_pair", "model_names", "read_jsonl"]
 
 PathLike = str | Path
+
+
+def finite_vector(
+    values: np.ndarray | Sequence[float],
+    name: str,
+    error: type[HybridLLMError] = DataError,
+) -> np.ndarray:
+    """Return ``values`` as a one-dimensional float64 array of finite numbers.
+
+    Args:
+        values: The numbers (scores, qualities, labels, ...).
+        name: What they are, for the error message.
+        error: The error class to raise (the caller's part of the hierarchy).
+
+    Raises:
+        HybridLLMError: ``error``, if ``values`` is not one-dimensional or holds NaN or
+            infinity.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise error(f"{name} must be one-dimensional, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise error(f"{name} must be finite; it holds NaN or infinity")
+    return array
 
 
 def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from shared_router.calibration import all_large_threshold
+from shared_router.data import finite_vector
 from shared_router.errors import DataError
 
 __all__ = [
@@ -78,13 +79,9 @@ class Curve:
 
 
 def _vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise DataError(f"{name} must be one-dimensional, got shape {array.shape}")
+    array = finite_vector(values, name)
     if array.size == 0:
         raise DataError(f"{name} is empty; evaluation needs at least one query")
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"{name} must be finite; it holds NaN or infinity")
     return array
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from shared_router.data import PairData
+from shared_router.data import PairData, finite_vector
 from shared_router.errors import DataError
 
 __all__ = [
@@ -53,15 +53,6 @@ class Labels:
     t_star: float | None
 
 
-def _quality_vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise DataError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"{name} must be finite; it holds NaN or infinity")
-    return array
-
-
 def det_labels(
     small_scores: np.ndarray | Sequence[float], large_scores: np.ndarray | Sequence[float]
 ) -> np.ndarray:
@@ -74,8 +65,8 @@ def det_labels(
     Raises:
         DataError: If the arrays differ in length or hold non-finite values.
     """
-    small = _quality_vector(small_scores, "small_scores")
-    large = _quality_vector(large_scores, "large_scores")
+    small = finite_vector(small_scores, "small_scores")
+    large = finite_vector(large_scores, "large_scores")
     if small.shape != large.shape:
         raise DataError(
             f"small_scores and large_scores differ in length: {small.size} vs {large.size}"
@@ -186,7 +177,7 @@ def label_spread(y: np.ndarray | Sequence[float]) -> float:
     Returns:
         The spread; 0.0 for fewer than two labels.
     """
-    values = np.sort(_quality_vector(y, "y"))
+    values = np.sort(finite_vector(y, "y"))
     n = values.size
     if n < 2:
         return 0.0
@@ -212,7 +203,7 @@ def find_t_star(
     Raises:
         DataError: If the samples are malformed or the grid is empty or not finite.
     """
-    candidates = np.sort(_quality_vector(DEFAULT_T_GRID if grid is None else grid, "grid"))
+    candidates = np.sort(finite_vector(DEFAULT_T_GRID if grid is None else grid, "grid"))
     if candidates.size == 0:
         raise DataError("grid must hold at least one value of t")
     pairs = _sample_pairs(small_samples, large_samples)
