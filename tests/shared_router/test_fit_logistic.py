@@ -7,27 +7,12 @@ import pytest
 
 from shared_router.errors import TrainingError
 from shared_router.training import fit_logistic
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _bce(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
-
-
-def _separable(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 6)).astype(np.float32)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float64)
-    return X, y
+from tests.shared_router.training_data import bce, separable, sigmoid
 
 
 def _gradient(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float, l2: float) -> np.ndarray:
     """Gradient of mean BCE + l2/2 |w|^2 (bias unpenalised) at (w, b)."""
-    p = _sigmoid(X @ w + b)
+    p = sigmoid(X @ w + b)
     return np.append(X.T @ (p - y) / len(y) + l2 * w, np.mean(p - y))
 
 
@@ -35,7 +20,7 @@ def test_fit_logistic_recovers_soft_labels_exactly() -> None:
     # Soft labels y = sigmoid(2x - 0.5) are fitted exactly by w = 2, b = -0.5 when the
     # penalty is negligible (the BCE minimiser predicts the labels themselves).
     x = np.linspace(-3.0, 3.0, 301)
-    y = _sigmoid(2.0 * x - 0.5)
+    y = sigmoid(2.0 * x - 0.5)
     fit = fit_logistic(x[:, None], y, l2=1e-9)
     state = fit.head.state_dict()
     assert fit.head.hidden_sizes == () and fit.l2 == 1e-9 and fit.val_losses == {}
@@ -45,7 +30,7 @@ def test_fit_logistic_recovers_soft_labels_exactly() -> None:
 
 def test_fit_logistic_reaches_the_penalised_optimum() -> None:
     # At the optimum the gradient of the penalised objective is zero (checked in float64).
-    X, y = _separable(n=120, seed=3)
+    X, y = separable(n=120, seed=3)
     y = np.where(np.arange(len(y)) % 7 == 0, 1.0 - y, y)  # some noise
     fit = fit_logistic(X, y, l2=0.05)
     state = fit.head.state_dict()
@@ -56,14 +41,14 @@ def test_fit_logistic_reaches_the_penalised_optimum() -> None:
 
 
 def test_fit_logistic_chooses_l2_on_validation_loss() -> None:
-    X, y = _separable(n=200, seed=4)
-    X_val, y_val = _separable(n=200, seed=5)
+    X, y = separable(n=200, seed=4)
+    X_val, y_val = separable(n=200, seed=5)
     grid = (10.0, 1e-3)
     fit = fit_logistic(X, y, X_val=X_val, y_val=y_val, l2=grid)
     assert set(fit.val_losses) == set(grid)
     for l2, loss in fit.val_losses.items():
         single = fit_logistic(X, y, l2=l2).head.predict_proba(X_val)
-        assert loss == pytest.approx(_bce(single, y_val), rel=1e-4)
+        assert loss == pytest.approx(bce(single, y_val), rel=1e-4)
     # A separable rule: the weak penalty generalises better than the strong one.
     assert fit.l2 == 1e-3 and fit.val_losses[1e-3] < fit.val_losses[10.0]
     # Validation labels that invert the rule favour the strong penalty (predictions near 0.5).
@@ -72,7 +57,7 @@ def test_fit_logistic_chooses_l2_on_validation_loss() -> None:
 
 
 def test_fit_logistic_rejects_bad_arguments() -> None:
-    X, y = _separable(n=40)
+    X, y = separable(n=40)
     with pytest.raises(TrainingError, match="needs validation data"):
         fit_logistic(X, y, l2=(0.1, 1.0))
     with pytest.raises(TrainingError, match="positive finite"):

@@ -11,31 +11,16 @@ from shared_router.encoder import Encoder
 from shared_router.errors import TrainingError
 from shared_router.head import MLPHead
 from shared_router.training import fine_tune_encoder, train_head
+from tests.shared_router.training_data import bce, separable, sigmoid
 
 torch = pytest.importorskip("torch", reason="training needs torch (hybrid-llm[train])")
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _bce(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
-
-
-def _separable(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 6)).astype(np.float32)
-    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.float64)
-    return X, y
 
 
 def test_soft_labels_are_recovered_by_a_logistic_head() -> None:
     # BCE against soft labels is minimised by predicting the labels themselves, so a logistic
     # regression fed y = sigmoid(2x - 0.5) must learn w = 2, b = -0.5.
     x = np.linspace(-3.0, 3.0, 301)
-    y = _sigmoid(2.0 * x - 0.5)
+    y = sigmoid(2.0 * x - 0.5)
     head = train_head(
         x[:, None],
         y,
@@ -54,7 +39,7 @@ def test_soft_labels_are_recovered_by_a_logistic_head() -> None:
 
 
 def test_mlp_head_separates_a_planted_rule() -> None:
-    X, y = _separable()
+    X, y = separable()
     head = train_head(X, y, hidden_sizes=(16,), epochs=60, lr=0.01, progress=False)
     assert isinstance(head, MLPHead) and head.hidden_sizes == (16,)
     accuracy = np.mean((head.predict_proba(X) >= 0.5) == (y == 1.0))
@@ -62,7 +47,7 @@ def test_mlp_head_separates_a_planted_rule() -> None:
 
 
 def test_same_seed_same_weights_other_seed_other_weights() -> None:
-    X, y = _separable(80)
+    X, y = separable(80)
     kwargs = {"hidden_sizes": (8,), "epochs": 5, "batch_size": 16, "progress": False}
     a = train_head(X, y, seed=3, **kwargs).state_dict()
     b = train_head(X, y, seed=3, **kwargs).state_dict()
@@ -75,18 +60,18 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
 def test_early_stopping_restores_the_best_epoch() -> None:
     # Validation labels are the training labels inverted: the validation loss is lowest after
     # the first epoch and rises after it, so training must stop and hand back epoch 1.
-    X, y = _separable(120)
+    X, y = separable(120)
     kwargs = {"hidden_sizes": (8,), "batch_size": 32, "seed": 5, "progress": False}
     early = train_head(X, y, X_val=X, y_val=1.0 - y, epochs=200, patience=2, **kwargs)
     first_epoch = train_head(X, y, epochs=1, **kwargs)
     for key, value in early.state_dict().items():
         np.testing.assert_array_equal(value, first_epoch.state_dict()[key])
     longer = train_head(X, y, epochs=20, **kwargs)
-    assert _bce(early.predict_proba(X), 1.0 - y) < _bce(longer.predict_proba(X), 1.0 - y)
+    assert bce(early.predict_proba(X), 1.0 - y) < bce(longer.predict_proba(X), 1.0 - y)
 
 
 def test_training_leaves_torch_global_state_alone() -> None:
-    X, y = _separable(40)
+    X, y = separable(40)
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -97,7 +82,7 @@ def test_training_leaves_torch_global_state_alone() -> None:
 
 
 def test_progress_bar_can_be_turned_off(capsys: pytest.CaptureFixture[str]) -> None:
-    X, y = _separable(40)
+    X, y = separable(40)
     train_head(X, y, hidden_sizes=(), epochs=2, progress=False)
     assert "training router head" not in capsys.readouterr().err
     train_head(X, y, hidden_sizes=(), epochs=2, progress=True)
@@ -121,7 +106,7 @@ def test_bad_inputs_raise_training_error(X: np.ndarray, y: np.ndarray, message: 
 
 
 def test_validation_arguments_are_checked() -> None:
-    X, y = _separable(20)
+    X, y = separable(20)
     with pytest.raises(TrainingError, match="together"):
         train_head(X, y, X_val=X, progress=False)
     with pytest.raises(TrainingError, match="columns"):
