@@ -40,7 +40,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from timing import machine_info, print_timings, summary, timed, write_report
 
 from langchain_hybrid import ChatHybrid
-from shared_router.router import Router
+from shared_router.routing.router import Router
 from shared_router.types import QualityKnobs, RouteDecision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chat_hybrid_overhead.json"

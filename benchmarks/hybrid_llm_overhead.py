@@ -33,7 +33,7 @@ from llama_index.core.llms.mock import MockFunctionCallingLLM
 from timing import machine_info, print_timings, summary, timed, write_report
 
 from llamaindex_hybrid import HybridLLM
-from shared_router.router import Router
+from shared_router.routing.router import Router
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hybrid_llm_overhead.json"
 COLUMNS = ("direct", "router", "hybrid_chat", "adapter_chat", "hybrid_achat", "adapter_achat")

@@ -2,7 +2,7 @@
 
 For each (small, large) pair of ``routing_data.PAIRS`` (from a close pair to a wide gap;
 binary, judge and multi-sample qualities), routers are trained with the library's own recipe
-(:func:`shared_router.router.train_router`: labels on ``train``, early stopping and
+(:func:`shared_router.routing.router.train_router`: labels on ``train``, early stopping and
 calibration on ``val``) on frozen all-MiniLM-L6-v2 embeddings, one per label type:
 
 * ``r_det``, ``r_prob``, ``r_trans`` (the paper's three labels) with the default MLP head;
@@ -51,8 +51,8 @@ from routing_data import (
 )
 
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder
-from shared_router.evaluation import (
+from shared_router.encoders.encoder import EmbeddingCache, Encoder
+from shared_router.evaluation.curves import (
     HEURISTIC_NAME,
     EvaluationReport,
     evaluate_scores,
@@ -62,8 +62,8 @@ from shared_router.evaluation import (
     random_curve,
     router_curve,
 )
-from shared_router.labels import make_labels
-from shared_router.router import Router, train_router
+from shared_router.routing.router import Router, train_router
+from shared_router.training.labels import make_labels
 from shared_router.types import QualityKnobs
 
 LABELS = ("det", "prob", "trans")
@@ -163,7 +163,7 @@ def bootstrap_intervals(
     scores: Mapping[str, np.ndarray], test: PairData, n_boot: int, seed: int
 ) -> dict[str, dict[str, list[float]]]:
     """95% percentile intervals of gap recovered and cost advantage at 1% drop, over test rows."""
-    from shared_router.evaluation import cost_advantage_at_drop
+    from shared_router.evaluation.curves import cost_advantage_at_drop
 
     rng = np.random.default_rng(seed)
     n = len(test)

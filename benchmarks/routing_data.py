@@ -11,7 +11,7 @@ Shared by ``paper_reproduction.py`` and ``router_variants.py``. Every pair comes
   that no test query is ever trained or calibrated on.
 
 Embeddings come from the default encoder (all-MiniLM-L6-v2) through the on-disk
-:class:`~shared_router.encoder.EmbeddingCache`, so each query is encoded once per machine.
+:class:`~shared_router.encoders.encoder.EmbeddingCache`, so each query is encoded once per machine.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from shared_router.data import PairData, load_pair, read_jsonl
-from shared_router.encoder import EmbeddingCache, Encoder, Precision
+from shared_router.encoders.encoder import EmbeddingCache, Encoder, Precision
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

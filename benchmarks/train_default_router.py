@@ -1,4 +1,4 @@
-"""Reproduce the default router bundled in ``shared_router/default/``, and measure how it
+"""Reproduce the default router bundled in ``shared_router/model/default/``, and measure how it
 generalises to sources it never saw.
 
 The default router predicts general difficulty: the (small, large) pairs of
@@ -13,7 +13,7 @@ evaluates on every pair of the left-out source (all its rows: none was trained o
 
 Run from the repository root (embeddings are cached in ~/.cache/hybrid-llm)::
 
-    python benchmarks/train_default_router.py                  # writes shared_router/default/
+    python benchmarks/train_default_router.py                  # writes shared_router/model/default/
     python benchmarks/train_default_router.py -o /tmp/router   # elsewhere
     python benchmarks/train_default_router.py --generalisation # results/default_generalisation.*
 """
@@ -31,10 +31,10 @@ import numpy as np
 from routing_data import PAIRS, REPO, RESULTS, PairSpec, load_spec, write_json
 
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder, Precision
-from shared_router.evaluation import HEURISTIC_NAME, evaluate_scores
-from shared_router.labels import make_labels
-from shared_router.router import Router
+from shared_router.encoders.encoder import EmbeddingCache, Encoder, Precision
+from shared_router.evaluation.curves import HEURISTIC_NAME, evaluate_scores
+from shared_router.routing.router import Router
+from shared_router.training.labels import make_labels
 
 # mot_cascade_date has no licence: it is test data only, never in a shipped router.
 TEST_ONLY_SOURCES = frozenset({"mot_cascade_date"})

@@ -32,8 +32,8 @@ from llama_index.core.tools import FunctionTool
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from llamaindex_hybrid import HybridLLM
-from shared_router.router import Router
-from shared_router.serving import StatsSnapshot
+from shared_router.routing.router import Router
+from shared_router.routing.serving import StatsSnapshot
 
 DOCUMENTS = [
     "The Acme services agreement sets a notice period of 30 days for termination.",

@@ -38,10 +38,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from shared_router.metrics import MetricSpec
-from shared_router.pipeline import BuildResult, build
-from shared_router.router import Router
-from shared_router.sources import SourceSpec, parse_settings
+from shared_router.pipeline.build import BuildResult, build
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.sources import SourceSpec, parse_settings
+from shared_router.routing.router import Router
 
 # ----------------------------------------------------------------------------------------
 # STAND-IN MODELS (offline demo only; replace them with --small/--large SPECs of real LLMs)

@@ -2,7 +2,7 @@
 
 The router only ever sees text: :func:`message_turns` keeps the text blocks of each message
 (images, audio, files and tool-call blocks are dropped) and
-:func:`shared_router.text.routing_text` picks and clips what is routed.
+:func:`shared_router.routing.text.routing_text` picks and clips what is routed.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ from pydantic import PrivateAttr, field_validator, model_validator
 from typing_extensions import Self, override
 
 from langchain_hybrid._conversation import conversation_key, message_turns
-from shared_router.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
-from shared_router.text import RoutedTextMode, routing_text
+from shared_router.routing.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
+from shared_router.routing.text import RoutedTextMode, routing_text
 from shared_router.types import KNOB_NAMES, ModelChoice, QualityKnobs, RoutingRecord
 
 if TYPE_CHECKING:

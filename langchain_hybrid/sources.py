@@ -1,6 +1,6 @@
 """LangChain chat models as response sources for ``hybrid-llm collect`` and the LLM judge.
 
-``shared_router.sources`` imports this module by name when a SPEC needs LangChain, so the
+``shared_router.pipeline.sources`` imports this module by name when a SPEC needs LangChain, so the
 core never imports LangChain itself.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
-from shared_router.sources import Generation
+from shared_router.pipeline.sources import Generation
 
 __all__ = ["ChatModelSource", "chat_model_providers", "init_chat_model_source"]
 

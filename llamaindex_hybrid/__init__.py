@@ -4,6 +4,6 @@ Importing this package loads neither torch nor the router; the router loads on t
 """
 
 from llamaindex_hybrid.base import HybridLLM
-from shared_router.serving import ModelPrices
+from shared_router.routing.serving import ModelPrices
 
 __all__ = ["HybridLLM", "ModelPrices"]

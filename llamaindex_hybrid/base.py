@@ -45,14 +45,14 @@ from llamaindex_hybrid.questions import (
     remember_question,
 )
 from shared_router.errors import EmptyInputError, KnobError, RoutingError
-from shared_router.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
-from shared_router.text import RoutedTextMode, routing_text
+from shared_router.routing.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
+from shared_router.routing.text import RoutedTextMode, routing_text
 from shared_router.types import ModelChoice, QualityKnobs, RoutingRecord
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
 __all__ = ["HybridLLM"]
 
@@ -141,7 +141,7 @@ class HybridLLM(FunctionCallingLLM):
     Args:
         small: The cheap LlamaIndex LLM.
         large: The expensive LlamaIndex LLM.
-        router: A :class:`~shared_router.router.Router`, ``"default"`` or a router folder;
+        router: A :class:`~shared_router.routing.router.Router`, ``"default"`` or a router folder;
             loaded on the first call, not here.
         max_quality_drop: Quality level: the most relative quality drop accepted versus
             always using the large model (0.02 is 2%).

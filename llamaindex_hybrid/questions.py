@@ -13,7 +13,7 @@ The memory is a context variable holding the last (formatted prompt, question) p
 private to each thread and asyncio task, and it is only used when the prompt a call receives
 equals the formatted one: a lingering pair can never apply to another prompt. Prompts that do
 not come from a template with a question variable are routed on their text (the last user
-turn, head and tail kept, see :func:`shared_router.text.routing_text`).
+turn, head and tail kept, see :func:`shared_router.routing.text.routing_text`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """LlamaIndex LLMs as response sources for ``hybrid-llm collect`` and the LLM judge.
 
-``shared_router.sources`` imports this module by name when a ``module:callable`` SPEC gives
+``shared_router.pipeline.sources`` imports this module by name when a ``module:callable`` SPEC gives
 a LlamaIndex LLM, so the core never imports LlamaIndex itself.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from llama_index.core.llms import LLM, ChatMessage, ChatResponse, MessageRole
 
-from shared_router.sources import Generation
+from shared_router.pipeline.sources import Generation
 
 __all__ = ["LlamaIndexSource"]
 

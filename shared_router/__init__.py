@@ -15,10 +15,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared_router.artifacts import FORMAT_VERSION, load_router_folder, save_router_folder
-    from shared_router.calibration import CalibrationTable, OnlinePacer
     from shared_router.data import PairData, load_pair, model_names, read_jsonl
-    from shared_router.encoder import DEFAULT_ENCODER, EmbeddingCache, Encoder
+    from shared_router.encoders.encoder import DEFAULT_ENCODER, EmbeddingCache, Encoder
     from shared_router.errors import (
         ArtifactError,
         CalibrationError,
@@ -30,30 +28,32 @@ if TYPE_CHECKING:
         RoutingError,
         TrainingError,
     )
-    from shared_router.evaluation import EvaluationReport, evaluate_scores, plot_curves
-    from shared_router.head import MLPHead
-    from shared_router.labels import Labels, make_labels
-    from shared_router.router import Router, train_router
-    from shared_router.serving import ModelPrices, RoutingService
-    from shared_router.text import clip_head_tail, routing_text
-    from shared_router.training import fine_tune_encoder, fit_logistic, train_head
+    from shared_router.evaluation.curves import EvaluationReport, evaluate_scores, plot_curves
+    from shared_router.model.artifacts import FORMAT_VERSION, load_router_folder, save_router_folder
+    from shared_router.model.calibration import CalibrationTable, OnlinePacer
+    from shared_router.model.head import MLPHead
+    from shared_router.routing.router import Router, train_router
+    from shared_router.routing.serving import ModelPrices, RoutingService
+    from shared_router.routing.text import clip_head_tail, routing_text
+    from shared_router.training.heads import fine_tune_encoder, fit_logistic, train_head
+    from shared_router.training.labels import Labels, make_labels
     from shared_router.types import ModelPair, QualityKnobs, RouteDecision, RoutingRecord
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "FORMAT_VERSION": "artifacts",
-    "load_router_folder": "artifacts",
-    "save_router_folder": "artifacts",
-    "CalibrationTable": "calibration",
-    "OnlinePacer": "calibration",
+    "FORMAT_VERSION": "model.artifacts",
+    "load_router_folder": "model.artifacts",
+    "save_router_folder": "model.artifacts",
+    "CalibrationTable": "model.calibration",
+    "OnlinePacer": "model.calibration",
     "PairData": "data",
     "load_pair": "data",
     "model_names": "data",
     "read_jsonl": "data",
-    "DEFAULT_ENCODER": "encoder",
-    "EmbeddingCache": "encoder",
-    "Encoder": "encoder",
+    "DEFAULT_ENCODER": "encoders.encoder",
+    "EmbeddingCache": "encoders.encoder",
+    "Encoder": "encoders.encoder",
     "ArtifactError": "errors",
     "CalibrationError": "errors",
     "DataError": "errors",
@@ -64,21 +64,21 @@ _EXPORTS: dict[str, str] = {
     "RoutingError": "errors",
     "EmptyInputError": "errors",
     "TrainingError": "errors",
-    "EvaluationReport": "evaluation",
-    "evaluate_scores": "evaluation",
-    "plot_curves": "evaluation",
-    "MLPHead": "head",
-    "Labels": "labels",
-    "make_labels": "labels",
-    "Router": "router",
-    "train_router": "router",
-    "ModelPrices": "serving",
-    "RoutingService": "serving",
-    "clip_head_tail": "text",
-    "routing_text": "text",
-    "fine_tune_encoder": "training",
-    "fit_logistic": "training",
-    "train_head": "training",
+    "EvaluationReport": "evaluation.curves",
+    "evaluate_scores": "evaluation.curves",
+    "plot_curves": "evaluation.curves",
+    "MLPHead": "model.head",
+    "Labels": "training.labels",
+    "make_labels": "training.labels",
+    "Router": "routing.router",
+    "train_router": "routing.router",
+    "ModelPrices": "routing.serving",
+    "RoutingService": "routing.serving",
+    "clip_head_tail": "routing.text",
+    "routing_text": "routing.text",
+    "fine_tune_encoder": "training.heads",
+    "fit_logistic": "training.heads",
+    "train_head": "training.heads",
     "ModelPair": "types",
     "QualityKnobs": "types",
     "RouteDecision": "types",

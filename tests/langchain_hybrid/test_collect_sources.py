@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 
 from langchain_hybrid.sources import ChatModelSource, chat_model_providers
 from shared_router.errors import DataError
-from shared_router.sources import CHAT_MODEL_PROVIDERS, Generation, resolve_source
+from shared_router.pipeline.sources import CHAT_MODEL_PROVIDERS, Generation, resolve_source
 
 
 def test_the_core_knows_the_providers_of_the_installed_langchain() -> None:

@@ -18,7 +18,7 @@ def test_import_loads_no_torch_no_sentence_transformers_and_no_router() -> None:
     code = (
         "import json, sys, langchain_hybrid; "
         "print(json.dumps([m for m in ('torch', 'sentence_transformers', 'transformers', "
-        "'shared_router.router', 'shared_router.encoder') if m in sys.modules]))"
+        "'shared_router.routing.router', 'shared_router.encoders.encoder') if m in sys.modules]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120

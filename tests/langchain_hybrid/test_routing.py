@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from langchain_hybrid import ChatHybrid
 from shared_router.errors import KnobError
-from shared_router.serving import ModelPrices
-from shared_router.text import DEFAULT_MAX_CHARS
+from shared_router.routing.serving import ModelPrices
+from shared_router.routing.text import DEFAULT_MAX_CHARS
 from tests.conftest import ROUTING_RECORD_KEYS
 from tests.langchain_hybrid.conftest import EASY, HARD
 from tests.langchain_hybrid.stand_ins import SpyRouter, StandInChatModel

@@ -17,7 +17,7 @@ from llama_index.core.llms import (
 from llama_index.core.llms.mock import MockLLM
 
 from llamaindex_hybrid.sources import LlamaIndexSource
-from shared_router.sources import Generation
+from shared_router.pipeline.sources import Generation
 
 
 class UsageLLM(CustomLLM):

@@ -22,7 +22,7 @@ import json, sys
 from llama_index.core.llms import MockLLM
 from llamaindex_hybrid import HybridLLM
 llm = HybridLLM(MockLLM(), MockLLM(), router={str(tmp_path)!r} + "/not-loaded-yet")
-heavy = ("torch", "sentence_transformers", "transformers", "shared_router.router")
+heavy = ("torch", "sentence_transformers", "transformers", "shared_router.routing.router")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)))
 """
     out = subprocess.run(

@@ -21,7 +21,7 @@ from llama_index.core.instrumentation.events.llm import (
 from llamaindex_hybrid import HybridLLM, ModelPrices
 from llamaindex_hybrid.base import _usage
 from shared_router.errors import EmptyInputError, KnobError
-from shared_router.text import routing_text
+from shared_router.routing.text import routing_text
 from tests.conftest import ROUTING_RECORD_KEYS
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, StandInLLM
 

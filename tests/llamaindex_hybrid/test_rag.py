@@ -12,7 +12,7 @@ from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
 
 from llamaindex_hybrid import HybridLLM
-from shared_router.text import routing_text
+from shared_router.routing.text import routing_text
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, EventLog, StandInLLM
 
 CONTRACT_DOCS = [

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
-from shared_router.sources import Generation
+from shared_router.pipeline.sources import Generation
 
 CAPITALS = {
     "France": "Paris",

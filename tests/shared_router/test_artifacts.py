@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from shared_router.artifacts import (
+from shared_router.errors import ArtifactError
+from shared_router.model.artifacts import (
     CALIBRATION_FILE,
     CARD_FILE,
     CONFIG_FILE,
@@ -20,9 +21,8 @@ from shared_router.artifacts import (
     load_router_folder,
     save_router_folder,
 )
-from shared_router.calibration import CalibrationTable
-from shared_router.errors import ArtifactError
-from shared_router.head import MLPHead
+from shared_router.model.calibration import CalibrationTable
+from shared_router.model.head import MLPHead
 
 
 def _config(hidden: list[int] | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_router.bert_numpy import (
+from shared_router.encoders.minilm_numpy import (
     NumpyBertEncoder,
     _gelu,
     clip_token_ids,
@@ -287,7 +287,7 @@ def test_unsupported_pooling_and_bad_max_tokens_raise(tmp_path: Path) -> None:
 
 def test_import_does_not_import_torch() -> None:
     code = (
-        "import sys, shared_router.bert_numpy; "
+        "import sys, shared_router.encoders.minilm_numpy; "
         "heavy = ('torch', 'transformers', 'sentence_transformers'); "
         "bad = [m for m in heavy if m in sys.modules]; "
         "sys.exit(', '.join(bad) or None)"

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_router.calibration import CalibrationTable, OnlinePacer
 from shared_router.errors import CalibrationError, KnobError
+from shared_router.model.calibration import CalibrationTable, OnlinePacer
 
 # Four queries worked out by hand: scores, small quality, large quality.
 SCORES = np.array([0.9, 0.8, 0.8, 0.3])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_router.cli import main
+from shared_router.cli.app import main
 
 SMALL, LARGE = "gemma-2-9b-it", "gemma-2-27b-it"
 

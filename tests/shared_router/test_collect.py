@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from shared_router.cli import main
-from shared_router.collect import collect, read_queries, split_for_id, stable_id
+from shared_router.cli.app import main
 from shared_router.errors import DataError
-from shared_router.journal import Journal, write_jsonl_atomic
-from shared_router.sources import (
+from shared_router.pipeline.collect import collect, read_queries, split_for_id, stable_id
+from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.sources import (
     RetryPolicy,
     SourceSpec,
     generate_with_retries,
@@ -278,7 +278,7 @@ def test_a_killed_process_resumes_without_lost_or_duplicated_rows(
     command = [
         sys.executable,
         "-c",
-        "from shared_router.cli import main; main()",
+        "from shared_router.cli.app import main; main()",
         "collect",
         str(queries),
         "--small",

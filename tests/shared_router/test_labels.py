@@ -10,7 +10,7 @@ import pytest
 
 from shared_router.data import PairData, load_pair
 from shared_router.errors import DataError
-from shared_router.labels import (
+from shared_router.training.labels import (
     det_labels,
     find_t_star,
     label_spread,

@@ -10,18 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_router.answers import (
+from shared_router.cli.app import main
+from shared_router.data import load_pair
+from shared_router.errors import DataError, ModelNotInDataError
+from shared_router.pipeline.answer_parsing import (
     extract_choice,
     extract_final_answer,
     extract_number,
     normalise_answer,
     parse_judge_score,
 )
-from shared_router.cli import main
-from shared_router.data import load_pair
-from shared_router.errors import DataError, ModelNotInDataError
-from shared_router.judge import judge_file
-from shared_router.metrics import (
+from shared_router.pipeline.judge import judge_file
+from shared_router.pipeline.quality_metrics import (
     BartScoreMetric,
     EmbeddingMetric,
     LLMJudgeMetric,
@@ -136,7 +136,7 @@ def test_rouge_l_f1_on_hand_checked_examples() -> None:
 
 
 def test_embedding_metric_is_the_clipped_cosine_of_the_encoder() -> None:
-    from shared_router.encoder import Encoder
+    from shared_router.encoders.encoder import Encoder
 
     metric = EmbeddingMetric()
     texts = ("Paris is the capital of France.", "France's capital city is Paris.")

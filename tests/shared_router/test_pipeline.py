@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_router.cli import main
-from shared_router.collect import collect
+from shared_router.cli.app import main
 from shared_router.data import load_pair
 from shared_router.errors import TrainingError
-from shared_router.judge import judge_file
-from shared_router.metrics import MetricSpec
-from shared_router.pipeline import BuildResult, build
-from shared_router.router import Router
-from shared_router.sources import RetryPolicy
+from shared_router.pipeline.build import BuildResult, build
+from shared_router.pipeline.collect import collect
+from shared_router.pipeline.judge import judge_file
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.sources import RetryPolicy
+from shared_router.routing.router import Router
 from tests.shared_router.pipeline_standins import is_arithmetic, make_queries
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared_router.collect import collect
-from shared_router.judge import judge_file
-from shared_router.metrics import MetricSpec
-from shared_router.sources import RetryPolicy, SourceSpec
+from shared_router.pipeline.collect import collect
+from shared_router.pipeline.judge import judge_file
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.sources import RetryPolicy, SourceSpec
 from tests.shared_router.pipeline_standins import make_queries
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs `pip install 'hybrid-llm[ray]'`")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder
+from shared_router.encoders.encoder import EmbeddingCache, Encoder
 from shared_router.errors import (
     ArtifactError,
     CalibrationError,
@@ -22,8 +22,8 @@ from shared_router.errors import (
     RoutingError,
     TrainingError,
 )
-from shared_router.labels import make_labels
-from shared_router.router import Router, train_router
+from shared_router.routing.router import Router, train_router
+from shared_router.training.labels import make_labels
 from shared_router.types import ModelPair, QualityKnobs, RouteDecision
 
 ARITHMETIC = [
@@ -296,7 +296,7 @@ def test_load_errors(tmp_path: Path) -> None:
 def test_load_default_reads_the_bundled_folder() -> None:
     from importlib import resources
 
-    bundled = Path(str(resources.files("shared_router") / "default"))
+    bundled = Path(str(resources.files("shared_router.model") / "default"))
     if (bundled / "config.json").is_file():
         router = Router.load("default")
         assert router.calibration_ is not None

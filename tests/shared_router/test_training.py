@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared_router.encoder import Encoder
+from shared_router.encoders.encoder import Encoder
 from shared_router.errors import TrainingError
-from shared_router.head import MLPHead
-from shared_router.training import fine_tune_encoder, train_head
+from shared_router.model.head import MLPHead
+from shared_router.training.heads import fine_tune_encoder, train_head
 from tests.shared_router.training_data import bce, separable, sigmoid
 
 torch = pytest.importorskip("torch", reason="training needs torch (hybrid-llm[train])")

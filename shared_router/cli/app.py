@@ -19,7 +19,7 @@ import typer
 from shared_router.errors import HybridLLMError
 
 if TYPE_CHECKING:
-    from shared_router.encoder import EmbeddingCache
+    from shared_router.encoders.encoder import EmbeddingCache
 
 __all__ = ["app", "main"]
 
@@ -120,7 +120,7 @@ def _head_type(head: str) -> str:
 
 
 def _cache(enabled: bool) -> EmbeddingCache | None:
-    from shared_router.encoder import EmbeddingCache
+    from shared_router.encoders.encoder import EmbeddingCache
 
     return EmbeddingCache() if enabled else None
 
@@ -139,7 +139,7 @@ def demo(router: str = RouterOption) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     loaded = Router.load(router)
     scores = loaded.score(list(DEMO_QUERIES))
@@ -178,7 +178,7 @@ def route(
     """Route texts and print one JSON decision per line."""
     import json
 
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     loaded = Router.load(router)
     knobs = _knob_args(max_quality_drop, large_share, threshold) or loaded.default_knobs.set_knobs()
@@ -199,7 +199,7 @@ def score(
 
     from shared_router.data import read_jsonl
     from shared_router.errors import DataError
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     rows = []
     for line_no, row in read_jsonl(input_path):
@@ -235,8 +235,8 @@ def train(
 ) -> None:
     """Train a router on split 'train', early-stop and calibrate on 'val'."""
     from shared_router.data import load_pair
-    from shared_router.encoder import Encoder
-    from shared_router.router import Router, train_router
+    from shared_router.encoders.encoder import Encoder
+    from shared_router.routing.router import Router, train_router
 
     if labels not in ("det", "prob", "trans"):
         fail(f"--labels must be det, prob or trans, got {labels!r}")
@@ -268,7 +268,7 @@ def calibrate(
 ) -> None:
     """Recalibrate an existing router on your own labelled data, without retraining."""
     from shared_router.data import load_pair
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split is not None else pair
@@ -293,8 +293,8 @@ def evaluate(
 ) -> None:
     """Evaluate a router beside random, oracle and the length heuristic."""
     from shared_router.data import load_pair
-    from shared_router.evaluation import evaluate_scores, plot_curves
-    from shared_router.router import Router
+    from shared_router.evaluation.curves import evaluate_scores, plot_curves
+    from shared_router.routing.router import Router
 
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split else pair
@@ -317,7 +317,7 @@ def info(router: str = RouterOption) -> None:
     """Show a router's configuration and calibration summary."""
     import json
 
-    from shared_router.router import Router
+    from shared_router.routing.router import Router
 
     loaded = Router.load(router)
     typer.echo(json.dumps(loaded.describe(), indent=2, default=str))
@@ -379,7 +379,7 @@ def _source_specs(
     settings: tuple[str | None, list[str], str | None, list[str]],
 ) -> dict[str, Any]:
     """The models as {name: SourceSpec}, small first."""
-    from shared_router.sources import SourceSpec, parse_settings
+    from shared_router.pipeline.sources import SourceSpec, parse_settings
 
     small_kwargs, small_param, large_kwargs, large_param = settings
     names = (small_name or small, large_name or large)
@@ -429,8 +429,8 @@ def collect(
     progress: bool = ProgressOption,
 ) -> None:
     """Collect sampled responses of a small and a large model; rerun to resume or retry."""
-    from shared_router.collect import collect as run_collect
-    from shared_router.sources import RetryPolicy
+    from shared_router.pipeline.collect import collect as run_collect
+    from shared_router.pipeline.sources import RetryPolicy
 
     models = _source_specs(
         small, large, small_name, large_name, (small_kwargs, small_param, large_kwargs, large_param)
@@ -480,9 +480,9 @@ def judge(
     progress: bool = ProgressOption,
 ) -> None:
     """Score every response in [0, 1] ('scores' per sample, 'score' their mean) per model."""
-    from shared_router.judge import judge_file
-    from shared_router.metrics import MetricSpec
-    from shared_router.sources import parse_settings
+    from shared_router.pipeline.judge import judge_file
+    from shared_router.pipeline.quality_metrics import MetricSpec
+    from shared_router.pipeline.sources import parse_settings
 
     spec = MetricSpec(metric, parse_settings(metric_arg, option="--metric-arg"))
     try:
@@ -545,11 +545,11 @@ def build(
     cache: bool = CacheOption,
 ) -> None:
     """Collect, judge, train, calibrate and evaluate a router for your model pair."""
-    from shared_router.encoder import Encoder
-    from shared_router.metrics import MetricSpec
-    from shared_router.pipeline import build as run_build
-    from shared_router.router import Router
-    from shared_router.sources import RetryPolicy, parse_settings
+    from shared_router.encoders.encoder import Encoder
+    from shared_router.pipeline.build import build as run_build
+    from shared_router.pipeline.quality_metrics import MetricSpec
+    from shared_router.pipeline.sources import RetryPolicy, parse_settings
+    from shared_router.routing.router import Router
 
     if labels not in ("det", "prob", "trans"):
         fail(f"--labels must be det, prob or trans, got {labels!r}")

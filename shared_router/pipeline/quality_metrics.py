@@ -40,15 +40,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from shared_router.answers import (
+from shared_router.errors import DataError
+from shared_router.pipeline.answer_parsing import (
     extract_choice,
     extract_final_answer,
     extract_number,
     normalise_answer,
     parse_judge_score,
 )
-from shared_router.errors import DataError
-from shared_router.sources import (
+from shared_router.pipeline.sources import (
     ResponseSource,
     RetryPolicy,
     SourceSpec,
@@ -143,7 +143,7 @@ class MatchMetric(QualityMetric):
     Modes:
         ``exact``: the stripped texts are equal.
         ``normalised``: the final answers (``extract_final_answer``) are equal after
-        ``normalise_answer`` (both in :mod:`shared_router.answers`).
+        ``normalise_answer`` (both in :mod:`shared_router.pipeline.answer_parsing`).
         ``contains``: the normalised reference appears as whole words in the normalised
         response.
         ``numeric``: the numbers (``extract_number``) are equal within ``tolerance``
@@ -272,7 +272,7 @@ class EmbeddingMetric(QualityMetric):
     Negative similarities (rare with sentence encoders) count as 0.
 
     Args:
-        encoder: An encoder name or folder for :class:`shared_router.encoder.Encoder`
+        encoder: An encoder name or folder for :class:`shared_router.encoders.encoder.Encoder`
             (``"default"`` is the bundled all-MiniLM-L6-v2).
         batch_size: Texts per forward pass.
     """
@@ -289,7 +289,7 @@ class EmbeddingMetric(QualityMetric):
         if not items:
             return []
         if self._encoder is None:
-            from shared_router.encoder import Encoder
+            from shared_router.encoders.encoder import Encoder
 
             self._encoder = Encoder(self.encoder, batch_size=self.batch_size)
         references = [_reference(i, self.name) for i in items]
@@ -417,7 +417,7 @@ class LLMJudgeMetric(QualityMetric):
 
     The judge sees the query, the reference answer when there is one, and the response, and
     is asked for ``Score: N/scale``. Its reply is read with
-    :func:`shared_router.answers.parse_judge_score`; an unreadable reply is asked again, up
+    :func:`shared_router.pipeline.answer_parsing.parse_judge_score`; an unreadable reply is asked again, up
     to ``attempts`` times, then recorded as an error with no score. Requests use the collect
     engine's retries and timeout.
 

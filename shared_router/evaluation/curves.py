@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.calibration import all_large_threshold
 from shared_router.data import finite_vector
 from shared_router.errors import DataError
+from shared_router.model.calibration import all_large_threshold
 
 __all__ = [
     "DEFAULT_DROPS",

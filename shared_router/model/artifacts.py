@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.bert_numpy import PRECISIONS
-from shared_router.calibration import CalibrationTable
+from shared_router.encoders.minilm_numpy import PRECISIONS
 from shared_router.errors import ArtifactError, CalibrationError
-from shared_router.head import MLPHead
+from shared_router.model.calibration import CalibrationTable
+from shared_router.model.head import MLPHead
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -300,7 +300,7 @@ def _metrics_markdown(metrics: Mapping[str, Any]) -> str:
     """Metrics as markdown: curve metrics as one comparison table, other values as another.
 
     A curve's metrics (a dict with ``gap_recovered``, ``apgr`` and ``cost_advantage_at_drop``,
-    as :class:`~shared_router.evaluation.CurveMetrics` writes them) become one row of the first
+    as :class:`~shared_router.evaluation.curves.CurveMetrics` writes them) become one row of the first
     table; every other value is listed by its dotted name in the second.
     """
     curves: list[tuple[str, Mapping[str, Any]]] = []

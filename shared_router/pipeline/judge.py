@@ -2,7 +2,7 @@
 
 ``judge_file`` reads a data file written by ``collect`` (or any file whose model entries have
 ``responses`` or ``response``), scores every response with a metric from
-:mod:`shared_router.metrics`, and writes per model ``scores`` (one per response, in order),
+:mod:`shared_router.pipeline.quality_metrics`, and writes per model ``scores`` (one per response, in order),
 ``score`` (their mean) and ``metric`` — the fields the router's labels are made from. The
 file is rewritten atomically (in place unless an output is given).
 
@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from shared_router._internal.progress import ProgressBar
 from shared_router.data import read_jsonl
 from shared_router.errors import DataError, ModelNotInDataError
-from shared_router.journal import Journal, write_jsonl_atomic
-from shared_router.metrics import Judgement, MetricSpec, QualityMetric, ScoreItem
-from shared_router.progress import ProgressBar
+from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.quality_metrics import Judgement, MetricSpec, QualityMetric, ScoreItem
 
 __all__ = ["JudgeSummary", "ScoreJob", "ScoreRunner", "judge_file"]
 
@@ -164,7 +164,7 @@ def judge_file(
                         on_records(runner(batch))
                         bar.advance(len(batch))
                 elif batches:
-                    from shared_router.ray_engine import run_on_ray
+                    from shared_router.pipeline.ray_engine import run_on_ray
 
                     def on_ray_records(records: list[Record]) -> None:
                         on_records(records)

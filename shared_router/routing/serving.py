@@ -1,7 +1,7 @@
 """What both framework adapters share: lazy router, knob resolution, fallbacks, records, stats.
 
 An adapter (LangChain's ``ChatHybrid``, LlamaIndex's ``HybridLLM``) turns its messages into
-text (:func:`shared_router.text.routing_text`), asks :meth:`RoutingService.decide` which model
+text (:func:`shared_router.routing.text.routing_text`), asks :meth:`RoutingService.decide` which model
 to call, calls it, and turns the outcome into a :class:`~shared_router.types.RoutingRecord`
 with :meth:`RoutingService.record`. Routing never loses a request: when the router fails, the
 decision is "large" with ``fallback=True`` and the reason.
@@ -22,8 +22,8 @@ from shared_router.errors import KnobError
 from shared_router.types import ModelChoice, QualityKnobs, RouteDecision, RoutingRecord
 
 if TYPE_CHECKING:
-    from shared_router.calibration import OnlinePacer
-    from shared_router.router import Router
+    from shared_router.model.calibration import OnlinePacer
+    from shared_router.routing.router import Router
 
 __all__ = ["ModelPrices", "Routed", "RoutingService", "StatsSnapshot"]
 
@@ -114,12 +114,12 @@ class RoutingService:
     """Thread-safe routing front end shared by the adapters.
 
     Args:
-        router: A :class:`~shared_router.router.Router`, ``"default"`` for the bundled router,
+        router: A :class:`~shared_router.routing.router.Router`, ``"default"`` for the bundled router,
             or a router folder. Loaded on first use, not here.
         knobs: The default quality level; empty means the router's own default level.
         sticky: Once a conversation went to the large model, later turns stay there.
         pace_large_share: Hold a ``large_share`` knob on live traffic with an
-            :class:`~shared_router.calibration.OnlinePacer` (running quantile of recent scores)
+            :class:`~shared_router.model.calibration.OnlinePacer` (running quantile of recent scores)
             instead of the calibration table's quantile.
         prices: Optional ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
         sticky_capacity: How many conversations to remember for sticky routing (LRU).
@@ -161,7 +161,7 @@ class RoutingService:
         if self._router is None:
             with self._lock:
                 if self._router is None:
-                    from shared_router.router import Router
+                    from shared_router.routing.router import Router
 
                     self._router = Router.load(self.router_spec)  # type: ignore[arg-type]
         return self._router
@@ -196,7 +196,7 @@ class RoutingService:
         ``router_failed=True``. Bad knobs raise :class:`~shared_router.errors.KnobError`.
 
         Args:
-            text: The routed text (see :func:`shared_router.text.routing_text`).
+            text: The routed text (see :func:`shared_router.routing.text.routing_text`).
             knobs: A per-call quality level replacing the service's own.
             conversation_key: Identifies the conversation, for sticky routing.
             force_large: When given, skip the router and go large for this reason (for
@@ -252,7 +252,7 @@ class RoutingService:
         with self._lock:
             pacer = self._pacers.get(share)
             if pacer is None:
-                from shared_router.calibration import OnlinePacer
+                from shared_router.model.calibration import OnlinePacer
 
                 table = self.router.calibration_
                 start = table.threshold_for_large_share(share) if table is not None else None

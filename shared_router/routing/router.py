@@ -1,8 +1,8 @@
 """The router: fit on labelled queries, score new ones, route them small or large, save, load.
 
-A :class:`Router` is an :class:`~shared_router.encoder.Encoder` (text -> embedding) and an
-:class:`~shared_router.head.MLPHead` (embedding -> p(small is good enough)), plus a
-:class:`~shared_router.calibration.CalibrationTable` that turns quality knobs into thresholds.
+A :class:`Router` is an :class:`~shared_router.encoders.encoder.Encoder` (text -> embedding) and an
+:class:`~shared_router.model.head.MLPHead` (embedding -> p(small is good enough)), plus a
+:class:`~shared_router.model.calibration.CalibrationTable` that turns quality knobs into thresholds.
 A score ``p >= threshold`` goes to the small model. :func:`train_router` runs the paper's
 recipe on a model pair's data: labels on the train split, early stopping and calibration on
 the val split.
@@ -20,10 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared_router.artifacts import CONFIG_FILE, load_router_folder, save_router_folder
-from shared_router.calibration import CalibrationTable
 from shared_router.data import PairData
-from shared_router.encoder import EmbeddingCache, Encoder, EncoderBackend
+from shared_router.encoders.encoder import EmbeddingCache, Encoder, EncoderBackend
 from shared_router.errors import (
     ArtifactError,
     CalibrationError,
@@ -32,9 +30,16 @@ from shared_router.errors import (
     RoutingError,
     TrainingError,
 )
-from shared_router.head import MLPHead
-from shared_router.labels import LabelKind, make_labels
-from shared_router.training import DEFAULT_L2_GRID, fine_tune_encoder, fit_logistic, train_head
+from shared_router.model.artifacts import CONFIG_FILE, load_router_folder, save_router_folder
+from shared_router.model.calibration import CalibrationTable
+from shared_router.model.head import MLPHead
+from shared_router.training.heads import (
+    DEFAULT_L2_GRID,
+    fine_tune_encoder,
+    fit_logistic,
+    train_head,
+)
+from shared_router.training.labels import LabelKind, make_labels
 from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
 
 __all__ = ["DEFAULT_ROUTER", "HeadType", "Router", "train_router"]
@@ -44,7 +49,7 @@ HeadType = Literal["mlp", "logistic"]
 logistic regression fitted exactly in numpy, its L2 strength chosen on validation data."""
 
 DEFAULT_ROUTER = "default"
-"""The name :meth:`Router.load` reads as the router bundled in ``shared_router/default/``."""
+"""The name :meth:`Router.load` reads as the router bundled in ``shared_router/model/default/``."""
 
 _EMPTY_REASON = "empty text: routed to the large model"
 _MIN_TRAIN_ROWS = 10
@@ -64,7 +69,7 @@ class Router:
             all-MiniLM-L6-v2).
         head_type: ``"mlp"`` trains the head with AdamW and early stopping (the settings
             below); ``"logistic"`` fits an L2-regularised logistic regression exactly
-            (:func:`~shared_router.training.fit_logistic`, numpy only) and picks ``l2`` on the
+            (:func:`~shared_router.training.heads.fit_logistic`, numpy only) and picks ``l2`` on the
             validation data. ``"logistic"`` needs validation data when ``l2`` holds several
             values and cannot be combined with ``fine_tune``.
         l2: For ``head_type="logistic"``: one L2 strength, or several to choose from.
@@ -388,7 +393,7 @@ class Router:
         """Decide which model answers one text.
 
         Args:
-            text: The query (see :func:`shared_router.text.routing_text` for conversations).
+            text: The query (see :func:`shared_router.routing.text.routing_text` for conversations).
             max_quality_drop: Most relative quality drop versus all-large (0.01 is 1%).
             large_share: Share of traffic to send large (0.3 is 30%).
             threshold: A raw score threshold.
@@ -464,7 +469,7 @@ class Router:
         return decisions
 
     def save(self, path: str | Path) -> Path:
-        """Write the router folder (see :mod:`shared_router.artifacts`).
+        """Write the router folder (see :mod:`shared_router.model.artifacts`).
 
         Args:
             path: A new or empty folder, or an existing router folder to overwrite.
@@ -579,7 +584,7 @@ class Router:
         Args:
             path_or_name: A folder written by :meth:`save`, or ``"default"``.
             cache: An embedding cache for the loaded encoder (None: no cache).
-            backend: The encoder's backend (see :class:`~shared_router.encoder.Encoder`);
+            backend: The encoder's backend (see :class:`~shared_router.encoders.encoder.Encoder`);
                 ``"auto"`` runs ONNX Runtime when the ``onnx`` extra is installed, else numpy.
 
         Returns:
@@ -703,7 +708,7 @@ def train_router(
         DataError: When a split is missing.
         TrainingError: When training cannot run on the data.
     """
-    from shared_router.evaluation import evaluate_scores
+    from shared_router.evaluation.curves import evaluate_scores
 
     train, val = data.split("train"), data.split("val")
     if len(train) < _MIN_TRAIN_ROWS or len(val) < _MIN_VAL_ROWS:
@@ -752,7 +757,7 @@ def train_router(
 
 def _router_folder(path_or_name: str | Path) -> Path:
     if str(path_or_name) == DEFAULT_ROUTER and not Path(path_or_name).is_dir():
-        bundled = Path(str(resources.files("shared_router") / DEFAULT_ROUTER))
+        bundled = Path(str(resources.files("shared_router.model") / DEFAULT_ROUTER))
         if not (bundled / CONFIG_FILE).is_file():
             raise ArtifactError(
                 f"the bundled default router is not in this install ({bundled} has no "

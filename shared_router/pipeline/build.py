@@ -13,7 +13,7 @@
 Every stage is resumable, so rerunning the same command after a crash (or after fixing a
 model's errors) redoes only what is missing. Queries without a ``split`` field get one from a
 hash of their id (80% train, 10% val, 10% test,
-:func:`shared_router.collect.split_for_id`); the router trains on train, early-stops and
+:func:`shared_router.pipeline.collect.split_for_id`); the router trains on train, early-stops and
 calibrates on val, and is evaluated on test only.
 """
 
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shared_router.collect import SPLITS, CollectSummary, collect
 from shared_router.data import load_pair
 from shared_router.errors import TrainingError
-from shared_router.judge import JudgeSummary, judge_file
-from shared_router.metrics import MetricSpec
-from shared_router.router import Router, train_router
-from shared_router.sources import RetryPolicy, SourceSpec
+from shared_router.pipeline.collect import SPLITS, CollectSummary, collect
+from shared_router.pipeline.judge import JudgeSummary, judge_file
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.sources import RetryPolicy, SourceSpec
+from shared_router.routing.router import Router, train_router
 
 __all__ = ["BuildResult", "build"]
 
@@ -90,14 +90,14 @@ def build(
     """Collect responses, score them, train and calibrate a router, and report on it.
 
     Args:
-        queries: JSONL queries (see :func:`shared_router.collect.read_queries`).
+        queries: JSONL queries (see :func:`shared_router.pipeline.collect.read_queries`).
         output_dir: The folder for everything produced (see the module docstring).
         small: The small model's SPEC.
         large: The large model's SPEC.
         small_name: The small model's name in the data (default: its SPEC).
         large_name: The large model's name in the data (default: its SPEC).
         samples: Responses per model and query (``prob``/``trans`` labels use them all).
-        metric: The quality metric (see :mod:`shared_router.metrics`).
+        metric: The quality metric (see :mod:`shared_router.pipeline.quality_metrics`).
         label_type: ``"det"``, ``"prob"`` or ``"trans"`` (the paper's best).
         router: An unfitted router carrying encoder and training settings; None uses
             the defaults.
@@ -162,7 +162,7 @@ def build(
     )
     router_dir = trained.save(folder / "router")
 
-    from shared_router.evaluation import evaluate_scores, plot_curves
+    from shared_router.evaluation.curves import evaluate_scores, plot_curves
 
     test = data.split("test")
     evaluation = evaluate_scores(

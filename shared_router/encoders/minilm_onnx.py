@@ -1,8 +1,8 @@
 """The numpy BERT encoder's function, run by ONNX Runtime: the fast path of the ``onnx`` extra.
 
-:class:`OnnxBertEncoder` computes what :class:`~shared_router.bert_numpy.NumpyBertEncoder`
+:class:`OnnxBertEncoder` computes what :class:`~shared_router.encoders.minilm_numpy.NumpyBertEncoder`
 computes, at either precision, from the weights that class loads (its ``"int8"`` weights
-come from :func:`~shared_router.bert_numpy.quantize_weight`): same word pieces and clipping
+come from :func:`~shared_router.encoders.minilm_numpy.quantize_weight`): same word pieces and clipping
 (:meth:`NumpyBertEncoder.token_ids`), same transformer, same pooling and normalisation
 (:meth:`NumpyBertEncoder.pool`). Only the transformer runs in ONNX Runtime, on a graph that
 :func:`build_model` writes with ``onnx.helper`` (no torch, no export, no network):
@@ -46,7 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_router.bert_numpy import NumpyBertEncoder, Precision, _Layer, check_encode_args
+from shared_router.encoders.minilm_numpy import (
+    NumpyBertEncoder,
+    Precision,
+    _Layer,
+    check_encode_args,
+)
 from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -321,7 +326,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
 class OnnxBertEncoder:
     """A BERT sentence-transformers model run by ONNX Runtime; ``encode`` is thread-safe.
 
-    The same interface as :class:`~shared_router.bert_numpy.NumpyBertEncoder` (``encode``,
+    The same interface as :class:`~shared_router.encoders.minilm_numpy.NumpyBertEncoder` (``encode``,
     ``token_ids``, ``dim``, ``max_tokens``, ``precision``), which it wraps for word pieces,
     clipping, pooling and the weights. Each text runs alone (one ``[1, seq]`` call), so a
     text's vector never depends on the texts encoded with it. For the agreement with the

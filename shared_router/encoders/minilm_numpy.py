@@ -16,7 +16,7 @@ tokenize without special tokens, ``clip_token_ids(ids, max_tokens - 2)``, then p
 Precision ``"int8"`` runs a second, well-defined function of the same weights (see
 :func:`quantize_weight` and :class:`NumpyBertEncoder`): every Linear layer of the transformer
 uses int8 weights and dynamically quantised uint8 inputs, as ONNX Runtime's
-``DynamicQuantizeLinear`` + ``MatMulInteger`` compute it. :mod:`shared_router.bert_onnx` runs
+``DynamicQuantizeLinear`` + ``MatMulInteger`` compute it. :mod:`shared_router.encoders.minilm_onnx` runs
 the same function with ONNX Runtime, from the weights this module loads. Rounding to int8
 makes the function sensitive to float rounding (a value on a rounding boundary), so two
 implementations agree exactly on most texts and within int8 noise on the others.
@@ -614,7 +614,7 @@ class NumpyBertEncoder:
     def pool(self, hidden: Array, mask: Array) -> Array:
         """Turn a batch's last hidden states into sentence vectors: pooling, then normalising.
 
-        Shared by every backend of this model (:mod:`shared_router.bert_onnx` included).
+        Shared by every backend of this model (:mod:`shared_router.encoders.minilm_onnx` included).
 
         Args:
             hidden: Token vectors, shape (batch, tokens, hidden size).

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shared_router.errors import TrainingError
-from shared_router.head import MLPHead
+from shared_router.model.head import MLPHead
 
 if TYPE_CHECKING:
-    from shared_router.encoder import Encoder
+    from shared_router.encoders.encoder import Encoder
 
 __all__ = ["DEFAULT_L2_GRID", "LogisticFit", "fine_tune_encoder", "fit_logistic", "train_head"]
 
@@ -190,7 +190,7 @@ def train_head(
     seed: int = 0,
     progress: bool = True,
 ) -> MLPHead:
-    """Train an :class:`~shared_router.head.MLPHead` on fixed embeddings.
+    """Train an :class:`~shared_router.model.head.MLPHead` on fixed embeddings.
 
     Args:
         X: Embeddings, shape ``(n, dim)``.
@@ -290,7 +290,7 @@ def fine_tune_encoder(
     The sentence-transformers model behind ``encoder`` is trained end to end with the head on
     BCE against soft labels, with head+tail clipping of long texts as at inference. The best
     weights (by validation loss when validation data is given, else the last epoch's) are
-    saved as a sentence-transformers folder that :class:`~shared_router.encoder.Encoder` can
+    saved as a sentence-transformers folder that :class:`~shared_router.encoders.encoder.Encoder` can
     load. Slow on CPU; meant for a GPU.
 
     Args:
@@ -318,7 +318,7 @@ def fine_tune_encoder(
     Raises:
         TrainingError: On malformed inputs or missing torch / sentence-transformers.
     """
-    from shared_router.encoder import load_sentence_transformer, tokenize_head_tail
+    from shared_router.encoders.encoder import load_sentence_transformer, tokenize_head_tail
 
     text_list, y_arr = _check_texts(texts, y, "texts", "y")
     val = None

@@ -2,16 +2,16 @@
 
 :class:`Encoder` turns texts into float32 sentence vectors with one of three backends:
 
-* ``"numpy"``: :class:`shared_router.bert_numpy.NumpyBertEncoder`, BERT-family
+* ``"numpy"``: :class:`shared_router.encoders.minilm_numpy.NumpyBertEncoder`, BERT-family
   sentence-transformers folders without torch (the default MiniLM runs this way);
-* ``"onnx"``: :class:`shared_router.bert_onnx.OnnxBertEncoder`, the same model and function
+* ``"onnx"``: :class:`shared_router.encoders.minilm_onnx.OnnxBertEncoder`, the same model and function
   run by ONNX Runtime (the ``onnx`` extra), ~2x faster at ``"fp32"`` and ~4x at ``"int8"``;
 * ``"torch"``: sentence-transformers (imported lazily), any model by name or path.
 
 All clip texts longer than ``max_tokens`` word pieces the same way, keeping their start and
-their end (:func:`shared_router.bert_numpy.clip_token_ids`), so all give the same vectors at
+their end (:func:`shared_router.encoders.minilm_numpy.clip_token_ids`), so all give the same vectors at
 ``precision="fp32"``. ``precision="int8"`` (numpy and onnx only) quantises the encoder's
-Linear layers to int8 (see :class:`~shared_router.bert_numpy.NumpyBertEncoder`): other
+Linear layers to int8 (see :class:`~shared_router.encoders.minilm_numpy.NumpyBertEncoder`): other
 vectors (cosine ~0.99 to fp32), hence another :attr:`Encoder.identity`.
 
 :class:`EmbeddingCache` stores vectors in SQLite (WAL journal, busy timeout), keyed by the
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from shared_router.bert_numpy import (
+from shared_router.encoders.minilm_numpy import (
     PRECISIONS,
     NumpyBertEncoder,
     Precision,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from shared_router.bert_onnx import OnnxBertEncoder
+    from shared_router.encoders.minilm_onnx import OnnxBertEncoder
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -141,7 +141,7 @@ def tokenize_head_tail(
 
     The special tokens the tokenizer adds (for BERT ``[CLS] ... [SEP]``) are kept, and the
     content in between is clipped to ``max_tokens - len(specials)`` ids by
-    :func:`~shared_router.bert_numpy.clip_token_ids`, exactly as the numpy backend does.
+    :func:`~shared_router.encoders.minilm_numpy.clip_token_ids`, exactly as the numpy backend does.
 
     Args:
         model: The model (its ``tokenizer`` is used).
@@ -600,7 +600,7 @@ class Encoder:
             return NumpyBertEncoder.from_folder(
                 folder, max_tokens=self.max_tokens, precision=self.precision
             )
-        from shared_router.bert_onnx import OnnxBertEncoder
+        from shared_router.encoders.minilm_onnx import OnnxBertEncoder
 
         cache_file = self.cache.path if self.cache is not None else _default_cache_path()
         return OnnxBertEncoder.from_folder(
@@ -621,7 +621,7 @@ class Encoder:
 
 def _onnx_runs(precision: Precision) -> bool:
     """Whether the onnx backend can run: onnx and onnxruntime installed, exact int8 kernel."""
-    from shared_router.bert_onnx import int8_kernel_is_exact, onnx_available
+    from shared_router.encoders.minilm_onnx import int8_kernel_is_exact, onnx_available
 
     return onnx_available() and (precision == "fp32" or int8_kernel_is_exact())
 

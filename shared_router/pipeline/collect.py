@@ -3,7 +3,7 @@
 ``collect`` asks every model for ``samples`` responses to every query, with bounded
 concurrency, per-request timeouts and retries with exponential backoff and jitter. Each
 finished request (a response or, after the last retry, an error) is appended to a journal
-and fsynced at once (see :mod:`shared_router.journal`); the output file is assembled from the
+and fsynced at once (see :mod:`shared_router.pipeline.journal`); the output file is assembled from the
 journal at the end and written atomically. Rerunning the same command skips every
 (query id, model, sample) that already has a response, retries the ones that failed, and
 rebuilds the output: a killed run loses at most its in-flight requests, and rows are never
@@ -34,11 +34,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from shared_router._internal.progress import ProgressBar
 from shared_router.data import read_jsonl
 from shared_router.errors import DataError
-from shared_router.journal import Journal, write_jsonl_atomic
-from shared_router.progress import ProgressBar
-from shared_router.sources import (
+from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.sources import (
     ResponseSource,
     RetryPolicy,
     SourceSpec,
@@ -406,7 +406,7 @@ def collect(
                 if runner is not None:
                     runner.run(jobs, on_record)
                 elif jobs:
-                    from shared_router.ray_engine import run_on_ray
+                    from shared_router.pipeline.ray_engine import run_on_ray
 
                     run_on_ray(
                         partial(RequestRunner, specs, policy, concurrency),

@@ -2,7 +2,7 @@
 
 The head is a small multi-layer perceptron (ReLU between layers, one logit out, sigmoid on
 top). ``hidden_sizes=()`` makes it a logistic regression. Inference is plain numpy, so a
-trained router scores without torch; :mod:`shared_router.training` trains it with torch and
+trained router scores without torch; :mod:`shared_router.training.heads` trains it with torch and
 hands the weights back through :meth:`MLPHead.from_state_dict`.
 
 Weights use torch's ``nn.Linear`` layout: ``layers.{i}.weight`` has shape ``(out, in)`` and

@@ -1,0 +1,5 @@
+"""cli."""
+
+from shared_router.cli.app import app, main
+
+__all__ = ["app", "main"]
