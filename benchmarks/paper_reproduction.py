@@ -130,8 +130,8 @@ def train_and_evaluate(data: PairData, encoder: Encoder, seed: int) -> SplitResu
     scores = {name: model.score(test.queries) for name, model in models.items()}
     report = evaluate_scores(
         scores,
-        test.small_scores,
-        test.large_scores,
+        test.small_quality,
+        test.large_quality,
         queries=test.queries,
         drops=(0.0, *DROPS, 0.10),
     )
@@ -147,8 +147,8 @@ def realised(model: Router, scores: np.ndarray, test: PairData, drop: float) -> 
     table = model.calibration_
     threshold = model.threshold_for(QualityKnobs(max_quality_drop=drop))
     small = scores >= threshold
-    large_mean = float(test.large_scores.mean())
-    routed = np.where(small, test.small_scores, test.large_scores).mean()
+    large_mean = float(test.large_quality.mean())
+    routed = np.where(small, test.small_quality, test.large_quality).mean()
     val_ca = math.nan
     if table is not None:
         val_ca = float(table.cost_advantage[np.searchsorted(table.thresholds, threshold)])
@@ -171,7 +171,7 @@ def bootstrap_intervals(
     samples: dict[str, dict[str, list[float]]] = {k: {"gr": [], "ca1": []} for k in named}
     for _ in range(n_boot):
         rows = rng.integers(0, n, n)
-        small, large = test.small_scores[rows], test.large_scores[rows]
+        small, large = test.small_quality[rows], test.large_quality[rows]
         if large.mean() <= 0:
             continue
         rand, orac = random_curve(small, large), oracle_curve(small, large)

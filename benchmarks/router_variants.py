@@ -317,7 +317,7 @@ def _multitask_fit(s: Split, aux_weight: float, hidden: int = 256, seed: int = 0
 def gap_labels(s: Split) -> Scores:
     """Exact L2 logistic on expected-gap labels ``(1 + q_small - q_large) / 2``."""
     y = {
-        part: (1.0 + getattr(s, part).small_scores - getattr(s, part).large_scores) / 2.0
+        part: (1.0 + getattr(s, part).small_quality - getattr(s, part).large_quality) / 2.0
         for part in ("train", "val", "test")
     }
     return exact_logistic(s, y=y)
@@ -362,21 +362,21 @@ def evaluate_split(s: Split, scores: Mapping[str, Scores]) -> dict[str, Any]:
     test = s.test
     report = evaluate_scores(
         {name: sc[1] for name, sc in scores.items()},
-        test.small_scores,
-        test.large_scores,
+        test.small_quality,
+        test.large_quality,
         queries=test.queries,
         drops=DROPS,
     )
     metrics = {m.name: m.to_dict() for m in report.metrics}
-    large = test.large_scores.mean()
+    large = test.large_quality.mean()
     for name, (val_scores, test_scores) in scores.items():
         metrics[name]["calibrated_1pct"] = {}
         for confidence in CONFIDENCES:
             table = CalibrationTable.from_scores(
-                val_scores, s.val.small_scores, s.val.large_scores, confidence=confidence
+                val_scores, s.val.small_quality, s.val.large_quality, confidence=confidence
             )
             small = test_scores >= table.threshold_for_quality_drop(0.01)
-            routed = np.where(small, test.small_scores, test.large_scores).mean()
+            routed = np.where(small, test.small_quality, test.large_quality).mean()
             metrics[name]["calibrated_1pct"][str(confidence)] = {
                 "cost_advantage": float(small.mean()),
                 "drop": float((large - routed) / large),

@@ -102,8 +102,8 @@ def train_pooled(
     vals = [data.split("val") for _, data in pairs]
     router.calibrate(
         [q for val in vals for q in val.queries],
-        np.concatenate([val.small_scores for val in vals]),
-        np.concatenate([val.large_scores for val in vals]),
+        np.concatenate([val.small_quality for val in vals]),
+        np.concatenate([val.large_quality for val in vals]),
     )
     router.label_type_ = "trans"
     router.metadata_.update(
@@ -121,8 +121,8 @@ def evaluate_on(router: Router, rows: PairData) -> dict[str, Any]:
     """The router beside random, oracle and the length heuristic on ``rows``."""
     report = evaluate_scores(
         router.score(list(rows.queries)),
-        rows.small_scores,
-        rows.large_scores,
+        rows.small_quality,
+        rows.large_quality,
         queries=list(rows.queries),
     )
     return {name: report.metric(name).to_dict() for name in SHOWN_CURVES} | {

@@ -22,35 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.errors import DataError, HybridLLMError, ModelNotInDataError
+from shared_router.errors import DataError, ModelNotInDataError
 
-__all__ = ["PairData", "finite_vector", "load_pair", "model_names", "read_jsonl"]
+__all__ = ["PairData", "load_pair", "model_names", "read_jsonl"]
 
 PathLike = str | Path
-
-
-def finite_vector(
-    values: np.ndarray | Sequence[float],
-    name: str,
-    error: type[HybridLLMError] = DataError,
-) -> np.ndarray:
-    """Return ``values`` as a one-dimensional float64 array of finite numbers.
-
-    Args:
-        values: The numbers (scores, qualities, labels, ...).
-        name: What they are, for the error message.
-        error: The error class to raise (the caller's part of the hierarchy).
-
-    Raises:
-        HybridLLMError: ``error``, if ``values`` is not one-dimensional or holds NaN or
-            infinity.
-    """
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise error(f"{name} must be one-dimensional, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise error(f"{name} must be finite; it holds NaN or infinity")
-    return array
 
 
 def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -143,8 +119,8 @@ class PairData:
         ids: Query ids.
         queries: Query texts.
         splits: Each row's split (``"train"``, ``"val"``, ``"test"``) or None.
-        small_scores: The small model's quality per query, float64 in [0, 1].
-        large_scores: The large model's quality per query, float64 in [0, 1].
+        small_quality: The small model's quality per query, float64 in [0, 1].
+        large_quality: The large model's quality per query, float64 in [0, 1].
         small_samples: Per query, the small model's quality per sampled answer (the
             ``scores`` list where present, else ``[score]``).
         large_samples: The same for the large model.
@@ -156,20 +132,20 @@ class PairData:
     ids: tuple[str, ...]
     queries: tuple[str, ...]
     splits: tuple[str | None, ...]
-    small_scores: np.ndarray
-    large_scores: np.ndarray
+    small_quality: np.ndarray
+    large_quality: np.ndarray
     small_samples: tuple[np.ndarray, ...]
     large_samples: tuple[np.ndarray, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "small_scores", np.asarray(self.small_scores, dtype=np.float64))
-        object.__setattr__(self, "large_scores", np.asarray(self.large_scores, dtype=np.float64))
+        object.__setattr__(self, "small_quality", np.asarray(self.small_quality, dtype=np.float64))
+        object.__setattr__(self, "large_quality", np.asarray(self.large_quality, dtype=np.float64))
         n = len(self.ids)
         lengths = {
             "queries": len(self.queries),
             "splits": len(self.splits),
-            "small_scores": self.small_scores.shape[0] if self.small_scores.ndim == 1 else -1,
-            "large_scores": self.large_scores.shape[0] if self.large_scores.ndim == 1 else -1,
+            "small_quality": self.small_quality.shape[0] if self.small_quality.ndim == 1 else -1,
+            "large_quality": self.large_quality.shape[0] if self.large_quality.ndim == 1 else -1,
             "small_samples": len(self.small_samples),
             "large_samples": len(self.large_samples),
         }
@@ -201,8 +177,8 @@ class PairData:
             ids=tuple(self.ids[i] for i in rows),
             queries=tuple(self.queries[i] for i in rows),
             splits=tuple(self.splits[i] for i in rows),
-            small_scores=self.small_scores[index],
-            large_scores=self.large_scores[index],
+            small_quality=self.small_quality[index],
+            large_quality=self.large_quality[index],
             small_samples=tuple(self.small_samples[i] for i in rows),
             large_samples=tuple(self.large_samples[i] for i in rows),
         )
@@ -241,8 +217,8 @@ class PairData:
         for row_id, query in zip(self.ids, self.queries, strict=True):
             text(row_id)
             text(query)
-        digest.update(self.small_scores.astype("<f8").tobytes())
-        digest.update(self.large_scores.astype("<f8").tobytes())
+        digest.update(self.small_quality.astype("<f8").tobytes())
+        digest.update(self.large_quality.astype("<f8").tobytes())
         for samples in (*self.small_samples, *self.large_samples):
             digest.update(len(samples).to_bytes(8, "little"))
             digest.update(samples.astype("<f8").tobytes())
@@ -374,8 +350,8 @@ def load_pair(
         ids=tuple(ids),
         queries=tuple(queries),
         splits=tuple(splits),
-        small_scores=np.array(scores[small], dtype=np.float64),
-        large_scores=np.array(scores[large], dtype=np.float64),
+        small_quality=np.array(scores[small], dtype=np.float64),
+        large_quality=np.array(scores[large], dtype=np.float64),
         small_samples=tuple(samples[small]),
         large_samples=tuple(samples[large]),
     )

@@ -1,9 +1,31 @@
-"""One exception hierarchy for hybrid-llm.
+"""One exception hierarchy for hybrid-llm (layer 0: imports nothing of the package).
 
-Every error raised on purpose by the library derives from :class:`HybridLLMError`, so
-``except HybridLLMError`` catches all of them. Errors that are about bad input also derive
-from :class:`ValueError` so that generic callers keep working. Messages say what was
-received and how to fix it.
+Every error raised on purpose by ``shared_router``, ``langchain_hybrid`` and
+``llamaindex_hybrid`` derives from :class:`HybridLLMError`, so ``except HybridLLMError``
+catches all of them; each also derives from the built-in exception it stands for, so that
+``except ValueError`` (or ``ImportError``, ...) code keeps working. Messages say what was
+received and how to fix it. A test scans the packages' ``raise`` statements and fails on a
+bare built-in exception.
+
+::
+
+    HybridLLMError
+    ├── DataError (ValueError)                a data file or data set is malformed
+    │   └── ModelNotInDataError               a model name is not in the data
+    ├── KnobError (ValueError)                a quality knob is doubled or out of range
+    ├── ArtifactError (ValueError)            a router folder is missing, unknown or inconsistent
+    ├── TrainingError (ValueError)            training cannot run on the data given
+    ├── CalibrationError (ValueError)         a calibration table cannot be built or answer
+    ├── EmptyInputError (ValueError)          a call carried nothing to answer
+    ├── ConfigurationError (ValueError)       a setting or argument is out of its range
+    ├── ModelTypeError (TypeError)            an object that is not the model kind expected
+    ├── UnknownNameError (KeyError)           a name (curve, metric, ...) that does not exist
+    ├── MissingDependencyError (ImportError)  an optional package is not installed
+    ├── UnsupportedFeatureError (NotImplementedError)
+    │                                         the wrapped models cannot do what was asked
+    ├── UsageError (RuntimeError)             an object used in a state that does not allow it
+    ├── EncoderError                          the text encoder could not load or encode
+    └── RoutingError                          routing failed for another reason
 """
 
 from __future__ import annotations
@@ -11,14 +33,20 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "CalibrationError",
+    "ConfigurationError",
     "DataError",
     "EmptyInputError",
     "EncoderError",
     "HybridLLMError",
     "KnobError",
+    "MissingDependencyError",
     "ModelNotInDataError",
+    "ModelTypeError",
     "RoutingError",
     "TrainingError",
+    "UnknownNameError",
+    "UnsupportedFeatureError",
+    "UsageError",
 ]
 
 
@@ -89,3 +117,44 @@ class EmptyInputError(HybridLLMError, ValueError):
 
 class RoutingError(HybridLLMError):
     """Routing failed for a reason other than bad knobs (for example the router raised)."""
+
+
+class ConfigurationError(HybridLLMError, ValueError):
+    """A setting or argument is out of its range (prices, sizes, modes, a router argument)."""
+
+
+class ModelTypeError(HybridLLMError, TypeError):
+    """An object was given where a model of another kind is expected."""
+
+
+class UnknownNameError(HybridLLMError, KeyError):
+    """A name was asked for that does not exist (a curve or metric of a report, ...).
+
+    Unlike a plain :class:`KeyError`, its message is shown as written, not quoted.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(HybridLLMError, ImportError):
+    """An optional package is not installed; the message names the pip command that adds it.
+
+    Args:
+        message: What needs the package and how to install it.
+        package: The import name of the missing package.
+        extra: The hybrid-llm extra that brings it, where there is one.
+    """
+
+    def __init__(self, message: str, *, package: str, extra: str | None = None) -> None:
+        super().__init__(message, name=package)
+        self.package = package
+        self.extra = extra
+
+
+class UnsupportedFeatureError(HybridLLMError, NotImplementedError):
+    """The wrapped models cannot do what was asked (tool calling, structured output, ...)."""
+
+
+class UsageError(HybridLLMError, RuntimeError):
+    """An object was used in a state that does not allow it (a journal that is not open)."""

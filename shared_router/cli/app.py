@@ -273,7 +273,7 @@ def calibrate(
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split is not None else pair
     loaded = Router.load(router, cache=_cache(cache))
-    loaded.calibrate(list(rows.queries), rows.small_scores, rows.large_scores)
+    loaded.calibrate(list(rows.queries), rows.small_quality, rows.large_quality)
     loaded.save(output)
     typer.echo(f"calibrated on {len(rows)} rows -> {output}")
 
@@ -301,7 +301,7 @@ def evaluate(
     loaded = Router.load(router, cache=_cache(cache))
     scores = loaded.score(list(rows.queries))
     report = evaluate_scores(
-        {loaded.name: scores}, rows.small_scores, rows.large_scores, queries=list(rows.queries)
+        {loaded.name: scores}, rows.small_quality, rows.large_quality, queries=list(rows.queries)
     )
     if json_path is not None:
         report.to_json(json_path)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.data import finite_vector
+from shared_router._internal.validation import finite_vector
 from shared_router.errors import DataError
 from shared_router.model.calibration import all_large_threshold
 
@@ -86,27 +86,29 @@ def _vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
 
 
 def _qualities(
-    small_q: np.ndarray | Sequence[float], large_q: np.ndarray | Sequence[float]
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    small = _vector(small_q, "small_q")
-    large = _vector(large_q, "large_q")
+    small = _vector(small_quality, "small_quality")
+    large = _vector(large_quality, "large_quality")
     if small.size != large.size:
-        raise DataError(f"small_q and large_q differ in length: {small.size} vs {large.size}")
+        raise DataError(
+            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
+        )
     return small, large
 
 
 def router_curve(
     scores: np.ndarray | Sequence[float],
-    small_q: np.ndarray | Sequence[float],
-    large_q: np.ndarray | Sequence[float],
+    small_quality: np.ndarray | Sequence[float],
+    large_quality: np.ndarray | Sequence[float],
     name: str = "router",
 ) -> Curve:
     """Return the exact curve of a router: one point per achievable threshold.
 
     Args:
         scores: p(small good enough) per query; higher goes small first.
-        small_q: The small model's quality per query.
-        large_q: The large model's quality per query.
+        small_quality: The small model's quality per query.
+        large_quality: The large model's quality per query.
         name: The curve's name.
 
     Returns:
@@ -115,7 +117,7 @@ def router_curve(
     Raises:
         DataError: If the arrays are empty, differ in length or hold non-finite values.
     """
-    small, large = _qualities(small_q, large_q)
+    small, large = _qualities(small_quality, large_quality)
     s = _vector(scores, "scores")
     if s.size != small.size:
         raise DataError(f"scores has {s.size} entries but the qualities have {small.size}")
@@ -136,10 +138,10 @@ def router_curve(
 
 
 def random_curve(
-    small_q: np.ndarray | Sequence[float], large_q: np.ndarray | Sequence[float]
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> Curve:
     """Return the expected curve of random routing: a straight line from all-large to all-small."""
-    small, large = _qualities(small_q, large_q)
+    small, large = _qualities(small_quality, large_quality)
     return Curve(
         name="random",
         cost_advantage=np.array([0.0, 1.0]),
@@ -149,10 +151,10 @@ def random_curve(
 
 
 def oracle_curve(
-    small_q: np.ndarray | Sequence[float], large_q: np.ndarray | Sequence[float]
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> Curve:
     """Return the best possible curve: queries go small by decreasing ``q_small - q_large``."""
-    small, large = _qualities(small_q, large_q)
+    small, large = _qualities(small_quality, large_quality)
     n = small.size
     gains = np.concatenate(([0.0], np.cumsum(np.sort(small - large)[::-1])))
     return Curve(
@@ -434,8 +436,8 @@ def _metrics(
 
 def evaluate_scores(
     scores: Mapping[str, np.ndarray | Sequence[float]] | np.ndarray | Sequence[float],
-    small_q: np.ndarray | Sequence[float],
-    large_q: np.ndarray | Sequence[float],
+    small_quality: np.ndarray | Sequence[float],
+    large_quality: np.ndarray | Sequence[float],
     *,
     queries: Sequence[str] | None = None,
     drops: Sequence[float] = DEFAULT_DROPS,
@@ -444,8 +446,8 @@ def evaluate_scores(
 
     Args:
         scores: One router's scores (named ``"router"``) or ``{name: scores}``.
-        small_q: The small model's quality per query.
-        large_q: The large model's quality per query.
+        small_quality: The small model's quality per query.
+        large_quality: The large model's quality per query.
         queries: The query texts; when given, the "shorter prompts go small" heuristic is
             evaluated too.
         drops: Relative quality drops for the cost-advantage columns.
@@ -458,7 +460,7 @@ def evaluate_scores(
             (``random``, ``oracle``, the heuristic's), or the large model's mean quality is
             not positive.
     """
-    small, large = _qualities(small_q, large_q)
+    small, large = _qualities(small_quality, large_quality)
     named = dict(scores) if isinstance(scores, Mapping) else {"router": scores}
     if not named:
         raise DataError("scores is an empty mapping; give at least one router's scores")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.data import finite_vector
+from shared_router._internal.validation import finite_vector
 from shared_router.errors import CalibrationError, KnobError
 
 __all__ = ["CALIBRATION_FORMAT", "CalibrationTable", "OnlinePacer", "all_large_threshold"]

@@ -167,8 +167,8 @@ def build(
     test = data.split("test")
     evaluation = evaluate_scores(
         {"router": trained.score(list(test.queries))},
-        test.small_scores,
-        test.large_scores,
+        test.small_quality,
+        test.large_quality,
         queries=list(test.queries),
     )
     facts: dict[str, Any] = {

@@ -725,14 +725,14 @@ def train_router(
     model.fit(train.queries, labels.y, val_texts=val.queries, val_y=val_labels.y)
     model.calibrate(
         val.queries,
-        val.small_scores,
-        val.large_scores,
+        val.small_quality,
+        val.large_quality,
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         seed=model.seed,
     )
     val_scores = model.score(val.queries)
-    report = evaluate_scores(val_scores, val.small_scores, val.large_scores)
+    report = evaluate_scores(val_scores, val.small_quality, val.large_quality)
     val_metrics = report.metric("router").to_dict()
     val_metrics.pop("name", None)
     model.label_type_ = labels.kind

@@ -18,7 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from shared_router.data import PairData, finite_vector
+from shared_router._internal.validation import finite_vector
+from shared_router.data import PairData
 from shared_router.errors import DataError
 
 __all__ = [
@@ -54,22 +55,22 @@ class Labels:
 
 
 def det_labels(
-    small_scores: np.ndarray | Sequence[float], large_scores: np.ndarray | Sequence[float]
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> np.ndarray:
     """Return deterministic labels ``1[q_small >= q_large]`` as float64.
 
     Args:
-        small_scores: The small model's quality per query.
-        large_scores: The large model's quality per query.
+        small_quality: The small model's quality per query.
+        large_quality: The large model's quality per query.
 
     Raises:
         DataError: If the arrays differ in length or hold non-finite values.
     """
-    small = finite_vector(small_scores, "small_scores")
-    large = finite_vector(large_scores, "large_scores")
+    small = finite_vector(small_quality, "small_quality")
+    large = finite_vector(large_quality, "large_quality")
     if small.shape != large.shape:
         raise DataError(
-            f"small_scores and large_scores differ in length: {small.size} vs {large.size}"
+            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
         )
     return (small >= large).astype(np.float64)
 
@@ -257,7 +258,7 @@ def make_labels(data: PairData, kind: LabelKind, *, t_star: float | None = None)
             f"t_star applies to 'trans' labels only; got t_star={t_star!r} with {kind!r}"
         )
     if kind == "det":
-        return Labels(y=det_labels(data.small_scores, data.large_scores), kind="det", t_star=None)
+        return Labels(y=det_labels(data.small_quality, data.large_quality), kind="det", t_star=None)
     if kind == "prob":
         y = prob_labels(data.small_samples, data.large_samples, 0.0)
         return Labels(y=y, kind="prob", t_star=None)

@@ -56,9 +56,9 @@ def test_load_pair_skips_rows_missing_a_model_and_keeps_splits(pair_file: Path) 
     assert data.ids == ("q0", "q1", "q4", "q5")
     assert data.queries == ("question 0", "question 1", "question 4", "question 5")
     assert data.splits == ("train", "val", None, "test")
-    np.testing.assert_array_equal(data.small_scores, [1.0, 0.5, 0.25, 0.0])
-    np.testing.assert_array_equal(data.large_scores, [0.0, 1.0, 0.75, 1.0])
-    assert data.small_scores.dtype == np.float64
+    np.testing.assert_array_equal(data.small_quality, [1.0, 0.5, 0.25, 0.0])
+    np.testing.assert_array_equal(data.large_quality, [0.0, 1.0, 0.75, 1.0])
+    assert data.small_quality.dtype == np.float64
     np.testing.assert_array_equal(data.small_samples[1], [1.0, 0.0])
     np.testing.assert_array_equal(data.small_samples[0], [1.0])
     np.testing.assert_array_equal(data.large_samples[2], [0.5, 1.0])
@@ -71,10 +71,10 @@ def test_split_take_and_split_names(pair_file: Path) -> None:
     assert data.split_names == ("test", "train", "val")
     test = data.split("test")
     assert test.ids == ("q5",)
-    np.testing.assert_array_equal(test.large_scores, [1.0])
+    np.testing.assert_array_equal(test.large_quality, [1.0])
     taken = data.take([2, 0])
     assert taken.ids == ("q4", "q0")
-    np.testing.assert_array_equal(taken.small_scores, [0.25, 1.0])
+    np.testing.assert_array_equal(taken.small_quality, [0.25, 1.0])
     np.testing.assert_array_equal(taken.large_samples[0], [0.5, 1.0])
     masked = data.take(np.array([False, True, False, True]))
     assert masked.ids == ("q1", "q5")
@@ -101,7 +101,7 @@ def test_score_field_selects_another_quality(tmp_path: Path) -> None:
     )
     data = load_pair(path, "s", "l", score_field="judge")
     assert data.ids == ("q0",)
-    np.testing.assert_array_equal(data.small_scores, [0.25])
+    np.testing.assert_array_equal(data.small_quality, [0.25])
     np.testing.assert_array_equal(data.small_samples[0], [0.25])
 
 
@@ -174,8 +174,8 @@ def test_data_hash_is_stable_and_tracks_content(pair_file: Path) -> None:
         ids=data.ids,
         queries=data.queries,
         splits=data.splits,
-        small_scores=data.small_scores,
-        large_scores=data.large_scores + np.array([0.0, 0.0, 0.0, -0.5]),
+        small_quality=data.small_quality,
+        large_quality=data.large_quality + np.array([0.0, 0.0, 0.0, -0.5]),
         small_samples=data.small_samples,
         large_samples=data.large_samples,
     )
@@ -192,8 +192,8 @@ def test_pair_data_rejects_unequal_lengths() -> None:
             ids=("a", "b"),
             queries=("x", "y"),
             splits=(None, None),
-            small_scores=np.array([1.0]),
-            large_scores=np.array([1.0, 0.0]),
+            small_quality=np.array([1.0]),
+            large_quality=np.array([1.0, 0.0]),
             small_samples=(np.array([1.0]), np.array([0.0])),
             large_samples=(np.array([1.0]), np.array([0.0])),
         )
@@ -205,8 +205,8 @@ def test_real_mmlu_pro_pair(shared_data: Path) -> None:
         pytest.skip(f"{path} is absent")
     data = load_pair(path, "Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3.1-70B-Instruct")
     assert len(data) > 10_000
-    assert set(np.unique(data.small_scores)) <= {0.0, 1.0}
-    assert data.small_scores.mean() < data.large_scores.mean()
+    assert set(np.unique(data.small_quality)) <= {0.0, 1.0}
+    assert data.small_quality.mean() < data.large_quality.mean()
     assert data.split_names == ("test", "train", "val")
     sizes = [len(data.split(name)) for name in data.split_names]
     assert sum(sizes) == len(data)

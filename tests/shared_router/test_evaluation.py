@@ -190,9 +190,9 @@ def test_real_pair_router_sits_between_random_and_oracle(shared_data: Path) -> N
     test = data.split("test")
     # A "router" that knows the answer with noise: the oracle signal blurred.
     rng = np.random.default_rng(0)
-    noisy = (test.small_scores - test.large_scores) + rng.normal(0.0, 1.0, len(test))
+    noisy = (test.small_quality - test.large_quality) + rng.normal(0.0, 1.0, len(test))
     report = evaluate_scores(
-        noisy, test.small_scores, test.large_scores, queries=list(test.queries)
+        noisy, test.small_quality, test.large_quality, queries=list(test.queries)
     )
     assert 0.0 < report.metric("router").gap_recovered < 1.0
     assert report.oracle_best > report.large_mean > report.small_mean

@@ -33,8 +33,8 @@ def _pair_data(small: list[np.ndarray], large: list[np.ndarray]) -> PairData:
         ids=tuple(str(i) for i in range(n)),
         queries=tuple(f"q{i}" for i in range(n)),
         splits=(None,) * n,
-        small_scores=np.array([v.mean() for v in small]),
-        large_scores=np.array([v.mean() for v in large]),
+        small_quality=np.array([v.mean() for v in small]),
+        large_quality=np.array([v.mean() for v in large]),
         small_samples=tuple(small),
         large_samples=tuple(large),
     )
@@ -146,7 +146,7 @@ def test_real_date_samples_give_probabilistic_labels(shared_data: Path) -> None:
     data = load_pair(path, "gpt-3.5-turbo", "gpt-4").take(range(30))
     assert {len(s) for s in data.small_samples} == {20}
     assert {len(s) for s in data.large_samples} == {3}
-    np.testing.assert_allclose([s.mean() for s in data.small_samples], data.small_scores)
+    np.testing.assert_allclose([s.mean() for s in data.small_samples], data.small_quality)
     y = make_labels(data, "prob").y
     expected = [
         np.mean([s >= l_ for s, l_ in itertools.product(a, b)])

@@ -379,7 +379,7 @@ def test_judge_fills_scores_in_place_and_the_result_trains(tmp_path: Path) -> No
     assert first["models"]["s"]["metric"] == "match"
     assert second["models"]["l"]["scores"] == [1.0, 1.0]
     pair = load_pair(data, "s", "l")
-    assert pair.small_scores.tolist() == [0.5, 1.0]
+    assert pair.small_quality.tolist() == [0.5, 1.0]
     assert pair.small_samples[0].tolist() == [1.0, 0.0]
     again = judge_file(data, MetricSpec("match", {"mode": "numeric"}), progress=False)
     assert (again.skipped, again.scored) == (6, 0)

@@ -323,8 +323,8 @@ def _pair_data() -> PairData:
         ids=tuple(f"q{i}" for i in range(len(queries))),
         queries=tuple(queries),
         splits=splits,
-        small_scores=np.array([s.mean() for s in small_samples]),
-        large_scores=np.ones(len(queries)),
+        small_quality=np.array([s.mean() for s in small_samples]),
+        large_quality=np.ones(len(queries)),
         small_samples=small_samples,
         large_samples=large_samples,
     )
@@ -358,7 +358,7 @@ def test_train_router_records_what_it_was_trained_on(
     assert config["default_knobs"]["max_quality_drop"] == 0.01
     test = data.split("test")
     scores = trained.score(list(test.queries))
-    assert _auc(scores, test.small_scores > 0.5) > 0.9
+    assert _auc(scores, test.small_quality > 0.5) > 0.9
 
 
 @pytest.mark.slow
