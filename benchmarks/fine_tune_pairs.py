@@ -8,10 +8,10 @@ data nor the default encoder:
    of all-MiniLM-L6-v2 (the fp32 file is over the machine's 64 MiB transfer limit), into an
    ignored folder (default ``.gpu/``);
 2. ``train`` (on the GPU machine): for each pair and each learning rate, MiniLM + an MLP(256)
-   head are trained together on BCE (:func:`shared_router.training.heads.fine_tune_encoder`,
+   head are trained together on BCE (:func:`shared_router.training.fine_tune.fine_tune_encoder`,
    early stopping on val loss); the tuned encoder's vectors also get an exact-L2 logistic
-   head (:func:`shared_router.training.heads.fit_logistic`). Val and test probabilities are written
-   to ``fine_tune_scores.json``;
+   head (:func:`~shared_router.training.logistic.fit_logistic`). Val and test probabilities are
+   written to ``fine_tune_scores.json``;
 3. ``report`` (here): each fine-tuned variant's configuration is chosen by its val BCE and
    measured on test beside the frozen exact-L2 logistic router and an ensemble of the two, with
    ``router_variants.evaluate_split`` (gap recovered, cost advantage at 0.5-5% drop,
@@ -98,7 +98,8 @@ def train(data: Path, out: Path, pairs: list[str] | None, epochs: int, batch_siz
     import torch
 
     from shared_router.encoders.encoder import Encoder
-    from shared_router.training.heads import fine_tune_encoder, fit_logistic
+    from shared_router.training.fine_tune import fine_tune_encoder
+    from shared_router.training.logistic import fit_logistic
 
     with gzip.open(data / "pairs.json.gz", "rt", encoding="utf-8") as f:
         all_pairs = json.load(f)

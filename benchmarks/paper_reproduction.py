@@ -51,18 +51,19 @@ from routing_data import (
 )
 
 from shared_router.data import PairData
-from shared_router.encoders.encoder import EmbeddingCache, Encoder
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder
 from shared_router.evaluation.curves import (
     HEURISTIC_NAME,
-    EvaluationReport,
-    evaluate_scores,
     gap_recovered,
     oracle_curve,
-    plot_curves,
     random_curve,
     router_curve,
 )
-from shared_router.routing.router import Router, train_router
+from shared_router.evaluation.plots import plot_curves
+from shared_router.evaluation.report import EvaluationReport, evaluate_scores
+from shared_router.routing.router import Router
+from shared_router.routing.train_router import train_router
 from shared_router.training.labels import make_labels
 from shared_router.types import QualityKnobs
 

@@ -135,8 +135,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from shared_router import Router
-    from shared_router.encoders.encoder import resolve_encoder_path
-    from shared_router.encoders.minilm_numpy import NumpyBertEncoder
+    from shared_router.encoders.bert_numpy import NumpyBertEncoder
+    from shared_router.encoders.folders import resolve_encoder_path
 
     router = Router.load("default", backend=args.backend)
     folder = resolve_encoder_path("default")

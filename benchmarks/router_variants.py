@@ -7,7 +7,7 @@ paper's r_trans (t* found on train) unless the variant says otherwise. Variants:
 * ``mlp (default)``: the library's default head, MLP(256) with AdamW and early stopping;
 * ``mlp (swept)``: MLP width x dropout / weight decay, chosen on val;
 * ``logistic (AdamW)``: ``train_head(hidden_sizes=())``, early-stopped like the MLP;
-* ``logistic (exact L2)``: :func:`shared_router.training.heads.fit_logistic`, Newton's method,
+* ``logistic (exact L2)``: :func:`shared_router.training.logistic.fit_logistic`, Newton's method,
   L2 strength chosen on val (``Router(head_type="logistic")``);
 * ``kNN``: mean label of the k most similar training queries (cosine), k chosen on val;
 * ``text features``: logistic regression on cheap text statistics (length, digits, maths and
@@ -24,8 +24,8 @@ paper's r_trans (t* found on train) unless the variant says otherwise. Variants:
   curve rewards (not one of the paper's labels);
 * ``ensemble``: the mean of the exact-L2 logistic, kNN and aux-stacked probabilities;
 * ``fine-tuned MiniLM`` (``--fine-tune-pair``, one pair): encoder and MLP head trained end to
-  end (:func:`shared_router.training.heads.fine_tune_encoder`), compared with the frozen variants
-  on the same split.
+  end (:func:`shared_router.training.fine_tune.fine_tune_encoder`), compared with the frozen
+  variants on the same split.
 
 Pairs whose test split has fewer than ``--cv-below`` rows are also cross-validated (the whole
 pair in ``--folds`` folds; each fold the test set of variants trained on the rest, with 1/8 of
@@ -68,10 +68,13 @@ from routing_data import (
 
 from shared_router.data import PairData
 from shared_router.encoders.encoder import Encoder
-from shared_router.evaluation.curves import HEURISTIC_NAME, evaluate_scores
+from shared_router.evaluation.curves import HEURISTIC_NAME
+from shared_router.evaluation.report import evaluate_scores
 from shared_router.model.calibration import CalibrationTable
-from shared_router.training.heads import fine_tune_encoder, fit_logistic, train_head
+from shared_router.training.fine_tune import fine_tune_encoder
 from shared_router.training.labels import make_labels
+from shared_router.training.logistic import fit_logistic
+from shared_router.training.torch_head import train_head
 
 DROPS = (0.005, 0.01, 0.02, 0.05)
 MIN_AUX_MODELS = 5

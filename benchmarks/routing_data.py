@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from shared_router.data import PairData, load_pair, read_jsonl
-from shared_router.encoders.encoder import EmbeddingCache, Encoder, Precision
+from shared_router.encoders.bert_folder import Precision
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

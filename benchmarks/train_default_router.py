@@ -31,8 +31,11 @@ import numpy as np
 from routing_data import PAIRS, REPO, RESULTS, PairSpec, load_spec, write_json
 
 from shared_router.data import PairData
-from shared_router.encoders.encoder import EmbeddingCache, Encoder, Precision
-from shared_router.evaluation.curves import HEURISTIC_NAME, evaluate_scores
+from shared_router.encoders.bert_folder import Precision
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder
+from shared_router.evaluation.curves import HEURISTIC_NAME
+from shared_router.evaluation.report import evaluate_scores
 from shared_router.routing.router import Router
 from shared_router.training.labels import make_labels
 

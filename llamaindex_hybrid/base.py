@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -39,15 +24,26 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from llama_index.core.prompts import BasePromptTemplate
 
-from llamaindex_hybrid.questions import (
-    DEFAULT_QUESTION_VARIABLES,
-    recall_question,
-    remember_question,
+from llamaindex_hybrid._call_knobs import call_knobs, knobs_in_block
+from llamaindex_hybrid._responses import model_name
+from llamaindex_hybrid._routed_calls import RoutedCalls
+from llamaindex_hybrid._routing_input import (
+    RoutingInput,
+    chat_routing_input,
+    prompt_routing_input,
 )
-from shared_router.errors import EmptyInputError, KnobError, RoutingError
-from shared_router.routing.serving import ModelPrices, Routed, RoutingService, StatsSnapshot
-from shared_router.routing.text import RoutedTextMode, routing_text
-from shared_router.types import ModelChoice, QualityKnobs, RoutingRecord
+from llamaindex_hybrid._tools import (
+    TOOLS_KWARG,
+    ToolRequest,
+    chat_invoker,
+    read_tool_calls,
+    tool_route,
+)
+from llamaindex_hybrid.questions import DEFAULT_QUESTION_VARIABLES, remember_question
+from shared_router.errors import KnobError
+from shared_router.routing.serving import ModelPrices, RoutingService, StatsSnapshot
+from shared_router.routing.text import RoutedTextMode
+from shared_router.types import QualityKnobs
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -55,41 +51,6 @@ if TYPE_CHECKING:
     from shared_router.routing.router import Router
 
 __all__ = ["HybridLLM"]
-
-logger = logging.getLogger(__name__)
-
-_R = TypeVar("_R", ChatResponse, CompletionResponse)
-_TOOLS_KWARG = "hybrid_tools"
-_TOOL_METHODS = {
-    "chat": "chat_with_tools",
-    "achat": "achat_with_tools",
-    "stream_chat": "stream_chat_with_tools",
-    "astream_chat": "astream_chat_with_tools",
-}
-_NO_TOOLS_REASON = "only the large model supports tool calling"
-_CALL_KNOBS: ContextVar[Mapping[int, QualityKnobs]] = ContextVar(
-    "llamaindex_hybrid_call_knobs", default=MappingProxyType({})
-)
-
-
-@dataclass(frozen=True)
-class _RoutingInput:
-    """What one call is routed on."""
-
-    text: str
-    conversation_key: str | None = None
-    force_large: str | None = None
-
-
-@dataclass(frozen=True)
-class _ToolRequest:
-    """What ``chat_with_tools`` was asked, handed to the chosen model's own tool calling."""
-
-    tools: Sequence[BaseTool]
-    verbose: bool
-    allow_parallel_tool_calls: bool
-    tool_required: bool
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class HybridLLM(FunctionCallingLLM):
@@ -249,7 +210,7 @@ class HybridLLM(FunctionCallingLLM):
             is_function_calling_model=(
                 small.is_function_calling_model and large.is_function_calling_model
             ),
-            model_name=f"HybridLLM({_model_name(self.small)}, {_model_name(self.large)})",
+            model_name=f"HybridLLM({model_name(self.small)}, {model_name(self.large)})",
             system_role=(
                 small.system_role if small.system_role == large.system_role else MessageRole.SYSTEM
             ),
@@ -292,262 +253,113 @@ class HybridLLM(FunctionCallingLLM):
         knobs = QualityKnobs(max_quality_drop, large_share, threshold)
         if knobs.is_empty:
             raise KnobError("quality() needs one of max_quality_drop, large_share, threshold")
-        token = _CALL_KNOBS.set(MappingProxyType({**_CALL_KNOBS.get(), id(self): knobs}))
-        try:
+        with knobs_in_block(self, knobs):
             yield
-        finally:
-            _CALL_KNOBS.reset(token)
 
-    # -- routing -----------------------------------------------------------------------
+    # -- routing (see llamaindex_hybrid._routing_input and ._routed_calls) ---------------
 
-    def _knobs(self) -> QualityKnobs:
+    def _routed_calls(self) -> RoutedCalls:
+        """What this call needs: the models, the service and the level in force here."""
         own = QualityKnobs(self.max_quality_drop, self.large_share, self.threshold)
-        return _CALL_KNOBS.get().get(id(self), QualityKnobs()).or_else(own)
+        return RoutedCalls(
+            small=self.small,
+            large=self.large,
+            service=self._service,
+            knobs=call_knobs(self, own),
+            fallback_to_large=self.fallback_to_large,
+        )
 
     def _chat_routing(
-        self, messages: Sequence[ChatMessage], tools: _ToolRequest | None
-    ) -> _RoutingInput:
-        if not messages:
-            raise EmptyInputError(
-                "HybridLLM got no messages; pass at least one ChatMessage with the query"
-            )
-        turns = [(m.role.value, m.content or "") for m in messages]
-        question = recall_question(messages)
-        if question is not None:
-            text = routing_text([("user", question)])
-        else:
-            text = routing_text(turns, mode=self.routed_text)
-        key = _conversation_key(turns) if self.sticky else None
-        return _RoutingInput(text, key, self._tool_route(tools))
-
-    def _prompt_routing(self, prompt: str) -> _RoutingInput:
-        if not prompt.strip():
-            raise EmptyInputError(
-                f"HybridLLM got an empty prompt ({prompt!r}); pass the query text"
-            )
-        question = recall_question(prompt)
-        return _RoutingInput(routing_text([("user", question or prompt)]))
-
-    def _tool_route(self, tools: _ToolRequest | None) -> str | None:
-        if tools is None or _calls_tools(self.small):
-            return None
-        if not _calls_tools(self.large):
-            raise RoutingError(
-                "tool calling needs a function-calling model, but neither "
-                f"{_model_name(self.small)!r} nor {_model_name(self.large)!r} is one "
-                "(a FunctionCallingLLM whose metadata.is_function_calling_model is True)"
-            )
-        return _NO_TOOLS_REASON
-
-    def _decide(self, routing: _RoutingInput) -> Routed:
-        return self._service.decide(
-            routing.text,
-            self._knobs(),
-            conversation_key=routing.conversation_key,
-            force_large=routing.force_large,
+        self, messages: Sequence[ChatMessage], tools: ToolRequest | None
+    ) -> RoutingInput:
+        return chat_routing_input(
+            messages,
+            routed_text=self.routed_text,
+            sticky=self.sticky,
+            force_large=tool_route(tools, self.small, self.large),
         )
-
-    async def _adecide(self, routing: _RoutingInput) -> Routed:
-        # The router is CPU-bound and thread-safe: keep the event loop free while it scores.
-        return await asyncio.to_thread(self._decide, routing)
-
-    def _model(self, choice: ModelChoice) -> LLM:
-        return self.small if choice == "small" else self.large
-
-    def _record(
-        self, routed: Routed, answered_by: ModelChoice, error: Exception | None
-    ) -> RoutingRecord:
-        reason = None
-        if error is not None:
-            reason = f"small model failed: {type(error).__name__}: {error}"
-            logger.warning("HybridLLM: %s; the large model answers", reason)
-        return self._service.record(
-            routed,
-            answered_by=answered_by,
-            model_name=_model_name(self._model(answered_by)),
-            fallback=error is not None,
-            reason=reason,
-        )
-
-    def _can_fall_back(self, choice: ModelChoice) -> bool:
-        return choice == "small" and self.fallback_to_large
-
-    # -- running the chosen model ------------------------------------------------------
-
-    def _call(self, routed: Routed, invoke: Callable[[LLM], _R]) -> _R:
-        error: Exception | None = None
-        answered_by = routed.model
-        try:
-            response = invoke(self._model(answered_by))
-        except Exception as failure:
-            if not self._can_fall_back(answered_by):
-                raise
-            error, answered_by = failure, "large"
-            response = invoke(self.large)
-        record = self._record(routed, answered_by, error)
-        self._account(record, response)
-        return _with_routing(response, record.as_dict())
-
-    async def _acall(self, routed: Routed, invoke: Callable[[LLM], Awaitable[_R]]) -> _R:
-        error: Exception | None = None
-        answered_by = routed.model
-        try:
-            response = await invoke(self._model(answered_by))
-        except Exception as failure:
-            if not self._can_fall_back(answered_by):
-                raise
-            error, answered_by = failure, "large"
-            response = await invoke(self.large)
-        record = self._record(routed, answered_by, error)
-        self._account(record, response)
-        return _with_routing(response, record.as_dict())
-
-    def _stream(
-        self, routed: Routed, open_stream: Callable[[LLM], Iterator[_R]]
-    ) -> Generator[_R, None, None]:
-        error: Exception | None = None
-        answered_by = routed.model
-        try:
-            chunks = iter(open_stream(self._model(answered_by)))
-            first = next(chunks, None)
-        except Exception as failure:
-            if not self._can_fall_back(answered_by):
-                raise
-            error, answered_by = failure, "large"
-            chunks = iter(open_stream(self.large))
-            first = next(chunks, None)
-        record = self._record(routed, answered_by, error)
-        routing = record.as_dict()
-        last = None
-        if first is not None:
-            last = _with_routing(first, routing)
-            yield last
-            for chunk in chunks:
-                last = _with_routing(chunk, routing)
-                yield last
-        self._account(record, last)
-
-    async def _astream(
-        self, routed: Routed, open_stream: Callable[[LLM], Awaitable[AsyncIterator[_R]]]
-    ) -> AsyncGenerator[_R, None]:
-        error: Exception | None = None
-        answered_by = routed.model
-        try:
-            chunks = await open_stream(self._model(answered_by))
-            first = await anext(chunks, None)
-        except Exception as failure:
-            if not self._can_fall_back(answered_by):
-                raise
-            error, answered_by = failure, "large"
-            chunks = await open_stream(self.large)
-            first = await anext(chunks, None)
-        record = self._record(routed, answered_by, error)
-        routing = record.as_dict()
-        last = None
-        if first is not None:
-            last = _with_routing(first, routing)
-            yield last
-            async for chunk in chunks:
-                last = _with_routing(chunk, routing)
-                yield last
-        self._account(record, last)
-
-    def _account(
-        self, record: RoutingRecord, response: ChatResponse | CompletionResponse | None
-    ) -> None:
-        tokens_in, tokens_out = _usage(response) if response is not None else (None, None)
-        self._service.account(record, input_tokens=tokens_in, output_tokens=tokens_out)
-
-    @staticmethod
-    def _chat_invoker(
-        method: Literal["chat", "achat", "stream_chat", "astream_chat"],
-        messages: Sequence[ChatMessage],
-        tools: _ToolRequest | None,
-        kwargs: dict[str, Any],
-    ) -> Callable[[LLM], Any]:
-        def invoke(model: LLM) -> Any:
-            if tools is None:
-                return getattr(model, method)(messages, **kwargs)
-            return getattr(model, _TOOL_METHODS[method])(
-                tools.tools,
-                chat_history=list(messages),
-                verbose=tools.verbose,
-                allow_parallel_tool_calls=tools.allow_parallel_tool_calls,
-                tool_required=tools.tool_required,
-                **{**tools.kwargs, **kwargs},
-            )
-
-        return invoke
 
     # -- LlamaIndex entry points -------------------------------------------------------
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer a chat with the model the router picks for it."""
-        tools = kwargs.pop(_TOOLS_KWARG, None)
-        routed = self._decide(self._chat_routing(messages, tools))
-        response: ChatResponse = self._call(
-            routed, self._chat_invoker("chat", messages, tools, kwargs)
-        )
+        tools = kwargs.pop(TOOLS_KWARG, None)
+        calls = self._routed_calls()
+        routed = calls.decide(self._chat_routing(messages, tools))
+        response: ChatResponse = calls.call(routed, chat_invoker("chat", messages, tools, kwargs))
         return response
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat answer from the model the router picks for it."""
-        tools = kwargs.pop(_TOOLS_KWARG, None)
-        routed = self._decide(self._chat_routing(messages, tools))
-        chunks: ChatResponseGen = self._stream(
-            routed, self._chat_invoker("stream_chat", messages, tools, kwargs)
+        tools = kwargs.pop(TOOLS_KWARG, None)
+        calls = self._routed_calls()
+        routed = calls.decide(self._chat_routing(messages, tools))
+        chunks: ChatResponseGen = calls.stream(
+            routed, chat_invoker("stream_chat", messages, tools, kwargs)
         )
         return chunks
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer a chat asynchronously with the model the router picks for it."""
-        tools = kwargs.pop(_TOOLS_KWARG, None)
-        routed = await self._adecide(self._chat_routing(messages, tools))
-        return await self._acall(routed, self._chat_invoker("achat", messages, tools, kwargs))
+        tools = kwargs.pop(TOOLS_KWARG, None)
+        calls = self._routed_calls()
+        routed = await calls.adecide(self._chat_routing(messages, tools))
+        response: ChatResponse = await calls.acall(
+            routed, chat_invoker("achat", messages, tools, kwargs)
+        )
+        return response
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Stream a chat answer asynchronously from the model the router picks for it."""
-        tools = kwargs.pop(_TOOLS_KWARG, None)
-        routed = await self._adecide(self._chat_routing(messages, tools))
-        return self._astream(routed, self._chat_invoker("astream_chat", messages, tools, kwargs))
+        tools = kwargs.pop(TOOLS_KWARG, None)
+        calls = self._routed_calls()
+        routed = await calls.adecide(self._chat_routing(messages, tools))
+        chunks: ChatResponseAsyncGen = calls.astream(
+            routed, chat_invoker("astream_chat", messages, tools, kwargs)
+        )
+        return chunks
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Complete a prompt with the model the router picks for it."""
-        routed = self._decide(self._prompt_routing(prompt))
-        return self._call(routed, lambda model: model.complete(prompt, **kwargs))
+        calls = self._routed_calls()
+        routed = calls.decide(prompt_routing_input(prompt))
+        return calls.call(routed, lambda model: model.complete(prompt, **kwargs))
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream a completion from the model the router picks for the prompt."""
-        routed = self._decide(self._prompt_routing(prompt))
-        return self._stream(routed, lambda model: model.stream_complete(prompt, **kwargs))
+        calls = self._routed_calls()
+        routed = calls.decide(prompt_routing_input(prompt))
+        return calls.stream(routed, lambda model: model.stream_complete(prompt, **kwargs))
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Complete a prompt asynchronously with the model the router picks for it."""
-        routed = await self._adecide(self._prompt_routing(prompt))
-        return await self._acall(routed, lambda model: model.acomplete(prompt, **kwargs))
+        calls = self._routed_calls()
+        routed = await calls.adecide(prompt_routing_input(prompt))
+        return await calls.acall(routed, lambda model: model.acomplete(prompt, **kwargs))
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Stream a completion asynchronously from the model the router picks for the prompt."""
-        routed = await self._adecide(self._prompt_routing(prompt))
-        return self._astream(routed, lambda model: model.astream_complete(prompt, **kwargs))
+        calls = self._routed_calls()
+        routed = await calls.adecide(prompt_routing_input(prompt))
+        return calls.astream(routed, lambda model: model.astream_complete(prompt, **kwargs))
 
-    # -- tool calling ------------------------------------------------------------------
+    # -- tool calling (see llamaindex_hybrid._tools) -------------------------------------
 
     def _prepare_chat_with_tools(
         self,
@@ -565,14 +377,14 @@ class HybridLLM(FunctionCallingLLM):
             messages.append(ChatMessage(role=MessageRole.USER, content=user_msg))
         elif user_msg is not None:
             messages.append(user_msg)
-        request = _ToolRequest(
+        request = ToolRequest(
             tools=tools,
             verbose=verbose,
             allow_parallel_tool_calls=allow_parallel_tool_calls,
             tool_required=tool_required,
             kwargs=kwargs,
         )
-        return {"messages": messages, _TOOLS_KWARG: request}
+        return {"messages": messages, TOOLS_KWARG: request}
 
     def get_tool_calls_from_response(
         self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
@@ -581,17 +393,13 @@ class HybridLLM(FunctionCallingLLM):
 
         The model is the one named in ``additional_kwargs["routing"]``; a response without a
         routing record is read with the large model's parser.
+
+        Raises:
+            RoutingError: If the model that answered is not a function-calling LLM.
         """
         routing = response.additional_kwargs.get("routing") or {}
-        model = self._model("small" if routing.get("model") == "small" else "large")
-        if not isinstance(model, FunctionCallingLLM):
-            raise RoutingError(
-                f"{_model_name(model)!r} answered and is not a FunctionCallingLLM, "
-                "so it has no tool calls to read"
-            )
-        return model.get_tool_calls_from_response(
-            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
-        )
+        model = self.small if routing.get("model") == "small" else self.large
+        return read_tool_calls(model, response, error_on_no_tool_call, **kwargs)
 
     # -- prompt templates: remember the question (see llamaindex_hybrid.questions) ------
 
@@ -604,44 +412,3 @@ class HybridLLM(FunctionCallingLLM):
         formatted = super()._get_prompt(prompt, **prompt_args)
         remember_question(prompt, prompt_args, formatted, self.question_variables)
         return formatted
-
-
-def _model_name(llm: LLM) -> str:
-    name = llm.metadata.model_name
-    return name if name and name != "unknown" else llm.class_name()
-
-
-def _calls_tools(llm: LLM) -> bool:
-    return isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model
-
-
-def _conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
-    """Identify a conversation by its first user turn (for sticky routing)."""
-    for role, text in turns:
-        if role in ("user", "human") and text.strip():
-            return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:32]
-    return None
-
-
-def _with_routing(response: _R, routing: dict[str, Any]) -> _R:
-    """A copy of ``response`` carrying the record; the inner model's own response is untouched."""
-    return response.model_copy(
-        update={"additional_kwargs": {**response.additional_kwargs, "routing": routing}}
-    )
-
-
-def _usage(response: ChatResponse | CompletionResponse) -> tuple[int | None, int | None]:
-    """Token counts a provider reported: in ``additional_kwargs`` or in ``raw["usage"]``."""
-    raw = response.raw
-    usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
-    for source in (response.additional_kwargs, usage):
-        for names in (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens")):
-            tokens_in, tokens_out = (_int_field(source, name) for name in names)
-            if tokens_in is not None or tokens_out is not None:
-                return tokens_in, tokens_out
-    return None, None
-
-
-def _int_field(source: Any, name: str) -> int | None:
-    value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared_router.data import PairData, load_pair, model_names, read_jsonl
-    from shared_router.encoders.encoder import DEFAULT_ENCODER, EmbeddingCache, Encoder
+    from shared_router.encoders.cache import EmbeddingCache
+    from shared_router.encoders.encoder import Encoder
+    from shared_router.encoders.folders import DEFAULT_ENCODER
     from shared_router.errors import (
         ArtifactError,
         CalibrationError,
@@ -28,21 +30,26 @@ if TYPE_CHECKING:
         RoutingError,
         TrainingError,
     )
-    from shared_router.evaluation.curves import EvaluationReport, evaluate_scores, plot_curves
-    from shared_router.model.artifacts import FORMAT_VERSION, load_router_folder, save_router_folder
+    from shared_router.evaluation.plots import plot_curves
+    from shared_router.evaluation.report import EvaluationReport, evaluate_scores
+    from shared_router.model.artifacts import load_router_folder, save_router_folder
     from shared_router.model.calibration import CalibrationTable, OnlinePacer
     from shared_router.model.head import MLPHead
-    from shared_router.routing.router import Router, train_router
+    from shared_router.model.router_config import FORMAT_VERSION
+    from shared_router.routing.router import Router
     from shared_router.routing.serving import ModelPrices, RoutingService
     from shared_router.routing.text import clip_head_tail, routing_text
-    from shared_router.training.heads import fine_tune_encoder, fit_logistic, train_head
+    from shared_router.routing.train_router import train_router
+    from shared_router.training.fine_tune import fine_tune_encoder
     from shared_router.training.labels import Labels, make_labels
+    from shared_router.training.logistic import fit_logistic
+    from shared_router.training.torch_head import train_head
     from shared_router.types import ModelPair, QualityKnobs, RouteDecision, RoutingRecord
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "FORMAT_VERSION": "model.artifacts",
+    "FORMAT_VERSION": "model.router_config",
     "load_router_folder": "model.artifacts",
     "save_router_folder": "model.artifacts",
     "CalibrationTable": "model.calibration",
@@ -51,8 +58,8 @@ _EXPORTS: dict[str, str] = {
     "load_pair": "data",
     "model_names": "data",
     "read_jsonl": "data",
-    "DEFAULT_ENCODER": "encoders.encoder",
-    "EmbeddingCache": "encoders.encoder",
+    "DEFAULT_ENCODER": "encoders.folders",
+    "EmbeddingCache": "encoders.cache",
     "Encoder": "encoders.encoder",
     "ArtifactError": "errors",
     "CalibrationError": "errors",
@@ -64,21 +71,21 @@ _EXPORTS: dict[str, str] = {
     "RoutingError": "errors",
     "EmptyInputError": "errors",
     "TrainingError": "errors",
-    "EvaluationReport": "evaluation.curves",
-    "evaluate_scores": "evaluation.curves",
-    "plot_curves": "evaluation.curves",
+    "EvaluationReport": "evaluation.report",
+    "evaluate_scores": "evaluation.report",
+    "plot_curves": "evaluation.plots",
     "MLPHead": "model.head",
     "Labels": "training.labels",
     "make_labels": "training.labels",
     "Router": "routing.router",
-    "train_router": "routing.router",
+    "train_router": "routing.train_router",
     "ModelPrices": "routing.serving",
     "RoutingService": "routing.serving",
     "clip_head_tail": "routing.text",
     "routing_text": "routing.text",
-    "fine_tune_encoder": "training.heads",
-    "fit_logistic": "training.heads",
-    "train_head": "training.heads",
+    "fine_tune_encoder": "training.fine_tune",
+    "fit_logistic": "training.logistic",
+    "train_head": "training.torch_head",
     "ModelPair": "types",
     "QualityKnobs": "types",
     "RouteDecision": "types",

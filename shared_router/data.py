@@ -255,6 +255,34 @@ def _samples(entry: dict[str, Any], score: float, model: str, file: Path, line: 
     return np.array(values, dtype=np.float64)
 
 
+def _row_fields(obj: dict[str, Any], file: Path, line: int) -> tuple[str, str, str | None]:
+    """A line's ``query``, ``id`` (as a string) and ``split``, checked.
+
+    Raises:
+        DataError: Naming the file and line when a field has the wrong type.
+    """
+    query = obj.get("query")
+    if not isinstance(query, str):
+        raise DataError(
+            f"'query' must be a string, got {type(query).__name__}",
+            path=str(file),
+            line=line,
+        )
+    row_id = obj.get("id")
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+        raise DataError(
+            f"'id' must be a string or an integer, got {row_id!r}",
+            path=str(file),
+            line=line,
+        )
+    split = obj.get("split")
+    if split is not None and not isinstance(split, str):
+        raise DataError(
+            f"'split' must be a string or absent, got {split!r}", path=str(file), line=line
+        )
+    return query, str(row_id), split
+
+
 def load_pair(
     path: PathLike | Sequence[PathLike],
     small: str,
@@ -297,25 +325,7 @@ def load_pair(
         for line, obj in read_jsonl(file):
             models = _models_of(obj, file, line)
             names.update(models)
-            query = obj.get("query")
-            if not isinstance(query, str):
-                raise DataError(
-                    f"'query' must be a string, got {type(query).__name__}",
-                    path=str(file),
-                    line=line,
-                )
-            row_id = obj.get("id")
-            if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
-                raise DataError(
-                    f"'id' must be a string or an integer, got {row_id!r}",
-                    path=str(file),
-                    line=line,
-                )
-            split = obj.get("split")
-            if split is not None and not isinstance(split, str):
-                raise DataError(
-                    f"'split' must be a string or absent, got {split!r}", path=str(file), line=line
-                )
+            query, row_id, split = _row_fields(obj, file, line)
             small_entry, large_entry = models.get(small), models.get(large)
             if (
                 not isinstance(small_entry, dict)
@@ -331,7 +341,7 @@ def load_pair(
                     samples[model].append(_samples(entry, score, model, file, line))
                 else:
                     samples[model].append(np.array([score], dtype=np.float64))
-            ids.append(str(row_id))
+            ids.append(row_id)
             queries.append(query)
             splits.append(split)
     for model in (small, large):

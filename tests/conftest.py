@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from shared_router.encoders.encoder import EmbeddingCache
+    from shared_router.encoders.cache import EmbeddingCache
     from shared_router.routing.router import Router
 
 ROUTING_RECORD_KEYS = {
@@ -73,7 +73,8 @@ def planted_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
     """
     import numpy as np
 
-    from shared_router.encoders.encoder import EmbeddingCache, Encoder
+    from shared_router.encoders.cache import EmbeddingCache
+    from shared_router.encoders.encoder import Encoder
     from shared_router.routing.router import Router
 
     cache = EmbeddingCache(tmp_path_factory.mktemp("embeddings") / "cache.sqlite")
@@ -99,7 +100,7 @@ def planted_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
 @pytest.fixture(scope="session")
 def tmp_cache(tmp_path_factory: pytest.TempPathFactory) -> EmbeddingCache:
     """One embedding cache for the whole test session, so texts are encoded once."""
-    from shared_router.encoders.encoder import EmbeddingCache
+    from shared_router.encoders.cache import EmbeddingCache
 
     return EmbeddingCache(tmp_path_factory.mktemp("session-cache") / "embeddings.sqlite")
 

@@ -1,4 +1,7 @@
-"""A progress bar with an ETA on stderr for the long pipeline stages (rich, imported lazily)."""
+"""The one progress bar: counts, rate, ETA and a status line on stderr (rich, imported lazily).
+
+Encoding, training, collecting and judging all show their progress through it.
+"""
 
 from __future__ import annotations
 
@@ -45,10 +48,11 @@ class ProgressBar:
                 TimeElapsedColumn(),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
                 console=Console(stderr=True),
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.description, total=self.total)
+            self._task = self._progress.add_task(self.description, total=self.total, status="")
         return self
 
     def __exit__(
@@ -65,3 +69,8 @@ class ProgressBar:
         """Count ``amount`` more units of work as done."""
         if self._progress is not None:
             self._progress.advance(self._task, amount)
+
+    def set_status(self, status: str) -> None:
+        """Show ``status`` (a loss, an error count, ...) after the bar."""
+        if self._progress is not None:
+            self._progress.update(self._task, status=status)

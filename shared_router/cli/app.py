@@ -19,7 +19,7 @@ import typer
 from shared_router.errors import HybridLLMError
 
 if TYPE_CHECKING:
-    from shared_router.encoders.encoder import EmbeddingCache
+    from shared_router.encoders.cache import EmbeddingCache
 
 __all__ = ["app", "main"]
 
@@ -120,7 +120,7 @@ def _head_type(head: str) -> str:
 
 
 def _cache(enabled: bool) -> EmbeddingCache | None:
-    from shared_router.encoders.encoder import EmbeddingCache
+    from shared_router.encoders.cache import EmbeddingCache
 
     return EmbeddingCache() if enabled else None
 
@@ -293,7 +293,8 @@ def evaluate(
 ) -> None:
     """Evaluate a router beside random, oracle and the length heuristic."""
     from shared_router.data import load_pair
-    from shared_router.evaluation.curves import evaluate_scores, plot_curves
+    from shared_router.evaluation.plots import plot_curves
+    from shared_router.evaluation.report import evaluate_scores
     from shared_router.routing.router import Router
 
     pair = load_pair(data, small, large, score_field=score_field)

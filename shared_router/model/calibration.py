@@ -158,33 +158,10 @@ class CalibrationTable:
                 the large model's mean quality is not positive (the relative drop is then
                 undefined), or a parameter is out of range.
         """
-        s = _vector(scores, "scores")
-        q_small = _vector(small_quality, "small_quality")
-        q_large = _vector(large_quality, "large_quality")
-        if not s.size == q_small.size == q_large.size:
-            raise CalibrationError(
-                f"scores, small_quality and large_quality must have one entry per query; "
-                f"got {s.size}, {q_small.size}, {q_large.size}"
-            )
-        if s.size == 0:
-            raise CalibrationError("calibration needs at least one query; got none")
-        if not 0.0 < confidence < 1.0:
-            raise CalibrationError(f"confidence must lie in (0, 1), got {confidence!r}")
-        if n_bootstrap < 1:
-            raise CalibrationError(f"n_bootstrap must be at least 1, got {n_bootstrap!r}")
-        if max_points < 2:
-            raise CalibrationError(f"max_points must be at least 2, got {max_points!r}")
-        pseudo = -math.log1p(-confidence) if unseen_losses is None else float(unseen_losses)
-        if not math.isfinite(pseudo) or pseudo < 0.0:
-            raise CalibrationError(
-                f"unseen_losses must be a finite number >= 0 (or None), got {unseen_losses!r}"
-            )
+        s, q_small, q_large, pseudo = _calibration_inputs(
+            scores, small_quality, large_quality, confidence, n_bootstrap, max_points, unseen_losses
+        )
         large_total = float(q_large.sum())
-        if large_total <= 0.0:
-            raise CalibrationError(
-                "the large model's mean quality is 0 on the calibration data, so a relative "
-                "quality drop is undefined; calibrate on data where the large model scores"
-            )
         order = np.argsort(-s, kind="stable")
         descending = s[order]
         delta = (q_small - q_large)[order]
@@ -305,6 +282,49 @@ class CalibrationTable:
             n=n,
             method=method,
         )
+
+
+def _calibration_inputs(
+    scores: np.ndarray | Sequence[float],
+    small_quality: np.ndarray | Sequence[float],
+    large_quality: np.ndarray | Sequence[float],
+    confidence: float,
+    n_bootstrap: int,
+    max_points: int,
+    unseen_losses: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Check :meth:`CalibrationTable.from_scores`' inputs; return the arrays and the pseudo-losses.
+
+    Raises:
+        CalibrationError: As documented in :meth:`CalibrationTable.from_scores`.
+    """
+    s = _vector(scores, "scores")
+    q_small = _vector(small_quality, "small_quality")
+    q_large = _vector(large_quality, "large_quality")
+    if not s.size == q_small.size == q_large.size:
+        raise CalibrationError(
+            f"scores, small_quality and large_quality must have one entry per query; "
+            f"got {s.size}, {q_small.size}, {q_large.size}"
+        )
+    if s.size == 0:
+        raise CalibrationError("calibration needs at least one query; got none")
+    if not 0.0 < confidence < 1.0:
+        raise CalibrationError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if n_bootstrap < 1:
+        raise CalibrationError(f"n_bootstrap must be at least 1, got {n_bootstrap!r}")
+    if max_points < 2:
+        raise CalibrationError(f"max_points must be at least 2, got {max_points!r}")
+    pseudo = -math.log1p(-confidence) if unseen_losses is None else float(unseen_losses)
+    if not math.isfinite(pseudo) or pseudo < 0.0:
+        raise CalibrationError(
+            f"unseen_losses must be a finite number >= 0 (or None), got {unseen_losses!r}"
+        )
+    if float(q_large.sum()) <= 0.0:
+        raise CalibrationError(
+            "the large model's mean quality is 0 on the calibration data, so a relative "
+            "quality drop is undefined; calibrate on data where the large model scores"
+        )
+    return s, q_small, q_large, pseudo
 
 
 def _bootstrap_upper(

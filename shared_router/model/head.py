@@ -2,8 +2,8 @@
 
 The head is a small multi-layer perceptron (ReLU between layers, one logit out, sigmoid on
 top). ``hidden_sizes=()`` makes it a logistic regression. Inference is plain numpy, so a
-trained router scores without torch; :mod:`shared_router.training.heads` trains it with torch and
-hands the weights back through :meth:`MLPHead.from_state_dict`.
+trained router scores without torch; :mod:`~shared_router.training.torch_head` trains it with torch
+and hands the weights back through :meth:`MLPHead.from_state_dict`.
 
 Weights use torch's ``nn.Linear`` layout: ``layers.{i}.weight`` has shape ``(out, in)`` and
 ``layers.{i}.bias`` shape ``(out,)``, all float32, so a state dict goes straight into
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from shared_router.errors import ArtifactError, RoutingError
+from shared_router.errors import ArtifactError, ConfigurationError, RoutingError
 
 __all__ = ["MLPHead"]
 
@@ -38,7 +38,7 @@ class MLPHead:
 
     Raises:
         ArtifactError: When ``weights`` does not fit ``input_dim`` and ``hidden_sizes``.
-        ValueError: When ``input_dim`` or a hidden size is not a positive integer.
+        ConfigurationError: When ``input_dim`` or a hidden size is not a positive integer.
     """
 
     def __init__(
@@ -51,7 +51,7 @@ class MLPHead:
     ) -> None:
         sizes = (int(input_dim), *(int(h) for h in hidden_sizes))
         if any(s <= 0 for s in sizes):
-            raise ValueError(
+            raise ConfigurationError(
                 f"input_dim and hidden_sizes must be positive integers, got "
                 f"input_dim={input_dim!r}, hidden_sizes={tuple(hidden_sizes)!r}"
             )

@@ -25,17 +25,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shared_router.data import load_pair
+from shared_router.data import PairData, load_pair
 from shared_router.errors import TrainingError
+from shared_router.evaluation.plots import plot_curves
+from shared_router.evaluation.report import evaluate_scores
 from shared_router.pipeline.collect import SPLITS, CollectSummary, collect
 from shared_router.pipeline.judge import JudgeSummary, judge_file
 from shared_router.pipeline.quality_metrics import MetricSpec
-from shared_router.pipeline.sources import RetryPolicy, SourceSpec
-from shared_router.routing.router import Router, train_router
+from shared_router.pipeline.settings import (
+    DEFAULT_ENGINE,
+    DEFAULT_FIELDS,
+    EngineSettings,
+    InputFields,
+)
+from shared_router.pipeline.sources import SourceSpec
+from shared_router.routing.router import Router
+from shared_router.routing.train_router import train_router
 
 __all__ = ["BuildResult", "build"]
 
 LabelKind = Literal["det", "prob", "trans"]
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+PLOT = "curves.png"
 
 
 @dataclass(frozen=True)
@@ -77,15 +89,8 @@ def build(
     metric: MetricSpec | str = "bartscore",
     label_type: LabelKind = "trans",
     router: Router | None = None,
-    concurrency: int = 8,
-    retry: RetryPolicy | None = None,
-    engine: Literal["local", "ray"] = "local",
-    query_field: str = "query",
-    reference_field: str = "reference",
-    id_field: str = "id",
-    progress: bool = True,
-    ray_address: str | None = None,
-    ray_workers: int | None = None,
+    engine: EngineSettings = DEFAULT_ENGINE,
+    fields: InputFields = DEFAULT_FIELDS,
 ) -> BuildResult:
     """Collect responses, score them, train and calibrate a router, and report on it.
 
@@ -97,19 +102,13 @@ def build(
         small_name: The small model's name in the data (default: its SPEC).
         large_name: The large model's name in the data (default: its SPEC).
         samples: Responses per model and query (``prob``/``trans`` labels use them all).
-        metric: The quality metric (see :mod:`shared_router.pipeline.quality_metrics`).
+        metric: The answer-quality metric (see :mod:`shared_router.pipeline.quality_metrics`).
         label_type: ``"det"``, ``"prob"`` or ``"trans"`` (the paper's best).
         router: An unfitted router carrying encoder and training settings; None uses
-            the defaults.
-        concurrency: Model requests in flight at once.
-        retry: Tries, backoff and timeout per request.
-        engine: ``"local"`` or ``"ray"`` for collect and judge.
-        query_field: Input field holding the prompt.
-        reference_field: Input field holding the reference answer.
-        id_field: Input field holding the id.
-        progress: Show progress bars.
-        ray_address: Ray cluster address.
-        ray_workers: Ray workers.
+            the defaults (with ``engine.progress``).
+        engine: How collect and judge run (local or Ray, requests in flight, retries and
+            timeout) and whether progress bars are shown.
+        fields: The input fields holding the prompt, the reference answer and the id.
 
     Returns:
         Where everything is, with the stage summaries and the report.
@@ -125,52 +124,16 @@ def build(
     metric_spec = MetricSpec(metric) if isinstance(metric, str) else metric
     folder = Path(output_dir)
     data_path = folder / "data.jsonl"
-    collected = collect(
-        queries,
-        data_path,
-        {small_name: small_spec, large_name: large_spec},
-        samples=samples,
-        concurrency=concurrency,
-        retry=retry,
-        engine=engine,
-        query_field=query_field,
-        reference_field=reference_field,
-        id_field=id_field,
-        progress=progress,
-        ray_address=ray_address,
-        ray_workers=ray_workers,
-    )
-    judged = judge_file(
-        data_path,
-        metric_spec,
-        models=[small_name, large_name],
-        engine=engine,
-        progress=progress,
-        ray_address=ray_address,
-        ray_workers=ray_workers,
-    )
+    models = {small_name: small_spec, large_name: large_spec}
+    collected = collect(queries, data_path, models, samples=samples, engine=engine, fields=fields)
+    judged = judge_file(data_path, metric_spec, models=[small_name, large_name], engine=engine)
     data = load_pair(data_path, small_name, large_name)
-    sizes = {name: sum(s == name for s in data.splits) for name, _ in SPLITS}
-    if min(sizes.values()) == 0:
-        raise TrainingError(
-            f"too few scored rows to fill train/val/test (sizes {sizes}, {collected.errors} "
-            f"requests and {judged.errors} scores missing); give more queries (a few hundred)"
-        )
-    model = router or Router(progress=progress, name=f"{small_name}-vs-{large_name}")
+    sizes = _split_sizes(data, collected, judged)
+    model = router or Router(progress=engine.progress, name=f"{small_name}-vs-{large_name}")
     trained = train_router(
         data, label_type=label_type, router=model, quality_metric=metric_spec.name
     )
     router_dir = trained.save(folder / "router")
-
-    from shared_router.evaluation.curves import evaluate_scores, plot_curves
-
-    test = data.split("test")
-    evaluation = evaluate_scores(
-        {"router": trained.score(list(test.queries))},
-        test.small_quality,
-        test.large_quality,
-        queries=list(test.queries),
-    )
     facts: dict[str, Any] = {
         "small": {"name": small_name, "spec": small_spec.spec},
         "large": {"name": large_name, "spec": large_spec.spec},
@@ -184,25 +147,60 @@ def build(
         "judge_errors": judged.errors,
         "router": str(router_dir),
     }
-    report = {"build": facts, "evaluation": evaluation.to_dict()}
-    report_json = folder / "report.json"
-    report_json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    report_md = folder / "report.md"
-    report_md.write_text(_markdown(facts) + "\n" + evaluation.to_markdown(), encoding="utf-8")
-    plot = plot_curves(
-        evaluation, folder / "curves.png", title=f"{small_name} vs {large_name} (test split)"
-    )
+    report = _evaluate_on_test(trained, data, facts, folder)
     return BuildResult(
         data=data_path,
         router=router_dir,
-        report_json=report_json,
-        report_markdown=report_md,
-        plot=plot,
+        report_json=folder / REPORT_JSON,
+        report_markdown=folder / REPORT_MARKDOWN,
+        plot=folder / PLOT,
         collect=collected,
         judge=judged,
         split_sizes=sizes,
         report=report,
     )
+
+
+def _split_sizes(data: PairData, collected: CollectSummary, judged: JudgeSummary) -> dict[str, int]:
+    """Rows per split; every split must have some.
+
+    Raises:
+        TrainingError: If a split is empty.
+    """
+    sizes = {name: sum(s == name for s in data.splits) for name, _ in SPLITS}
+    if min(sizes.values()) == 0:
+        raise TrainingError(
+            f"too few scored rows to fill train/val/test (sizes {sizes}, {collected.errors} "
+            f"requests and {judged.errors} scores missing); give more queries (a few hundred)"
+        )
+    return sizes
+
+
+def _evaluate_on_test(
+    trained: Router, data: PairData, facts: Mapping[str, Any], folder: Path
+) -> dict[str, Any]:
+    """Evaluate the router on the test split; write the JSON and Markdown reports and plot.
+
+    Returns:
+        The report as written to :data:`REPORT_JSON`.
+    """
+    test = data.split("test")
+    evaluation = evaluate_scores(
+        {"router": trained.score(list(test.queries))},
+        test.small_quality,
+        test.large_quality,
+        queries=list(test.queries),
+    )
+    report = {"build": facts, "evaluation": evaluation.to_dict()}
+    (folder / REPORT_JSON).write_text(
+        json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    (folder / REPORT_MARKDOWN).write_text(
+        _markdown(facts) + "\n" + evaluation.to_markdown(), encoding="utf-8"
+    )
+    title = f"{facts['small']['name']} vs {facts['large']['name']} (test split)"
+    plot_curves(evaluation, folder / PLOT, title=title)
+    return report
 
 
 def _markdown(facts: Mapping[str, Any]) -> str:

@@ -1,13 +1,13 @@
 """Collect sampled responses of several models to a file of queries, resumably.
 
 ``collect`` asks every model for ``samples`` responses to every query, with bounded
-concurrency, per-request timeouts and retries with exponential backoff and jitter. Each
-finished request (a response or, after the last retry, an error) is appended to a journal
-and fsynced at once (see :mod:`shared_router.pipeline.journal`); the output file is assembled from the
-journal at the end and written atomically. Rerunning the same command skips every
-(query id, model, sample) that already has a response, retries the ones that failed, and
-rebuilds the output: a killed run loses at most its in-flight requests, and rows are never
-lost or duplicated.
+concurrency, per-request timeouts and retries with exponential backoff and jitter (see
+:class:`shared_router.pipeline.settings.EngineSettings`). Each finished request (a response
+or, after the last retry, an error) is appended to a journal and fsynced at once (see
+:mod:`shared_router.pipeline.journal`); the output file is assembled from the journal at the
+end and written atomically. Rerunning the same command skips every (query id, model, sample)
+that already has a response, retries the ones that failed, and rebuilds the output: a killed
+run loses at most its in-flight requests, and rows are never lost or duplicated.
 
 Output rows follow the data contract: the input row (query under ``query``, reference under
 ``reference``, id under ``id``, every other field kept; a row without ``split`` gets one
@@ -32,12 +32,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from shared_router._internal.progress import ProgressBar
 from shared_router.data import read_jsonl
-from shared_router.errors import DataError
+from shared_router.errors import ConfigurationError, DataError
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.ray_engine import run_on_ray
+from shared_router.pipeline.settings import (
+    DEFAULT_ENGINE,
+    DEFAULT_FIELDS,
+    EngineSettings,
+    InputFields,
+)
 from shared_router.pipeline.sources import (
     ResponseSource,
     RetryPolicy,
@@ -57,7 +64,6 @@ __all__ = [
     "stable_id",
 ]
 
-Engine = Literal["local", "ray"]
 Record = dict[str, Any]
 _Key = tuple[str, str, int, str]
 
@@ -100,21 +106,15 @@ class QueryRow:
     line: int
 
 
-def read_queries(
-    path: str | Path,
-    *,
-    query_field: str = "query",
-    reference_field: str = "reference",
-    id_field: str = "id",
-) -> list[QueryRow]:
+def read_queries(path: str | Path, *, fields: InputFields = DEFAULT_FIELDS) -> list[QueryRow]:
     """Read a JSONL file of queries.
+
+    Rows without an id get :func:`stable_id`; rows without a ``split`` get
+    :func:`split_for_id`.
 
     Args:
         path: One JSON object per line.
-        query_field: The field holding the prompt.
-        reference_field: The field holding the reference answer, where there is one.
-        id_field: The field holding the id; rows without one get :func:`stable_id`.
-            Rows without a ``split`` get :func:`split_for_id`.
+        fields: The fields holding the prompt, the reference answer and the id.
 
     Returns:
         The queries in file order.
@@ -126,23 +126,7 @@ def read_queries(
     rows: list[QueryRow] = []
     seen: dict[str, int] = {}
     for line, obj in read_jsonl(path):
-        query = obj.get(query_field)
-        if not isinstance(query, str) or not query.strip():
-            raise DataError(
-                f"field {query_field!r} must be a non-empty string, got {query!r:.80}; "
-                "choose the field with --query-field",
-                path=str(path),
-                line=line,
-            )
-        raw_id = obj.get(id_field)
-        if raw_id is None:
-            raw_id = stable_id(query)
-        elif isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-            raise DataError(
-                f"field {id_field!r} must be a string or an integer, got {raw_id!r}",
-                path=str(path),
-                line=line,
-            )
+        query, raw_id = _query_and_id(obj, fields, path, line)
         key = str(raw_id)
         if key in seen:
             raise DataError(
@@ -152,30 +136,61 @@ def read_queries(
                 line=line,
             )
         seen[key] = line
-        row: dict[str, Any] = {"id": raw_id, "query": query}
-        if obj.get(reference_field) is not None:
-            row["reference"] = obj[reference_field]
-        for name, value in obj.items():
-            if name in (query_field, reference_field, id_field):
-                continue
-            if name in row:
-                raise DataError(
-                    f"field {name!r} clashes with the renamed {name!r} field; rename one of them",
-                    path=str(path),
-                    line=line,
-                )
-            row[name] = value
-        if not isinstance(row.get("models", {}), dict):
-            raise DataError(
-                f"'models' must be an object of model name -> result, got {row['models']!r:.60}",
-                path=str(path),
-                line=line,
-            )
+        row = _contract_row(obj, {"id": raw_id, "query": query}, fields, path, line)
         row.setdefault("split", split_for_id(key))
         rows.append(QueryRow(id=key, query=query, row=row, line=line))
     if not rows:
         raise DataError("no queries in the file; give one JSON object per line", path=str(path))
     return rows
+
+
+def _query_and_id(
+    obj: Mapping[str, Any], fields: InputFields, path: str | Path, line: int
+) -> tuple[str, str | int]:
+    """The prompt of an input line and its id (a hash of the prompt where it has none)."""
+    query = obj.get(fields.query)
+    if not isinstance(query, str) or not query.strip():
+        raise DataError(
+            f"field {fields.query!r} must be a non-empty string, got {query!r:.80}; "
+            "choose the field with --query-field",
+            path=str(path),
+            line=line,
+        )
+    raw_id = obj.get(fields.id)
+    if raw_id is None:
+        return query, stable_id(query)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+        raise DataError(
+            f"field {fields.id!r} must be a string or an integer, got {raw_id!r}",
+            path=str(path),
+            line=line,
+        )
+    return query, raw_id
+
+
+def _contract_row(
+    obj: Mapping[str, Any], row: dict[str, Any], fields: InputFields, path: str | Path, line: int
+) -> dict[str, Any]:
+    """``row`` (id and query) with the reference and every other field of the input line."""
+    if obj.get(fields.reference) is not None:
+        row["reference"] = obj[fields.reference]
+    for name, value in obj.items():
+        if name in (fields.query, fields.reference, fields.id):
+            continue
+        if name in row:
+            raise DataError(
+                f"field {name!r} clashes with the renamed {name!r} field; rename one of them",
+                path=str(path),
+                line=line,
+            )
+        row[name] = value
+    if not isinstance(row.get("models", {}), dict):
+        raise DataError(
+            f"'models' must be an object of model name -> result, got {row['models']!r:.60}",
+            path=str(path),
+            line=line,
+        )
+    return row
 
 
 @dataclass(frozen=True)
@@ -323,16 +338,9 @@ def collect(
     models: Mapping[str, SourceSpec | str],
     *,
     samples: int = 1,
-    concurrency: int = 8,
-    retry: RetryPolicy | None = None,
-    engine: Engine = "local",
+    engine: EngineSettings = DEFAULT_ENGINE,
+    fields: InputFields = DEFAULT_FIELDS,
     journal: str | Path | None = None,
-    query_field: str = "query",
-    reference_field: str = "reference",
-    id_field: str = "id",
-    progress: bool = True,
-    ray_address: str | None = None,
-    ray_workers: int | None = None,
 ) -> CollectSummary:
     """Collect ``samples`` responses of every model to every query; resumable.
 
@@ -342,46 +350,36 @@ def collect(
         models: Output model name -> SPEC (a :class:`SourceSpec` or a SPEC string).
         samples: Responses per model and query (sampling needs a temperature > 0 in the
             model's settings).
-        concurrency: Requests in flight at once (per Ray worker with ``engine="ray"``).
-        retry: Tries, backoff and per-request timeout; defaults to :class:`RetryPolicy`.
-        engine: ``"local"`` (asyncio in this process) or ``"ray"`` (Ray workers; needs
-            ``pip install 'hybrid-llm[ray]'``). Both give the same output.
+        engine: Where the requests run (local asyncio or Ray workers, the same output
+            either way), how many are in flight, their retries and timeout, and whether a
+            progress bar with ETA is shown on stderr.
+        fields: The input fields holding the prompt, the reference answer and the id.
         journal: The journal file; defaults to ``OUTPUT.journal``.
-        query_field: Input field holding the prompt.
-        reference_field: Input field holding the reference answer.
-        id_field: Input field holding the id.
-        progress: Show a progress bar with ETA on stderr.
-        ray_address: Ray cluster address (None starts or reuses a local Ray).
-        ray_workers: Ray workers (None: one per CPU Ray offers).
 
     Returns:
         What was done.
 
     Raises:
+        ConfigurationError: If no model is given or ``samples`` is below 1.
         DataError: For bad input (empty or malformed query file, unknown SPEC, bad settings)
             or a journal held by another run.
     """
     if not models:
-        raise DataError("no models given; name at least one SPEC")
+        raise ConfigurationError("no models given; name at least one SPEC")
     if samples < 1:
-        raise DataError(f"samples must be >= 1, got {samples}")
-    if concurrency < 1:
-        raise DataError(f"concurrency must be >= 1, got {concurrency}")
-    if engine not in ("local", "ray"):
-        raise DataError(f"engine must be 'local' or 'ray', got {engine!r}")
+        raise ConfigurationError(f"samples must be >= 1, got {samples}")
     specs = {name: SourceSpec(s) if isinstance(s, str) else s for name, s in models.items()}
-    policy = retry or RetryPolicy()
-    rows = read_queries(
-        queries, query_field=query_field, reference_field=reference_field, id_field=id_field
-    )
+    rows = read_queries(queries, fields=fields)
     journal_path = Path(journal) if journal is not None else Path(str(output) + ".journal")
-    runner = RequestRunner(specs, policy, concurrency) if engine == "local" else None
-    if runner is None:
+    runner = (
+        RequestRunner(specs, engine.retry, engine.concurrency) if engine.kind == "local" else None
+    )
+    if runner is None:  # resolve every SPEC here too, so that a bad one fails before any work
         for spec in specs.values():
             spec.resolve()
+    results = _Results()
     try:
         with Journal(journal_path, kind="collect") as log:
-            results = _Results()
             for record in log.records:
                 results.add(record)
             jobs = [
@@ -391,35 +389,13 @@ def collect(
                 for sample in range(samples)
                 if (row.id, name, sample, _digest(row.query)) not in results.done
             ]
-            total = len(rows) * len(specs) * samples
-            with ProgressBar(len(jobs), "collect", enabled=progress) as bar:
-
-                def on_record(record: Record) -> None:
-                    log.append(record)
-                    results.add(record)
-                    bar.advance()
-
-                def on_records(records: list[Record]) -> None:
-                    for record in records:
-                        on_record(record)
-
-                if runner is not None:
-                    runner.run(jobs, on_record)
-                elif jobs:
-                    from shared_router.pipeline.ray_engine import run_on_ray
-
-                    run_on_ray(
-                        partial(RequestRunner, specs, policy, concurrency),
-                        [jobs[i : i + concurrency] for i in range(0, len(jobs), concurrency)],
-                        on_records,
-                        address=ray_address,
-                        workers=ray_workers,
-                    )
+            _run_requests(jobs, runner, specs, engine, log, results)
     finally:
         if runner is not None:
             runner.close()
     out_rows = [_assemble(row, results, specs, samples) for row in rows]
     write_jsonl_atomic(output, out_rows)
+    total = len(rows) * len(specs) * samples
     answered = sum(len(row["models"][name]["responses"]) for row in out_rows for name in specs)
     return CollectSummary(
         output=Path(output),
@@ -430,6 +406,39 @@ def collect(
         completed=answered - (total - len(jobs)),
         errors=total - answered,
     )
+
+
+def _run_requests(
+    jobs: Sequence[RequestJob],
+    runner: RequestRunner | None,
+    specs: Mapping[str, SourceSpec],
+    engine: EngineSettings,
+    log: Journal,
+    results: _Results,
+) -> None:
+    """Run the jobs on ``runner`` (the local engine) or on Ray, journaling each record."""
+    with ProgressBar(len(jobs), "collect", enabled=engine.progress) as bar:
+
+        def on_record(record: Record) -> None:
+            log.append(record)
+            results.add(record)
+            bar.advance()
+
+        def on_records(records: list[Record]) -> None:
+            for record in records:
+                on_record(record)
+
+        if runner is not None:
+            runner.run(jobs, on_record)
+        elif jobs:
+            size = engine.concurrency
+            run_on_ray(
+                partial(RequestRunner, specs, engine.retry, engine.concurrency),
+                [jobs[i : i + size] for i in range(0, len(jobs), size)],
+                on_records,
+                address=engine.ray_address,
+                workers=engine.ray_workers,
+            )
 
 
 def _assemble(

@@ -6,22 +6,23 @@ run therefore loses at most the work that was in flight; a rerun reads the journ
 what is there. A record counts only once its closing newline is on disk: a torn last line
 (the process died while writing it) is dropped and cut off before anything new is appended.
 
-Final outputs are written with :func:`write_jsonl_atomic` (a temporary file in the same
-folder, fsynced, then ``os.replace``), so a reader sees either the old file or the new one,
-never a half-written one.
+Final outputs are written with :func:`write_jsonl_atomic` (through
+:func:`shared_router._internal.atomic.atomic_path`: a temporary file in the same folder,
+fsynced, renamed over the destination, the folder fsynced), so a reader sees either the old
+file or the new one, never a half-written one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from shared_router.errors import DataError
+from shared_router._internal.atomic import atomic_path
+from shared_router.errors import DataError, UsageError
 
 __all__ = ["Journal", "write_jsonl_atomic"]
 
@@ -98,10 +99,10 @@ class Journal:
             record: A JSON-serialisable object.
 
         Raises:
-            RuntimeError: If the journal is not open.
+            UsageError: If the journal is not open.
         """
         if self._file is None:
-            raise RuntimeError("the journal is not open; use it inside a `with` block")
+            raise UsageError("the journal is not open; use it inside a `with` block")
         self._file.write(_encode(record))
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -162,34 +163,9 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     Returns:
         The number of rows written.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with tempfile.NamedTemporaryFile(
-        "wb", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        try:
-            for row in rows:
-                handle.write(_encode(row))
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-    os.replace(handle.name, target)
-    _fsync_folder(target.parent)
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        for row in rows:
+            handle.write(_encode(row))
+            count += 1
     return count
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

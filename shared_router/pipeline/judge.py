@@ -1,10 +1,10 @@
 """Score the collected responses of a data file with a quality metric, resumably.
 
 ``judge_file`` reads a data file written by ``collect`` (or any file whose model entries have
-``responses`` or ``response``), scores every response with a metric from
-:mod:`shared_router.pipeline.quality_metrics`, and writes per model ``scores`` (one per response, in order),
-``score`` (their mean) and ``metric`` — the fields the router's labels are made from. The
-file is rewritten atomically (in place unless an output is given).
+``responses`` or ``response``), scores every response with an answer-quality metric named in
+:mod:`shared_router.pipeline.quality_metrics`, and writes per model ``scores`` (one per
+response, in order), ``score`` (their mean) and ``metric`` — the fields the router's labels
+are made from. The file is rewritten atomically (in place unless an output is given).
 
 Every finished score goes to a journal (``OUTPUT.judge.journal``) keyed by a hash of the
 metric, query, response and reference, so a rerun, or a rerun after ``collect`` added
@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from shared_router._internal.progress import ProgressBar
 from shared_router.data import read_jsonl
-from shared_router.errors import DataError, ModelNotInDataError
+from shared_router.errors import ConfigurationError, DataError, ModelNotInDataError
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
-from shared_router.pipeline.quality_metrics import Judgement, MetricSpec, QualityMetric, ScoreItem
+from shared_router.pipeline.quality_base import Judgement, QualityMetric, ScoreItem
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.ray_engine import run_on_ray
+from shared_router.pipeline.settings import DEFAULT_ENGINE, EngineSettings
 
 __all__ = ["JudgeSummary", "ScoreJob", "ScoreRunner", "judge_file"]
 
@@ -49,6 +52,7 @@ class ScoreRunner:
     """
 
     def __init__(self, spec: MetricSpec) -> None:
+        self.spec = spec
         self.metric: QualityMetric = spec.build()
 
     def __call__(self, jobs: Sequence[ScoreJob]) -> list[Record]:
@@ -98,10 +102,7 @@ def judge_file(
     reference_field: str = "reference",
     journal: str | Path | None = None,
     batch_size: int = 16,
-    engine: Literal["local", "ray"] = "local",
-    progress: bool = True,
-    ray_address: str | None = None,
-    ray_workers: int | None = None,
+    engine: EngineSettings = DEFAULT_ENGINE,
 ) -> JudgeSummary:
     """Fill in ``scores`` and ``score`` for every model's responses in a data file.
 
@@ -113,24 +114,22 @@ def judge_file(
         reference_field: The row field holding the reference answer.
         journal: The score journal; defaults to ``OUTPUT.judge.journal``.
         batch_size: Responses per metric call (and per Ray task).
-        engine: ``"local"`` or ``"ray"`` (same output).
-        progress: Show a progress bar with ETA on stderr.
-        ray_address: Ray cluster address (None starts or reuses a local Ray).
-        ray_workers: Ray workers (None: one per CPU Ray offers).
+        engine: Local or Ray (the same output either way) and whether a progress bar with
+            ETA is shown on stderr; its request settings are collect's (an LLM judge takes
+            its own as metric arguments).
 
     Returns:
         What was done.
 
     Raises:
+        ConfigurationError: If ``batch_size`` is below 1.
         DataError: If the file is empty or malformed, holds no responses, the metric is
             unknown, or the metric needs a reference a row lacks (the message names the
             metric, the field and the line).
         ModelNotInDataError: If a model in ``models`` has no responses in the file.
     """
     if batch_size < 1:
-        raise DataError(f"batch_size must be >= 1, got {batch_size}")
-    if engine not in ("local", "ray"):
-        raise DataError(f"engine must be 'local' or 'ray', got {engine!r}")
+        raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
     spec = MetricSpec(metric) if isinstance(metric, str) else metric
     target = Path(output) if output is not None else Path(data)
     journal_path = Path(journal) if journal is not None else Path(str(target) + ".judge.journal")
@@ -138,6 +137,7 @@ def judge_file(
     if not rows:
         raise DataError("no rows in the file; collect responses first", path=str(data))
     runner = ScoreRunner(spec)
+    scores = _Scores()
     try:
         wanted = _wanted_models(rows, models, data)
         keys = _response_keys(rows, wanted, spec, runner.metric, reference_field, data)
@@ -145,42 +145,16 @@ def judge_file(
             job.key: job for row_jobs in keys for jobs in row_jobs.values() for job in jobs
         }
         with Journal(journal_path, kind="judge") as log:
-            done: dict[str, float] = {}
-            failed: dict[str, str] = {}
-
-            def on_records(records: list[Record]) -> None:
-                for record in records:
-                    log.append(record)
-                    _note(record, done, failed)
-
             for record in log.records:
-                _note(record, done, failed)
-            skipped = sum(key in done for key in jobs_by_key)
-            pending = [job for key, job in jobs_by_key.items() if key not in done]
+                scores.add(record)
+            skipped = sum(key in scores.done for key in jobs_by_key)
+            pending = [job for key, job in jobs_by_key.items() if key not in scores.done]
             batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-            with ProgressBar(len(pending), f"judge ({spec.name})", enabled=progress) as bar:
-                if engine == "local":
-                    for batch in batches:
-                        on_records(runner(batch))
-                        bar.advance(len(batch))
-                elif batches:
-                    from shared_router.pipeline.ray_engine import run_on_ray
-
-                    def on_ray_records(records: list[Record]) -> None:
-                        on_records(records)
-                        bar.advance(len(records))
-
-                    run_on_ray(
-                        partial(ScoreRunner, spec),
-                        batches,
-                        on_ray_records,
-                        address=ray_address,
-                        workers=ray_workers,
-                    )
+            _run_scoring(batches, runner, engine, log, scores)
     finally:
         runner.metric.close()
     out_rows = [
-        _assemble(obj, row_jobs, spec, done, failed)
+        _assemble(obj, row_jobs, spec, scores)
         for (_, obj), row_jobs in zip(rows, keys, strict=True)
     ]
     write_jsonl_atomic(target, out_rows)
@@ -190,17 +164,54 @@ def judge_file(
         rows=len(rows),
         responses=sum(len(jobs) for row_jobs in keys for jobs in row_jobs.values()),
         skipped=skipped,
-        scored=sum(key in done for key in jobs_by_key) - skipped,
-        errors=sum(key not in done for key in jobs_by_key),
+        scored=sum(key in scores.done for key in jobs_by_key) - skipped,
+        errors=sum(key not in scores.done for key in jobs_by_key),
     )
 
 
-def _note(record: Record, done: dict[str, float], failed: dict[str, str]) -> None:
-    key = str(record["key"])
-    if "score" in record:
-        done.setdefault(key, float(record["score"]))
-    else:
-        failed[key] = str(record["error"])
+@dataclass
+class _Scores:
+    """What the journal says: the score or the latest error per response key."""
+
+    done: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, record: Record) -> None:
+        key = str(record["key"])
+        if "score" in record:
+            self.done.setdefault(key, float(record["score"]))
+        else:
+            self.failed[key] = str(record["error"])
+
+
+def _run_scoring(
+    batches: Sequence[Sequence[ScoreJob]],
+    runner: ScoreRunner,
+    engine: EngineSettings,
+    log: Journal,
+    scores: _Scores,
+) -> None:
+    """Score the batches with ``runner`` (the local engine) or on Ray, journaling each record."""
+    total = sum(len(batch) for batch in batches)
+    with ProgressBar(total, f"judge ({runner.spec.name})", enabled=engine.progress) as bar:
+
+        def on_records(records: list[Record]) -> None:
+            for record in records:
+                log.append(record)
+                scores.add(record)
+            bar.advance(len(records))
+
+        if engine.kind == "local":
+            for batch in batches:
+                on_records(runner(batch))
+        elif batches:
+            run_on_ray(
+                partial(ScoreRunner, runner.spec),
+                batches,
+                on_records,
+                address=engine.ray_address,
+                workers=engine.ray_workers,
+            )
 
 
 def _responses(entry: Any) -> list[str] | None:
@@ -269,25 +280,25 @@ def _response_keys(
 
 def _reference(
     obj: Mapping[str, Any],
-    field: str,
+    field_name: str,
     spec: MetricSpec,
     metric: QualityMetric,
     data: str | Path,
     line: int,
 ) -> str | None:
-    value = obj.get(field)
+    value = obj.get(field_name)
     if value is None:
         if metric.needs_reference:
             raise DataError(
                 f"metric {spec.name!r} needs a reference answer, but this row has no "
-                f"{field!r} field; add it or name another field with --reference-field",
+                f"{field_name!r} field; add it or name another field with --reference-field",
                 path=str(data),
                 line=line,
             )
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DataError(
-            f"reference field {field!r} must be a string or a number, got {value!r:.60}",
+            f"reference field {field_name!r} must be a string or a number, got {value!r:.60}",
             path=str(data),
             line=line,
         )
@@ -307,8 +318,7 @@ def _assemble(
     obj: dict[str, Any],
     row_jobs: Mapping[str, list[ScoreJob]],
     spec: MetricSpec,
-    done: Mapping[str, float],
-    failed: Mapping[str, str],
+    scores: _Scores,
 ) -> dict[str, Any]:
     if not row_jobs:
         return obj
@@ -318,9 +328,9 @@ def _assemble(
         entry = dict(models[name])
         entry["metric"] = spec.name
         errors = [
-            {"sample": i, "error": failed[job.key]}
+            {"sample": i, "error": scores.failed[job.key]}
             for i, job in enumerate(jobs)
-            if job.key not in done
+            if job.key not in scores.done
         ]
         entry.pop("score_errors", None)
         entry.pop("scores", None)
@@ -329,7 +339,7 @@ def _assemble(
             if errors:
                 entry["score_errors"] = errors
         else:
-            entry["scores"] = [done[job.key] for job in jobs]
+            entry["scores"] = [scores.done[job.key] for job in jobs]
             entry["score"] = sum(entry["scores"]) / len(entry["scores"])
         models[name] = entry
     out["models"] = models

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from shared_router.errors import DataError
+from shared_router._internal.extras import require_extra
+from shared_router.errors import ConfigurationError
 
 __all__ = ["run_on_ray"]
 
@@ -61,24 +62,20 @@ def run_on_ray(
         cpus_per_worker: CPUs Ray reserves for each actor.
 
     Raises:
-        DataError: If Ray is not installed or ``workers`` is not positive.
+        ConfigurationError: If ``workers`` is not positive.
+        MissingDependencyError: If Ray is not installed.
     """
     if workers is not None and workers < 1:
-        raise DataError(f"workers must be >= 1, got {workers}")
+        raise ConfigurationError(f"workers must be >= 1, got {workers}")
     if not batches:
         return
-    try:
-        import ray
-    except ImportError as exc:
-        raise DataError(
-            "engine 'ray' needs Ray; install it with: pip install 'hybrid-llm[ray]'"
-        ) from exc
+    ray = require_extra("ray", extra="ray", purpose="engine 'ray'")
     started_here = not ray.is_initialized()
     if started_here:
         _start_ray(ray, address)
     actors: list[Any] = []
     try:
-        cpus = ray.available_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
+        cpus = ray.available_resources().get("CPU", 1)
         count = workers or max(1, int(cpus // cpus_per_worker))
         actor_class = ray.remote(num_cpus=cpus_per_worker)(_BatchWorker)
         actors = [actor_class.remote(make_worker) for _ in range(min(count, len(batches)))]

@@ -12,9 +12,8 @@ A SPEC names a model in one of two forms:
   model object works as well as a factory.
 
 Settings (temperature, max_tokens, ...) go to ``init_chat_model`` or to the callable as
-keyword arguments. The core never imports LangChain or LlamaIndex: the adapters
-``langchain_hybrid.sources`` and ``llamaindex_hybrid.sources`` are imported by name, only
-when a SPEC needs them.
+keyword arguments. The core never imports LangChain or LlamaIndex: the adapters' collect-time
+plugins, declared in :data:`COLLECT_PLUGINS`, are imported by name, only when a SPEC needs them.
 """
 
 from __future__ import annotations
@@ -28,12 +27,18 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol
 
-from shared_router.errors import DataError
+from shared_router._internal.extras import require_extra
+from shared_router.errors import DataError, MissingDependencyError
 
 __all__ = [
     "CHAT_MODEL_PROVIDERS",
+    "COLLECT_PLUGINS",
+    "LANGCHAIN_PLUGIN",
+    "LLAMAINDEX_PLUGIN",
+    "CollectPlugin",
     "Generation",
     "ResponseSource",
     "RetryPolicy",
@@ -44,6 +49,70 @@ __all__ = [
     "parse_settings",
     "resolve_source",
 ]
+
+
+# -- the core's only edge to the adapter packages (layer 5) ----------------------------------
+# This block is the one place shared_router names langchain_hybrid or llamaindex_hybrid: their
+# collect-time plugins are imported by these module names, only when a SPEC needs one.
+
+
+@dataclass(frozen=True)
+class CollectPlugin:
+    """An adapter's collect-time plugin, which makes its framework's models response sources.
+
+    Attributes:
+        module: The plugin module.
+        extra: The hybrid-llm extra that installs the plugin's framework.
+        framework_root: The top-level package of the framework's model classes.
+        source_class: The class in ``module`` that wraps one such model as a
+            :class:`ResponseSource` (it raises ``TypeError`` for another kind of object).
+    """
+
+    module: str
+    extra: str
+    framework_root: str
+    source_class: str
+
+    def load(self, spec: str) -> ModuleType:
+        """Import the plugin for ``spec``.
+
+        Args:
+            spec: The SPEC that needs the plugin, for the error message.
+
+        Returns:
+            The plugin module.
+
+        Raises:
+            MissingDependencyError: If the plugin or its framework is not installed; the
+                message names the extra to install.
+        """
+        return require_extra(self.module, extra=self.extra, purpose=f"model SPEC {spec!r}")
+
+    def handles(self, model: object) -> bool:
+        """Whether ``model`` is an instance of one of this plugin's framework classes."""
+        return any(
+            cls.__module__.split(".")[0] == self.framework_root for cls in type(model).__mro__
+        )
+
+
+LANGCHAIN_PLUGIN = CollectPlugin(
+    module="langchain_hybrid.collect_source",
+    extra="collect",
+    framework_root="langchain_core",
+    source_class="ChatModelSource",
+)
+"""LangChain chat models; its ``init_chat_model_source`` also makes ``provider:model`` SPECs."""
+
+LLAMAINDEX_PLUGIN = CollectPlugin(
+    module="llamaindex_hybrid.collect_source",
+    extra="llamaindex",
+    framework_root="llama_index",
+    source_class="LlamaIndexSource",
+)
+"""LlamaIndex LLMs."""
+
+COLLECT_PLUGINS: tuple[CollectPlugin, ...] = (LANGCHAIN_PLUGIN, LLAMAINDEX_PLUGIN)
+"""The adapters' collect-time plugins, in the order a model object is matched against them."""
 
 # The providers LangChain's init_chat_model knows by name (langchain 1.x, ``_BUILTIN_PROVIDERS``).
 CHAT_MODEL_PROVIDERS: tuple[str, ...] = (
@@ -147,22 +216,17 @@ def resolve_source(spec: str, settings: Mapping[str, Any] | None = None) -> Resp
 
     Raises:
         DataError: If the SPEC has neither form (the message lists the accepted forms), the
-            extra or provider package it needs is missing (the message names what to
-            install), or the callable returns something that cannot answer prompts.
+            provider package it needs is missing (the message names it), or the callable
+            returns something that cannot answer prompts.
+        MissingDependencyError: If the hybrid-llm extra a SPEC needs is not installed (the
+            message names the pip command).
     """
     options = dict(settings or {})
     left, _, right = spec.partition(":")
     if not left or not right:
         raise DataError(f"unknown model SPEC {spec!r}; accepted forms: {SPEC_FORMS}")
     if left in CHAT_MODEL_PROVIDERS:
-        adapter = _adapter("langchain_hybrid.sources", "collect", spec)
-        try:
-            source: ResponseSource = adapter.init_chat_model_source(spec, options)
-        except ImportError as exc:
-            raise DataError(f"model SPEC {spec!r} needs a package that is missing: {exc}") from exc
-        except Exception as exc:
-            raise DataError(f"model SPEC {spec!r} could not be created: {exc}") from exc
-        return source
+        return _from_provider_spec(spec, options)
     if not _is_module(left):
         raise DataError(
             f"unknown model SPEC {spec!r}: {left!r} is neither a known provider nor an "
@@ -182,19 +246,28 @@ def resolve_source(spec: str, settings: Mapping[str, Any] | None = None) -> Resp
     return _as_source(model, spec)
 
 
-def _as_source(model: Any, spec: str) -> ResponseSource:
-    frameworks = {cls.__module__.split(".")[0] for cls in type(model).__mro__}
+def _from_provider_spec(spec: str, options: dict[str, Any]) -> ResponseSource:
+    plugin = LANGCHAIN_PLUGIN.load(spec)
     try:
-        if "langchain_core" in frameworks:
-            adapter = _adapter("langchain_hybrid.sources", "collect", spec)
-            source: ResponseSource = adapter.ChatModelSource(model)
-            return source
-        if "llama_index" in frameworks:
-            adapter = _adapter("llamaindex_hybrid.sources", "llamaindex", spec)
-            source = adapter.LlamaIndexSource(model)
-            return source
-    except TypeError as exc:  # a framework object that is not a chat model or an LLM
-        raise DataError(f"model SPEC {spec!r} gave an unusable model: {exc}") from exc
+        source: ResponseSource = plugin.init_chat_model_source(spec, options)
+    except MissingDependencyError:
+        raise
+    except ImportError as exc:
+        raise DataError(f"model SPEC {spec!r} needs a package that is missing: {exc}") from exc
+    except Exception as exc:
+        raise DataError(f"model SPEC {spec!r} could not be created: {exc}") from exc
+    return source
+
+
+def _as_source(model: Any, spec: str) -> ResponseSource:
+    plugin = next((plugin for plugin in COLLECT_PLUGINS if plugin.handles(model)), None)
+    if plugin is not None:
+        source_class = getattr(plugin.load(spec), plugin.source_class)
+        try:
+            source: ResponseSource = source_class(model)
+        except TypeError as exc:  # a framework object that is not a chat model or an LLM
+            raise DataError(f"model SPEC {spec!r} gave an unusable model: {exc}") from exc
+        return source
     if inspect.iscoroutinefunction(getattr(model, "generate", None)):
         return model  # type: ignore[no-any-return]
     raise DataError(
@@ -207,20 +280,9 @@ def _is_model(obj: Any) -> bool:
     """Whether ``obj`` is already a model object rather than a factory (or class) for one."""
     if isinstance(obj, type):
         return False
-    roots = {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
-    return bool(roots & {"langchain_core", "llama_index"}) or inspect.iscoroutinefunction(
+    return any(plugin.handles(obj) for plugin in COLLECT_PLUGINS) or inspect.iscoroutinefunction(
         getattr(obj, "generate", None)
     )
-
-
-def _adapter(module: str, extra: str, spec: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise DataError(
-            f"model SPEC {spec!r} needs the {module.split('.')[0]} adapter and its framework "
-            f"({exc.name or exc}); install it with: pip install 'hybrid-llm[{extra}]'"
-        ) from exc
 
 
 def _is_module(name: str) -> bool:

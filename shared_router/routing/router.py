@@ -3,9 +3,9 @@
 A :class:`Router` is an :class:`~shared_router.encoders.encoder.Encoder` (text -> embedding) and an
 :class:`~shared_router.model.head.MLPHead` (embedding -> p(small is good enough)), plus a
 :class:`~shared_router.model.calibration.CalibrationTable` that turns quality knobs into thresholds.
-A score ``p >= threshold`` goes to the small model. :func:`train_router` runs the paper's
-recipe on a model pair's data: labels on the train split, early stopping and calibration on
-the val split.
+A score ``p >= threshold`` goes to the small model.
+:func:`~shared_router.routing.train_router.train_router` runs the paper's recipe on a model pair's
+data; :mod:`~shared_router.routing.router_folder` turns a router into a router folder and back.
 """
 
 from __future__ import annotations
@@ -14,46 +14,42 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from shared_router.data import PairData
-from shared_router.encoders.encoder import EmbeddingCache, Encoder, EncoderBackend
+from shared_router._internal.validation import text_list
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder, EncoderBackend
 from shared_router.errors import (
-    ArtifactError,
     CalibrationError,
-    HybridLLMError,
     KnobError,
     RoutingError,
     TrainingError,
 )
-from shared_router.model.artifacts import CONFIG_FILE, load_router_folder, save_router_folder
+from shared_router.model.artifacts import save_router_folder
 from shared_router.model.calibration import CalibrationTable
 from shared_router.model.head import MLPHead
-from shared_router.training.heads import (
-    DEFAULT_L2_GRID,
-    fine_tune_encoder,
-    fit_logistic,
-    train_head,
+from shared_router.routing.router_folder import (
+    DEFAULT_ROUTER,
+    calibration_summary,
+    load_router,
+    router_config,
 )
-from shared_router.training.labels import LabelKind, make_labels
+from shared_router.training.fine_tune import fine_tune_encoder
+from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
+from shared_router.training.torch_head import train_head
 from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
 
-__all__ = ["DEFAULT_ROUTER", "HeadType", "Router", "train_router"]
+__all__ = ["HeadType", "Router"]
 
 HeadType = Literal["mlp", "logistic"]
 """``"mlp"``: an MLP head trained with AdamW (torch); ``"logistic"``: an L2-regularised
 logistic regression fitted exactly in numpy, its L2 strength chosen on validation data."""
 
-DEFAULT_ROUTER = "default"
-"""The name :meth:`Router.load` reads as the router bundled in ``shared_router/model/default/``."""
 
 _EMPTY_REASON = "empty text: routed to the large model"
-_MIN_TRAIN_ROWS = 10
-_MIN_VAL_ROWS = 5
 _DEFAULT_QUALITY_DROP = QualityKnobs(max_quality_drop=0.01)
 _UNCALIBRATED_DEFAULT = QualityKnobs(threshold=0.5)
 
@@ -69,8 +65,8 @@ class Router:
             all-MiniLM-L6-v2).
         head_type: ``"mlp"`` trains the head with AdamW and early stopping (the settings
             below); ``"logistic"`` fits an L2-regularised logistic regression exactly
-            (:func:`~shared_router.training.heads.fit_logistic`, numpy only) and picks ``l2`` on the
-            validation data. ``"logistic"`` needs validation data when ``l2`` holds several
+            (:func:`~shared_router.training.logistic.fit_logistic`, numpy only) and picks ``l2`` on
+            the validation data. ``"logistic"`` needs validation data when ``l2`` holds several
             values and cannot be combined with ``fine_tune``.
         l2: For ``head_type="logistic"``: one L2 strength, or several to choose from.
         hidden_sizes: Head hidden layer widths; ``()`` is a logistic regression.
@@ -197,7 +193,7 @@ class Router:
                 "fine_tune=True trains an MLP head together with the encoder; use "
                 "head_type='mlp' with it"
             )
-        train_texts = _texts(texts, "texts")
+        train_texts = text_list(texts, "texts", TrainingError)
         y_arr = np.asarray(y, dtype=np.float64)
         if y_arr.shape != (len(train_texts),):
             raise TrainingError(
@@ -208,44 +204,18 @@ class Router:
             raise TrainingError("give val_texts and val_y together, or neither")
         val = None
         if val_texts is not None and val_y is not None:
-            val = (_texts(val_texts, "val_texts"), np.asarray(val_y, dtype=np.float64))
+            val = (
+                text_list(val_texts, "val_texts", TrainingError),
+                np.asarray(val_y, dtype=np.float64),
+            )
         encoder = self.encoder if isinstance(self.encoder, Encoder) else Encoder(self.encoder)
-        l2_chosen = None
         if self.fine_tune and encoder.precision != "fp32":
             raise TrainingError(
                 f"fine_tune=True trains the head on the encoder's fp32 vectors, so it cannot "
                 f"route with precision={encoder.precision!r}; fine-tune with an fp32 Encoder, "
                 "or keep the encoder frozen (fine_tune=False) to train on int8 vectors"
             )
-        if self.fine_tune:
-            self.encoder_, self.head_ = self._fine_tune(encoder, train_texts, y_arr, val)
-        elif self.head_type == "logistic":
-            X = encoder.encode(train_texts, progress=self.progress)
-            X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
-            fitted = fit_logistic(
-                X, y_arr, X_val=X_val, y_val=None if val is None else val[1], l2=self.l2
-            )
-            self.head_, l2_chosen = fitted.head, fitted.l2
-            self.encoder_ = encoder
-        else:
-            X = encoder.encode(train_texts, progress=self.progress)
-            X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
-            self.head_ = train_head(
-                X,
-                y_arr,
-                X_val=X_val,
-                y_val=None if val is None else val[1],
-                hidden_sizes=self.hidden_sizes,
-                dropout=self.dropout,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                patience=self.patience,
-                seed=self.seed,
-                progress=self.progress,
-            )
-            self.encoder_ = encoder
+        self.encoder_, self.head_, l2_chosen = self._fit_head(encoder, train_texts, y_arr, val)
         self.calibration_ = None
         self.label_type_ = None
         self.t_star_ = None
@@ -262,6 +232,39 @@ class Router:
             "l2_chosen": l2_chosen,
         }
         return self
+
+    def _fit_head(
+        self,
+        encoder: Encoder,
+        texts: list[str],
+        y: np.ndarray,
+        val: tuple[list[str], np.ndarray] | None,
+    ) -> tuple[Encoder, MLPHead, float | None]:
+        """Train the head the settings ask for; returns the encoder, the head, the chosen L2."""
+        if self.fine_tune:
+            return (*self._fine_tune(encoder, texts, y, val), None)
+        X = encoder.encode(texts, progress=self.progress)
+        X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
+        y_val = None if val is None else val[1]
+        if self.head_type == "logistic":
+            fitted = fit_logistic(X, y, X_val=X_val, y_val=y_val, l2=self.l2)
+            return encoder, fitted.head, fitted.l2
+        head = train_head(
+            X,
+            y,
+            X_val=X_val,
+            y_val=y_val,
+            hidden_sizes=self.hidden_sizes,
+            dropout=self.dropout,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            patience=self.patience,
+            seed=self.seed,
+            progress=self.progress,
+        )
+        return encoder, head, None
 
     def _fine_tune(
         self,
@@ -322,7 +325,7 @@ class Router:
         Raises:
             CalibrationError: When the table cannot be built.
         """
-        scores = self.score(_texts(texts, "texts"))
+        scores = self.score(text_list(texts, "texts", TrainingError))
         self.calibration_ = CalibrationTable.from_scores(scores, small_quality, large_quality, **kw)
         return self
 
@@ -338,7 +341,7 @@ class Router:
         Raises:
             RoutingError: When the router is not fitted.
         """
-        items = [texts] if isinstance(texts, str) else _texts(texts, "texts", RoutingError)
+        items = [texts] if isinstance(texts, str) else text_list(texts, "texts", RoutingError)
         head, encoder = self._fitted()
         if not items:
             return np.zeros(0, dtype=np.float64)
@@ -432,7 +435,7 @@ class Router:
         """
         if isinstance(texts, str):
             raise RoutingError("route_batch takes a sequence of texts; use route() for one str")
-        items = _texts(texts, "texts", RoutingError)
+        items = text_list(texts, "texts", RoutingError)
         knobs = QualityKnobs(
             max_quality_drop=max_quality_drop, large_share=large_share, threshold=threshold
         )
@@ -484,7 +487,7 @@ class Router:
         _, encoder = self._fitted()
         return save_router_folder(
             path,
-            config=self._config(),
+            config=router_config(self),
             head=self.head_,
             calibration=self.calibration_,
             encoder_dir=encoder.path if self.metadata_.get("fine_tuned") else None,
@@ -496,80 +499,9 @@ class Router:
         Raises:
             RoutingError: When the router is not fitted.
         """
-        out = self._config()
-        table = self.calibration_
-        out["calibration"] = (
-            None
-            if table is None
-            else {
-                "n": table.n,
-                "confidence": table.confidence,
-                "method": table.method,
-                "points": int(table.thresholds.size),
-                "cost_advantage_at_max_quality_drop": {
-                    str(drop): float(
-                        table.cost_advantage[
-                            np.searchsorted(
-                                table.thresholds, table.threshold_for_quality_drop(drop)
-                            )
-                        ]
-                    )
-                    for drop in (0.0, 0.01, 0.02, 0.05)
-                },
-            }
-        )
+        out = router_config(self)
+        out["calibration"] = calibration_summary(self.calibration_)
         return out
-
-    def _config(self) -> dict[str, Any]:
-        """The router's ``config.json`` content (without the format fields)."""
-        head, encoder = self._fitted()
-        fine_tuned = bool(self.metadata_.get("fine_tuned"))
-        base_name = self.metadata_.get("base_encoder") or encoder.name
-        config: dict[str, Any] = {
-            "name": self.name,
-            "encoder": {
-                "name": str(base_name),
-                "max_tokens": encoder.effective_max_tokens,
-                "dim": encoder.dim,
-                "precision": encoder.precision,
-                "identity": encoder.identity,
-            },
-            "head": {
-                "type": "mlp",
-                "input_dim": head.input_dim,
-                "hidden_sizes": list(head.hidden_sizes),
-            },
-            "label_type": self.label_type_,
-            "t_star": self.t_star_,
-            "pair": None
-            if self.pair_ is None
-            else {"small": self.pair_.small, "large": self.pair_.large},
-            "quality_metric": self.metadata_.get("quality_metric"),
-            "training_data_hash": self.metadata_.get("training_data_hash"),
-            "description": self.metadata_.get("description"),
-            "default_knobs": self._saved_knobs().as_dict(),
-            "metrics": self.metadata_.get("metrics", {}),
-            "training": {
-                "head_type": self.head_type,
-                "l2": self.l2 if isinstance(self.l2, (int, float)) else list(self.l2),
-                "l2_chosen": self.metadata_.get("l2_chosen"),
-                "hidden_sizes": list(self.hidden_sizes),
-                "dropout": self.dropout,
-                "lr": self.lr,
-                "weight_decay": self.weight_decay,
-                "epochs": self.epochs,
-                "batch_size": self.batch_size,
-                "patience": self.patience,
-                "seed": self.seed,
-                "fine_tune": fine_tuned,
-                "fine_tune_epochs": self.fine_tune_epochs,
-                "fine_tune_lr": self.fine_tune_lr,
-                "n_train": self.metadata_.get("n_train"),
-                "n_val": self.metadata_.get("n_val"),
-                "source": self.metadata_.get("source"),
-            },
-        }
-        return config
 
     @classmethod
     def load(
@@ -593,51 +525,7 @@ class Router:
         Raises:
             ArtifactError: When the folder is missing or invalid.
         """
-        folder = _router_folder(path_or_name)
-        loaded = load_router_folder(folder)
-        config = loaded.config
-        enc = config["encoder"]
-        encoder = Encoder(
-            loaded.encoder_path or enc["name"],
-            max_tokens=enc["max_tokens"],
-            precision=enc.get("precision", "fp32"),
-            backend=backend,
-            cache=cache,
-        )
-        training = config.get("training") or {}
-        knobs = config.get("default_knobs") or {}
-        default_knobs = QualityKnobs(**{k: knobs.get(k) for k in KNOB_NAMES})
-        router = cls(
-            encoder,
-            hidden_sizes=tuple(config["head"]["hidden_sizes"]),
-            **{k: training[k] for k in _REFIT_PARAMS if k in training},
-            progress=False,
-            name=config["name"],
-            default_knobs=None if default_knobs.is_empty else default_knobs,
-        )
-        router.head_ = loaded.head
-        router.encoder_ = encoder
-        router.calibration_ = loaded.calibration
-        router.label_type_ = config.get("label_type")
-        router.t_star_ = config.get("t_star")
-        pair = config.get("pair")
-        router.pair_ = None if pair is None else ModelPair(pair["small"], pair["large"])
-        router.metadata_ = {
-            "quality_metric": config.get("quality_metric"),
-            "training_data_hash": config.get("training_data_hash"),
-            "description": config.get("description"),
-            "metrics": config.get("metrics", {}),
-            "fine_tuned": loaded.encoder_path is not None,
-            "base_encoder": enc["name"],
-            "n_train": training.get("n_train"),
-            "n_val": training.get("n_val"),
-            "source": training.get("source"),
-            "l2_chosen": training.get("l2_chosen"),
-            "format_version": config["format_version"],
-            "package_version": config.get("package_version"),
-            "path": str(folder),
-        }
-        return router
+        return load_router(cls, path_or_name, cache=cache, backend=backend)
 
     def _saved_knobs(self) -> QualityKnobs:
         """The default knobs to write: explicit ones, else the calibrated default, else none.
@@ -660,123 +548,6 @@ class Router:
         state = "fitted" if self.is_fitted else "not fitted"
         calibrated = ", calibrated" if self.calibration_ is not None else ""
         return f"Router(name={self.name!r}, {state}{calibrated})"
-
-
-_REFIT_PARAMS = (
-    "head_type",
-    "l2",
-    "dropout",
-    "lr",
-    "weight_decay",
-    "epochs",
-    "batch_size",
-    "patience",
-    "seed",
-    "fine_tune_epochs",
-    "fine_tune_lr",
-)
-
-
-def train_router(
-    data: PairData,
-    *,
-    label_type: LabelKind = "trans",
-    router: Router | None = None,
-    quality_metric: str = "score",
-    confidence: float = 0.95,
-    n_bootstrap: int = 1000,
-) -> Router:
-    """Train and calibrate a router on a model pair's data (the paper's recipe).
-
-    Labels come from the ``train`` split (``t*`` for ``"trans"`` labels is chosen there and
-    reused for ``val``); the head early-stops on the ``val`` split, and the calibration table
-    is built from the ``val`` split's small and large qualities.
-
-    Args:
-        data: The pair's rows, with ``train`` and ``val`` splits.
-        label_type: ``"det"``, ``"prob"`` or ``"trans"``.
-        router: An unfitted router carrying the hyperparameters; None uses the defaults.
-        quality_metric: The name of the quality the scores measure (recorded).
-        confidence: Confidence of the calibration's quality-drop bound.
-        n_bootstrap: Bootstrap resamples of the calibration.
-
-    Returns:
-        The trained, calibrated router, with label type, ``t*``, pair, data hash, quality
-        metric and validation metrics recorded.
-
-    Raises:
-        DataError: When a split is missing.
-        TrainingError: When training cannot run on the data.
-    """
-    from shared_router.evaluation.curves import evaluate_scores
-
-    train, val = data.split("train"), data.split("val")
-    if len(train) < _MIN_TRAIN_ROWS or len(val) < _MIN_VAL_ROWS:
-        raise TrainingError(
-            f"too few rows for {data.small} vs {data.large}: {len(train)} in 'train' and "
-            f"{len(val)} in 'val'; training needs at least {_MIN_TRAIN_ROWS} and "
-            f"{_MIN_VAL_ROWS} (add rows, or check the 'split' field)"
-        )
-    labels = make_labels(train, label_type)
-    val_labels = make_labels(
-        val, label_type, t_star=labels.t_star if label_type == "trans" else None
-    )
-    model = router if router is not None else Router(name=f"{data.small}-vs-{data.large}")
-    model.fit(train.queries, labels.y, val_texts=val.queries, val_y=val_labels.y)
-    model.calibrate(
-        val.queries,
-        val.small_quality,
-        val.large_quality,
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        seed=model.seed,
-    )
-    val_scores = model.score(val.queries)
-    report = evaluate_scores(val_scores, val.small_quality, val.large_quality)
-    val_metrics = report.metric("router").to_dict()
-    val_metrics.pop("name", None)
-    model.label_type_ = labels.kind
-    model.t_star_ = labels.t_star
-    model.pair_ = ModelPair(data.small, data.large)
-    model.metadata_.update(
-        quality_metric=quality_metric,
-        training_data_hash=data.data_hash,
-        source=data.source,
-    )
-    model.metadata_["metrics"] = {
-        **model.metadata_.get("metrics", {}),
-        "val": {
-            "n": len(val),
-            "small_mean": report.small_mean,
-            "large_mean": report.large_mean,
-            **val_metrics,
-        },
-    }
-    return model
-
-
-def _router_folder(path_or_name: str | Path) -> Path:
-    if str(path_or_name) == DEFAULT_ROUTER and not Path(path_or_name).is_dir():
-        bundled = Path(str(resources.files("shared_router.model") / DEFAULT_ROUTER))
-        if not (bundled / CONFIG_FILE).is_file():
-            raise ArtifactError(
-                f"the bundled default router is not in this install ({bundled} has no "
-                f"{CONFIG_FILE}); reinstall hybrid-llm, or load a router folder by path"
-            )
-        return bundled
-    return Path(path_or_name)
-
-
-def _texts(
-    texts: Sequence[str], name: str, error: type[HybridLLMError] = TrainingError
-) -> list[str]:
-    if isinstance(texts, str):
-        raise error(f"{name} must be a sequence of str, got one str; wrap it in a list")
-    items = list(texts)
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise error(f"{name}[{i}] must be a str, got {type(text).__name__}")
-    return items
 
 
 def _bce(p: np.ndarray, y: np.ndarray) -> float:

@@ -1,8 +1,8 @@
 """What both framework adapters share: lazy router, knob resolution, fallbacks, records, stats.
 
 An adapter (LangChain's ``ChatHybrid``, LlamaIndex's ``HybridLLM``) turns its messages into
-text (:func:`shared_router.routing.text.routing_text`), asks :meth:`RoutingService.decide` which model
-to call, calls it, and turns the outcome into a :class:`~shared_router.types.RoutingRecord`
+text (:func:`~shared_router.routing.text.routing_text`), asks :meth:`RoutingService.decide` which
+model to call, calls it, and turns the outcome into a :class:`~shared_router.types.RoutingRecord`
 with :meth:`RoutingService.record`. Routing never loses a request: when the router fails, the
 decision is "large" with ``fallback=True`` and the reason.
 """
@@ -114,13 +114,14 @@ class RoutingService:
     """Thread-safe routing front end shared by the adapters.
 
     Args:
-        router: A :class:`~shared_router.routing.router.Router`, ``"default"`` for the bundled router,
+        router: A :class:`~shared_router.routing.router.Router`, ``"default"`` for the bundled
+        router,
             or a router folder. Loaded on first use, not here.
         knobs: The default quality level; empty means the router's own default level.
         sticky: Once a conversation went to the large model, later turns stay there.
         pace_large_share: Hold a ``large_share`` knob on live traffic with an
-            :class:`~shared_router.model.calibration.OnlinePacer` (running quantile of recent scores)
-            instead of the calibration table's quantile.
+            :class:`~shared_router.model.calibration.OnlinePacer` (running quantile of recent
+            scores) instead of the calibration table's quantile.
         prices: Optional ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
         sticky_capacity: How many conversations to remember for sticky routing (LRU).
     """

@@ -1,16 +1,26 @@
-"""The one place that turns a text or a conversation into the text that is routed.
+"""The one place that turns a text or a conversation into what routing works on.
 
 Both adapters reduce their message types to ``(role, text)`` turns and call
-:func:`routing_text`; the encoder then clips tokens the same way (head and tail). Clipping by
-characters first keeps routing time bounded for huge inputs.
+:func:`routing_text` for the text that is routed (the encoder then clips tokens the same way,
+head and tail; clipping by characters first keeps routing time bounded for huge inputs) and
+:func:`conversation_key` for the name sticky routing keeps a conversation under.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
-__all__ = ["DEFAULT_MAX_CHARS", "RoutedTextMode", "clip_head_tail", "routing_text"]
+from shared_router.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "RoutedTextMode",
+    "clip_head_tail",
+    "conversation_key",
+    "routing_text",
+]
 
 RoutedTextMode = Literal["last_user", "conversation"]
 DEFAULT_MAX_CHARS = 4000
@@ -33,10 +43,10 @@ def clip_head_tail(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         ``text`` itself when short enough, else its head and tail joined by an elision mark.
 
     Raises:
-        ValueError: If ``max_chars`` is below 16.
+        ConfigurationError: If ``max_chars`` is below 16.
     """
     if max_chars < 16:
-        raise ValueError(f"max_chars must be at least 16, got {max_chars}")
+        raise ConfigurationError(f"max_chars must be at least 16, got {max_chars}")
     if len(text) <= max_chars:
         return text
     budget = max_chars - len(_ELISION)
@@ -66,13 +76,34 @@ def routing_text(
         The text to route; ``""`` when no turn has any text.
 
     Raises:
-        ValueError: If ``mode`` is not one of the two modes.
+        ConfigurationError: If ``mode`` is not one of the two modes.
     """
     if mode not in ("last_user", "conversation"):
-        raise ValueError(f"mode must be 'last_user' or 'conversation', got {mode!r}")
+        raise ConfigurationError(f"mode must be 'last_user' or 'conversation', got {mode!r}")
     if mode == "last_user":
         for role, text in reversed(turns):
             if role.lower() in _USER_ROLES and text.strip():
                 return clip_head_tail(text.strip(), max_chars)
     parts = [f"{role}: {text.strip()}" for role, text in turns if text.strip()]
     return clip_head_tail("\n".join(parts), max_chars)
+
+
+def conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
+    """Name a conversation by its first user turn, for sticky routing.
+
+    Later turns of a conversation repeat its first user turn, so its hash names the
+    conversation without any state on the caller's side. Two conversations that open with
+    the same words share a key; pass an explicit conversation id where that matters.
+
+    Args:
+        turns: ``(role, text)`` pairs in order, as for :func:`routing_text`.
+
+    Returns:
+        The SHA-256 hex digest of the first user turn's text (stripped), or None when no user
+        turn has text.
+    """
+    for role, text in turns:
+        stripped = text.strip()
+        if role.lower() in _USER_ROLES and stripped:
+            return hashlib.sha256(stripped.encode("utf-8")).hexdigest()
+    return None

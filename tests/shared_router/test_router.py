@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from shared_router.data import PairData
-from shared_router.encoders.encoder import EmbeddingCache, Encoder
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.encoders.encoder import Encoder
 from shared_router.errors import (
     ArtifactError,
     CalibrationError,
@@ -22,7 +23,8 @@ from shared_router.errors import (
     RoutingError,
     TrainingError,
 )
-from shared_router.routing.router import Router, train_router
+from shared_router.routing.router import Router
+from shared_router.routing.train_router import train_router
 from shared_router.training.labels import make_labels
 from shared_router.types import ModelPair, QualityKnobs, RouteDecision
 

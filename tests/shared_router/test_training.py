@@ -10,7 +10,8 @@ import pytest
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import TrainingError
 from shared_router.model.head import MLPHead
-from shared_router.training.heads import fine_tune_encoder, train_head
+from shared_router.training.fine_tune import fine_tune_encoder
+from shared_router.training.torch_head import train_head
 from tests.shared_router.training_data import bce, separable, sigmoid
 
 torch = pytest.importorskip("torch", reason="training needs torch (hybrid-llm[train])")

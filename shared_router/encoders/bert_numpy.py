@@ -16,7 +16,8 @@ tokenize without special tokens, ``clip_token_ids(ids, max_tokens - 2)``, then p
 Precision ``"int8"`` runs a second, well-defined function of the same weights (see
 :func:`quantize_weight` and :class:`NumpyBertEncoder`): every Linear layer of the transformer
 uses int8 weights and dynamically quantised uint8 inputs, as ONNX Runtime's
-``DynamicQuantizeLinear`` + ``MatMulInteger`` compute it. :mod:`shared_router.encoders.minilm_onnx` runs
+``DynamicQuantizeLinear`` + ``MatMulInteger`` compute it. :mod:`~shared_router.encoders.bert_onnx`
+runs
 the same function with ONNX Runtime, from the weights this module loads. Rounding to int8
 makes the function sensitive to float rounding (a value on a rounding boundary), so two
 implementations agree exactly on most texts and within int8 noise on the others.
@@ -26,96 +27,59 @@ Importing this module imports neither torch nor transformers.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
-from safetensors import safe_open
 from tokenizers import Tokenizer
-from tokenizers.normalizers import Lowercase, Normalizer
-from tokenizers.normalizers import Sequence as NormalizerSequence
 
+from shared_router.encoders.bert_folder import (
+    POOLING_MODES,
+    PRECISIONS,
+    BertWeights,
+    FolderSpec,
+    LayerWeights,
+    Precision,
+    load_tokenizer,
+    read_spec,
+    read_weights,
+    special_ids,
+)
 from shared_router.errors import EncoderError
 
 __all__ = [
     "CLIP_HEAD_SHARE",
-    "POOLING_MODES",
-    "PRECISIONS",
     "NumpyBertEncoder",
-    "Precision",
     "check_encode_args",
     "clip_token_ids",
     "pool_tokens",
-    "quantize_weight",
-    "supports_folder",
 ]
-
-Precision = Literal["fp32", "int8"]
-"""``"fp32"``: the model as trained; ``"int8"``: int8 Linear layers (:class:`NumpyBertEncoder`)."""
-
-PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
-"""The precisions :class:`NumpyBertEncoder` runs."""
 
 CLIP_HEAD_SHARE = 0.25
 """Share of the word-piece budget :func:`clip_token_ids` gives to the start of a long text."""
 
-POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens")
-"""Pooling modes this module runs, in sentence-transformers' concatenation order."""
 
-_LEGACY_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-_TRANSFORMER = "sentence_transformers.models.Transformer"
-_POOLING = "sentence_transformers.models.Pooling"
-_NORMALIZE = "sentence_transformers.models.Normalize"
-_WEIGHT_PREFIXES = ("", "bert.", "model.")
 _GELU_BLOCK = 1 << 17  # numbers per GELU block: 512 KiB of float32, half an L2 cache
+
 
 # Abramowitz & Stegun 7.1.26: erf(z) = 1 - t * poly(t) * exp(-z^2), t = 1 / (1 + p z), z >= 0,
 # |error| <= 1.5e-7. Here z = |x| / sqrt(2): p is divided by sqrt(2) and the coefficients are
 # multiplied by -1/2 (highest degree first), see _gelu.
 _GELU_P = np.float32(0.3275911 / np.sqrt(2.0))
+
+
 _GELU_POLY = tuple(
     np.float32(-0.5 * a)
     for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 )
 
-_INT8_MAX = 127  # symmetric int8 weights: [-127, 127]
+
 _UINT8_MAX = 255  # activations: uint8 with a zero point
 
+
 Array = npt.NDArray[np.float32]
-
-
-def quantize_weight(weight: Array) -> tuple[npt.NDArray[np.int8], Array]:
-    """Quantise a Linear layer's weight to int8, symmetrically per output column.
-
-    ``weight`` is laid out as in ``x @ weight``, shape (inputs, outputs) (the transpose of
-    torch's ``Linear.weight``). For each output column c: ``scale[c] = max|weight[:, c]| / 127``
-    (1.0 for an all-zero column) and ``q[:, c] = clip(rint(weight[:, c] / scale[c]), -127,
-    127)``; so ``|q * scale - weight| <= scale / 2`` element-wise. This is the one weight
-    quantisation of precision ``"int8"``, shared by the numpy and ONNX backends.
-
-    Args:
-        weight: float32 array of shape (inputs, outputs).
-
-    Returns:
-        ``(q, scale)``: int8 array of ``weight``'s shape and float32 array of shape (outputs,).
-    """
-    w = np.asarray(weight, dtype=np.float32)
-    scale = (np.abs(w).max(axis=0) / np.float32(_INT8_MAX)).astype(np.float32)
-    scale[scale == 0] = 1.0  # an all-zero column quantises to zeros with any scale
-    q = np.clip(np.rint(w / scale), -_INT8_MAX, _INT8_MAX).astype(np.int8)
-    return q, scale
 
 
 def check_encode_args(texts: Sequence[str], batch_size: int) -> None:
@@ -192,191 +156,6 @@ def pool_tokens(hidden: Array, mask: Array, modes: Sequence[str]) -> Array:
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-@dataclass(frozen=True)
-class _FolderSpec:
-    """What a sentence-transformers folder says about its model, read without the weights."""
-
-    transformer_dir: Path
-    config: dict[str, Any]
-    pooling_modes: tuple[str, ...]
-    normalize: bool
-    max_seq_length: int
-    do_lower_case: bool
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise EncoderError(f"{path} is missing; a sentence-transformers BERT folder needs it")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EncoderError(f"{path} is not readable JSON: {exc}") from exc
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    value = _read_json(path)
-    if not isinstance(value, dict):
-        raise EncoderError(f"{path} holds a JSON {type(value).__name__}, expected an object")
-    return value
-
-
-def _pooling_modes(path: Path) -> tuple[str, ...]:
-    config = _read_object(path)
-    if "pooling_mode" in config:
-        raw = config["pooling_mode"]
-        modes = (raw,) if isinstance(raw, str) else tuple(str(mode) for mode in raw)
-    else:
-        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key))
-        modes = modes or ("mean",)
-    unsupported = [mode for mode in modes if mode not in POOLING_MODES]
-    if unsupported:
-        raise EncoderError(
-            f"{path}: pooling {unsupported} is not supported by the numpy encoder "
-            f"(supported: {list(POOLING_MODES)}); use the torch backend for this model"
-        )
-    return modes
-
-
-def _read_spec(path: str | Path) -> _FolderSpec:
-    """Validate a folder as a BERT sentence-transformers model that this module can run."""
-    root = Path(path)
-    if not root.is_dir():
-        raise EncoderError(f"encoder folder {str(root)!r} does not exist or is not a folder")
-    modules = _read_json(root / "modules.json")
-    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
-        raise EncoderError(f"{root / 'modules.json'} must be a JSON list of module objects")
-    types = [str(module.get("type", "")) for module in modules]
-    if types not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]):
-        raise EncoderError(
-            f"{root / 'modules.json'} lists modules {types}; the numpy encoder runs only "
-            "Transformer, Pooling and an optional Normalize; use the torch backend for this model"
-        )
-    transformer_dir = root / str(modules[0].get("path", ""))
-    config = _read_object(transformer_dir / "config.json")
-    model_type = config.get("model_type")
-    if model_type != "bert":
-        raise EncoderError(
-            f"{transformer_dir / 'config.json'} has model_type {model_type!r}; the numpy encoder "
-            "runs BERT models only (model_type 'bert'); use the torch backend for this model"
-        )
-    activation = config.get("hidden_act", "gelu")
-    positions = config.get("position_embedding_type", "absolute")
-    if activation != "gelu" or positions != "absolute":
-        raise EncoderError(
-            f"{transformer_dir / 'config.json'}: hidden_act {activation!r} with "
-            f"position_embedding_type {positions!r} is not supported; the numpy encoder runs "
-            "hidden_act 'gelu' with absolute positions; use the torch backend for this model"
-        )
-    for name in ("model.safetensors", "tokenizer.json"):
-        if not (transformer_dir / name).is_file():
-            raise EncoderError(f"{transformer_dir / name} is missing; the numpy encoder needs it")
-    st_config_path = transformer_dir / "sentence_bert_config.json"
-    st_config = _read_object(st_config_path) if st_config_path.is_file() else {}
-    max_positions = int(config.get("max_position_embeddings", 512))
-    return _FolderSpec(
-        transformer_dir=transformer_dir,
-        config=config,
-        pooling_modes=_pooling_modes(root / str(modules[1].get("path", "")) / "config.json"),
-        normalize=len(types) == 3,
-        max_seq_length=min(int(st_config.get("max_seq_length") or max_positions), max_positions),
-        do_lower_case=bool(st_config.get("do_lower_case", False)),
-    )
-
-
-def supports_folder(path: str | Path) -> bool:
-    """Tell whether :class:`NumpyBertEncoder` can run a folder, without loading its weights.
-
-    Args:
-        path: A sentence-transformers model folder.
-
-    Returns:
-        True when the folder is a BERT sentence-transformers model: modules Transformer,
-        Pooling (a mode from :data:`POOLING_MODES`) and optionally Normalize, with
-        ``config.json``, ``model.safetensors`` and ``tokenizer.json``.
-    """
-    try:
-        _read_spec(path)
-    except EncoderError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class _Layer:
-    """One transformer layer; weights (out, in) as stored, biases (out, 1), Q pre-scaled.
-
-    For precision ``"int8"`` each ``*_w`` holds the integers of :func:`quantize_weight` (as
-    float32, transposed to (out, in)) and ``*_s`` the float32 column scales, shape (out, 1),
-    that turn ``x_q @ W_q`` back into ``x @ W``; Q's columns are pre-scaled through ``qkv_s``
-    and ``qkv_b``. For ``"fp32"`` the ``*_s`` are None and ``*_w`` are the weights.
-    """
-
-    qkv_w: Array
-    qkv_b: Array
-    out_w: Array
-    out_b: Array
-    norm1_g: Array
-    norm1_b: Array
-    up_w: Array
-    up_b: Array
-    down_w: Array
-    down_b: Array
-    norm2_g: Array
-    norm2_b: Array
-    qkv_s: Array | None = None
-    out_s: Array | None = None
-    up_s: Array | None = None
-    down_s: Array | None = None
-
-
-@dataclass(frozen=True)
-class _Weights:
-    """The transformer's weights as the forward pass uses them.
-
-    ``position`` holds the position embeddings plus token type 0's (every text is one
-    segment); the LayerNorm gains and biases are columns, shape (hidden, 1).
-    """
-
-    word: Array
-    position: Array
-    emb_g: Array
-    emb_b: Array
-    layers: tuple[_Layer, ...]
-
-
-def _read_weights(spec: _FolderSpec, heads: int, precision: Precision) -> _Weights:
-    """Read a folder's transformer weights and shape them for the forward pass.
-
-    Raises:
-        EncoderError: If the file is unreadable or the weights do not fit the config.
-    """
-    path = spec.transformer_dir / "model.safetensors"
-    raw = _load_weights(path)
-    config = spec.config
-    try:
-        hidden = int(config["hidden_size"])
-        types = raw["embeddings.token_type_embeddings.weight"]
-        weights = _Weights(
-            word=raw["embeddings.word_embeddings.weight"],
-            position=raw["embeddings.position_embeddings.weight"] + types[0],
-            emb_g=raw["embeddings.LayerNorm.weight"][:, None],
-            emb_b=raw["embeddings.LayerNorm.bias"][:, None],
-            layers=tuple(
-                _make_layer(raw, f"encoder.layer.{i}.", heads, precision)
-                for i in range(int(config["num_hidden_layers"]))
-            ),
-        )
-        if weights.word.shape[1] != hidden or hidden % heads:
-            raise ValueError(f"hidden size {hidden} does not fit the weights or the heads")
-    except (KeyError, ValueError, IndexError) as exc:
-        raise EncoderError(
-            f"{path} does not match {spec.transformer_dir / 'config.json'} as a BERT model: {exc!r}"
-        ) from exc
-    for array in (weights.word, weights.position):
-        array.flags.writeable = False
-    return weights
-
-
 def _gelu(x: Array) -> Array:
     """Exact (erf) GELU, x * Phi(x), to within 5e-7; overwrites and returns ``x``.
 
@@ -437,7 +216,7 @@ class NumpyBertEncoder:
         *,
         path: Path,
         tokenizer: Tokenizer,
-        spec: _FolderSpec,
+        spec: FolderSpec,
         max_tokens: int,
         precision: Precision = "fp32",
     ) -> None:
@@ -456,17 +235,17 @@ class NumpyBertEncoder:
         self.normalize = spec.normalize
         self.dim = hidden * len(spec.pooling_modes)
         self._tokenizer = tokenizer
-        self._cls_id, self._sep_id = _special_ids(tokenizer, spec.transformer_dir)
+        self._cls_id, self._sep_id = special_ids(tokenizer, spec.transformer_dir)
         self._heads = int(config["num_attention_heads"])
         self._eps = np.float32(config.get("layer_norm_eps", 1e-12))
         self._mean_row = np.full(hidden, 1.0 / hidden, dtype=np.float32)
         self._mean_row.flags.writeable = False
         self._spec = spec
-        self._weights: _Weights | None = None
+        self._weights: BertWeights | None = None
         self._weights_lock = threading.Lock()
 
     @property
-    def weights(self) -> _Weights:
+    def weights(self) -> BertWeights:
         """The transformer's weights as the forward pass uses them, read on first use.
 
         Raises:
@@ -475,7 +254,7 @@ class NumpyBertEncoder:
         if self._weights is None:
             with self._weights_lock:
                 if self._weights is None:
-                    self._weights = _read_weights(self._spec, self._heads, self.precision)
+                    self._weights = read_weights(self._spec, self._heads, self.precision)
         return self._weights
 
     @classmethod
@@ -508,14 +287,14 @@ class NumpyBertEncoder:
         """
         if precision not in PRECISIONS:
             raise EncoderError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        spec = _read_spec(path)
+        spec = read_spec(path)
         limit = int(spec.config.get("max_position_embeddings", 512))
         tokens = spec.max_seq_length if max_tokens is None else max_tokens
         if not 3 <= tokens <= limit:
             raise EncoderError(
                 f"max_tokens must be between 3 and {limit} (the model's positions), got {tokens}"
             )
-        tokenizer = _load_tokenizer(spec)
+        tokenizer = load_tokenizer(spec)
         try:
             encoder = cls(
                 path=Path(path),
@@ -529,7 +308,7 @@ class NumpyBertEncoder:
                 f"{spec.transformer_dir / 'config.json'} does not describe a BERT model: {exc!r}"
             ) from exc
         if load_weights:
-            encoder._weights = _read_weights(spec, encoder._heads, precision)
+            encoder._weights = read_weights(spec, encoder._heads, precision)
         return encoder
 
     def token_ids(self, text: str) -> list[int]:
@@ -614,7 +393,7 @@ class NumpyBertEncoder:
     def pool(self, hidden: Array, mask: Array) -> Array:
         """Turn a batch's last hidden states into sentence vectors: pooling, then normalising.
 
-        Shared by every backend of this model (:mod:`shared_router.encoders.minilm_onnx` included).
+        Shared by every backend of this model (:mod:`shared_router.encoders.bert_onnx` included).
 
         Args:
             hidden: Token vectors, shape (batch, tokens, hidden size).
@@ -643,7 +422,7 @@ class NumpyBertEncoder:
     def _layer(
         self,
         x: Array,
-        layer: _Layer,
+        layer: LayerWeights,
         n: int,
         width: int,
         key_bias: Array | None,
@@ -721,149 +500,3 @@ def _quantize_activations(x: Array, n: int) -> tuple[Array, Array]:
         out=quantised,
     )
     return quantised.reshape(x.shape), s
-
-
-def _load_tokenizer(spec: _FolderSpec) -> Tokenizer:
-    path = spec.transformer_dir / "tokenizer.json"
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception
-        raise EncoderError(f"{path} could not be loaded by tokenizers: {exc}") from exc
-    tokenizer.no_truncation()  # clipping is clip_token_ids' job
-    tokenizer.no_padding()  # padding is _forward's job
-    if spec.do_lower_case:
-        # As sentence-transformers: prepend Lowercase unless the normalizer has one already.
-        normalizer = tokenizer.normalizer
-        members: list[Normalizer | None] = (
-            list(cast("Iterable[Normalizer]", normalizer))  # a Sequence iterates; stubs lack it
-            if isinstance(normalizer, NormalizerSequence)
-            else [normalizer]
-        )
-        if not any(isinstance(member, Lowercase) for member in members):
-            rest = [member for member in members if member is not None]
-            tokenizer.normalizer = NormalizerSequence([Lowercase(), *rest])
-    return tokenizer
-
-
-def _special_ids(tokenizer: Tokenizer, folder: Path) -> tuple[int, int]:
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    if cls_id is None or sep_id is None:
-        raise EncoderError(f"{folder / 'tokenizer.json'} has no [CLS] or [SEP] token; not BERT")
-    return cls_id, sep_id
-
-
-def _load_weights(path: Path) -> dict[str, Array]:
-    try:
-        with safe_open(str(path), framework="np") as handle:
-            keys = list(handle.keys())
-            prefix = next(
-                (p for p in _WEIGHT_PREFIXES if f"{p}embeddings.word_embeddings.weight" in keys),
-                None,
-            )
-            if prefix is None:
-                raise EncoderError(f"{path} has no embeddings.word_embeddings.weight; not BERT")
-            return {
-                key[len(prefix) :]: np.asarray(handle.get_tensor(key), dtype=np.float32)
-                for key in keys
-                if key.startswith(prefix) and not key.endswith("position_ids")
-            }
-    except EncoderError:
-        raise
-    except Exception as exc:  # safetensors raises several error types
-        raise EncoderError(f"{path} could not be read by safetensors: {exc}") from exc
-
-
-def _make_layer(
-    weights: dict[str, Array], prefix: str, heads: int, precision: Precision = "fp32"
-) -> _Layer:
-    def get(name: str) -> Array:
-        return weights[prefix + name]
-
-    def column(name: str) -> Array:
-        return get(name)[:, None]
-
-    query_w = get("attention.self.query.weight")
-    scale = np.float32(1.0 / np.sqrt(query_w.shape[0] // heads))
-    if precision == "int8":
-        return _make_int8_layer(get, column, scale)
-    qkv_w = np.concatenate(
-        [query_w * scale, get("attention.self.key.weight"), get("attention.self.value.weight")]
-    )
-    qkv_b = np.concatenate(
-        [
-            get("attention.self.query.bias") * scale,
-            get("attention.self.key.bias"),
-            get("attention.self.value.bias"),
-        ]
-    )
-    layer = _Layer(
-        qkv_w=qkv_w,
-        qkv_b=qkv_b[:, None],
-        out_w=get("attention.output.dense.weight"),
-        out_b=column("attention.output.dense.bias"),
-        norm1_g=column("attention.output.LayerNorm.weight"),
-        norm1_b=column("attention.output.LayerNorm.bias"),
-        up_w=get("intermediate.dense.weight"),
-        up_b=column("intermediate.dense.bias"),
-        down_w=get("output.dense.weight"),
-        down_b=column("output.dense.bias"),
-        norm2_g=column("output.LayerNorm.weight"),
-        norm2_b=column("output.LayerNorm.bias"),
-    )
-    _freeze(layer)
-    return layer
-
-
-def _freeze(layer: _Layer) -> None:
-    for array in vars(layer).values():
-        if array is not None:
-            array.flags.writeable = False
-
-
-def _make_int8_layer(
-    get: Callable[[str], Array], column: Callable[[str], Array], query_scale: np.float32
-) -> _Layer:
-    """A :class:`_Layer` of int8 Linear layers (:func:`quantize_weight` on the stored weights)."""
-
-    def quantised(*names: str) -> tuple[Array, Array]:
-        """Weights (out, in) as float32 integers and their scales (out, 1), stacked by rows."""
-        parts = [quantize_weight(get(name).T) for name in names]
-        grid = np.concatenate([q.T.astype(np.float32) for q, _ in parts])
-        scales = np.concatenate([s for _, s in parts])[:, None]
-        return grid, scales
-
-    qkv_w, qkv_s = quantised(
-        "attention.self.query.weight", "attention.self.key.weight", "attention.self.value.weight"
-    )
-    heads_width = get("attention.self.query.weight").shape[0]
-    qkv_s[:heads_width] *= query_scale  # 1 / sqrt(head size), folded into Q's outputs
-    qkv_b = np.concatenate(
-        [
-            get("attention.self.query.bias") * query_scale,
-            get("attention.self.key.bias"),
-            get("attention.self.value.bias"),
-        ]
-    )
-    out_w, out_s = quantised("attention.output.dense.weight")
-    up_w, up_s = quantised("intermediate.dense.weight")
-    down_w, down_s = quantised("output.dense.weight")
-    layer = _Layer(
-        qkv_w=qkv_w,
-        qkv_b=qkv_b[:, None],
-        out_w=out_w,
-        out_b=column("attention.output.dense.bias"),
-        norm1_g=column("attention.output.LayerNorm.weight"),
-        norm1_b=column("attention.output.LayerNorm.bias"),
-        up_w=up_w,
-        up_b=column("intermediate.dense.bias"),
-        down_w=down_w,
-        down_b=column("output.dense.bias"),
-        norm2_g=column("output.LayerNorm.weight"),
-        norm2_b=column("output.LayerNorm.bias"),
-        qkv_s=qkv_s,
-        out_s=out_s,
-        up_s=up_s,
-        down_s=down_s,
-    )
-    _freeze(layer)
-    return layer

@@ -1,8 +1,9 @@
 """The numpy BERT encoder's function, run by ONNX Runtime: the fast path of the ``onnx`` extra.
 
-:class:`OnnxBertEncoder` computes what :class:`~shared_router.encoders.minilm_numpy.NumpyBertEncoder`
+:class:`OnnxBertEncoder` computes what :class:`~shared_router.encoders.bert_numpy.NumpyBertEncoder`
 computes, at either precision, from the weights that class loads (its ``"int8"`` weights
-come from :func:`~shared_router.encoders.minilm_numpy.quantize_weight`): same word pieces and clipping
+come from :func:`~shared_router.encoders.bert_folder.quantize_weight`): same word pieces and
+clipping
 (:meth:`NumpyBertEncoder.token_ids`), same transformer, same pooling and normalisation
 (:meth:`NumpyBertEncoder.pool`). Only the transformer runs in ONNX Runtime, on a graph that
 :func:`build_model` writes with ``onnx.helper`` (no torch, no export, no network):
@@ -36,30 +37,27 @@ by :func:`int8_kernel_is_exact`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_router.encoders.minilm_numpy import (
-    NumpyBertEncoder,
-    Precision,
-    _Layer,
-    check_encode_args,
-)
-from shared_router.errors import EncoderError
+from shared_router._internal.atomic import write_bytes_atomic
+from shared_router._internal.extras import require_extra
+from shared_router.encoders.bert_folder import LayerWeights, Precision
+from shared_router.encoders.bert_numpy import NumpyBertEncoder, check_encode_args
+from shared_router.errors import EncoderError, MissingDependencyError
 
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
 
 __all__ = [
-    "ONNX_INSTALL_HINT",
     "OPSET",
     "OnnxBertEncoder",
     "build_model",
@@ -67,8 +65,8 @@ __all__ = [
     "onnx_available",
 ]
 
-ONNX_INSTALL_HINT = 'pip install "onnxruntime>=1.20" "onnx>=1.16" (dependencies of hybrid-llm)'
-"""How to install what this module needs."""
+_REQUIREMENTS = ("onnxruntime>=1.20", "onnx>=1.16")
+_PURPOSE = "the ONNX backend (or backend='numpy': the same vectors, slower)"
 
 OPSET = 17
 """The ONNX opset of the graphs (17: the first with ``LayerNormalization``)."""
@@ -90,7 +88,7 @@ def onnx_available() -> bool:
     try:
         _import_runtime()
         return find_spec("onnx") is not None
-    except (EncoderError, ValueError):
+    except (MissingDependencyError, ValueError):
         return False
 
 
@@ -106,7 +104,7 @@ def int8_kernel_is_exact() -> bool:
     the answer is kept for the process.
 
     Raises:
-        EncoderError: When onnx or onnxruntime is missing.
+        MissingDependencyError: When onnx or onnxruntime is missing.
     """
     module, ort = _import_onnx(), _import_runtime()
     helper, k, n = module.helper, 64, 16
@@ -150,27 +148,12 @@ def int8_kernel_is_exact() -> bool:
     return True
 
 
-def _missing(exc: ImportError) -> EncoderError:
-    return EncoderError(
-        f"the ONNX backend needs onnx and onnxruntime ({exc}); {ONNX_INSTALL_HINT}, or use "
-        "backend='numpy' (same vectors, slower)"
-    )
-
-
 def _import_runtime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise _missing(exc) from exc
-    return onnxruntime
+    return require_extra("onnxruntime", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)
 
 
 def _import_onnx() -> Any:
-    try:
-        import onnx
-    except ImportError as exc:
-        raise _missing(exc) from exc
-    return onnx
+    return require_extra("onnx", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)
 
 
 class _Graph:
@@ -234,7 +217,7 @@ def _layer_norm(graph: _Graph, x: str, gain: np.ndarray, bias: np.ndarray, eps: 
     return graph.one("LayerNormalization", [x, g, b], axis=-1, epsilon=eps)
 
 
-def _encoder_layer(graph: _Graph, x: str, layer: _Layer, heads: int, eps: float) -> str:
+def _encoder_layer(graph: _Graph, x: str, layer: LayerWeights, heads: int, eps: float) -> str:
     hidden = layer.out_w.shape[0]
     head_size = hidden // heads
     qkv = _linear(graph, x, layer.qkv_w, layer.qkv_s, layer.qkv_b)  # Q pre-scaled
@@ -272,7 +255,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
         ``[1, seq, hidden]``, opset :data:`OPSET`.
 
     Raises:
-        EncoderError: When onnx is not installed.
+        MissingDependencyError: When onnx is not installed.
     """
     module = _import_onnx()
     graph = _Graph(module)
@@ -326,7 +309,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
 class OnnxBertEncoder:
     """A BERT sentence-transformers model run by ONNX Runtime; ``encode`` is thread-safe.
 
-    The same interface as :class:`~shared_router.encoders.minilm_numpy.NumpyBertEncoder` (``encode``,
+    The same interface as :class:`~shared_router.encoders.bert_numpy.NumpyBertEncoder` (``encode``,
     ``token_ids``, ``dim``, ``max_tokens``, ``precision``), which it wraps for word pieces,
     clipping, pooling and the weights. Each text runs alone (one ``[1, seq]`` call), so a
     text's vector never depends on the texts encoded with it. For the agreement with the
@@ -395,7 +378,8 @@ class OnnxBertEncoder:
             cache_key: See the class.
 
         Raises:
-            EncoderError: When onnx or onnxruntime is missing, or the folder cannot be run.
+            MissingDependencyError: When onnx or onnxruntime is missing.
+            EncoderError: When the folder cannot be run.
         """
         _import_runtime()  # fail before reading the folder
         # The weights are read only if the graph has to be built (not cached).
@@ -510,16 +494,6 @@ def _read(path: Path | None) -> bytes | None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file in its folder; a failure only skips the cache."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass  # an unwritable cache costs the next process a build, nothing more
+    """Write the graph cache atomically; a failure only skips the cache."""
+    with contextlib.suppress(OSError):  # an unwritable cache costs the next process a build
+        write_bytes_atomic(path, data)

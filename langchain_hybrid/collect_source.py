@@ -1,7 +1,8 @@
-"""LangChain chat models as response sources for ``hybrid-llm collect`` and the LLM judge.
+"""The LangChain collect-time plugin: chat models as response sources for ``hybrid-llm collect``.
 
-``shared_router.pipeline.sources`` imports this module by name when a SPEC needs LangChain, so the
-core never imports LangChain itself.
+``hybrid-llm collect`` and the LLM judge ask models through it. The core declares it in
+:data:`shared_router.pipeline.sources.COLLECT_PLUGINS` and imports it by name when a SPEC needs
+LangChain, so the core never imports LangChain itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 
+from shared_router._internal.extras import require_extra
+from shared_router.errors import ModelTypeError
 from shared_router.pipeline.sources import Generation
 
 __all__ = ["ChatModelSource", "chat_model_providers", "init_chat_model_source"]
@@ -26,7 +29,7 @@ class ChatModelSource:
 
     def __init__(self, model: BaseChatModel) -> None:
         if not isinstance(model, BaseChatModel):
-            raise TypeError(f"expected a LangChain BaseChatModel, got {type(model).__name__}")
+            raise ModelTypeError(f"expected a LangChain BaseChatModel, got {type(model).__name__}")
         self.model = model
 
     async def generate(self, prompt: str) -> Generation:
@@ -58,16 +61,15 @@ def init_chat_model_source(spec: str, settings: Mapping[str, Any]) -> ChatModelS
         The source.
 
     Raises:
-        ImportError: If the ``langchain`` package or the provider's package is missing; the
-            message names the package to install.
+        MissingDependencyError: If the ``langchain`` package is missing; the message names
+            ``pip install 'hybrid-llm[collect]'``.
+        ImportError: If the provider's package is missing (raised by ``init_chat_model``,
+            whose message names the package to install).
     """
-    try:
-        from langchain.chat_models import init_chat_model
-    except ImportError as exc:
-        raise ImportError(
-            "provider:model SPECs need the langchain package: pip install 'hybrid-llm[collect]'"
-        ) from exc
-    return ChatModelSource(init_chat_model(spec, **dict(settings)))
+    chat_models = require_extra(
+        "langchain.chat_models", extra="collect", purpose="provider:model SPECs"
+    )
+    return ChatModelSource(chat_models.init_chat_model(spec, **dict(settings)))
 
 
 def chat_model_providers() -> tuple[str, ...]:

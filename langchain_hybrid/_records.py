@@ -1,0 +1,70 @@
+"""Routing records on LangChain answers: count the answered call, attach its record.
+
+Every answer carries ``response_metadata["routing"]``, the
+:class:`~shared_router.types.RoutingRecord` of its call; the inner model's own message is
+copied, never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from langchain_core.messages import BaseMessage
+
+from langchain_hybrid._fallback import Answer
+from shared_router.routing.serving import Routed, RoutingService
+from shared_router.types import RoutingRecord
+
+__all__ = ["record_answer", "with_routing"]
+
+M = TypeVar("M", bound=BaseMessage)
+
+
+def record_answer(
+    service: RoutingService,
+    routed: Routed,
+    answer: Answer[Any],
+    model_name: str,
+    usage: Mapping[str, Any] | None,
+) -> RoutingRecord:
+    """Count one answered call (and its tokens) and return its routing record.
+
+    Args:
+        service: The routing service that decided the call.
+        routed: Its decision.
+        answer: Which model answered, and the small model's error where it fell back.
+        model_name: The name of the model that answered.
+        usage: Its ``usage_metadata`` (``input_tokens``, ``output_tokens``), where reported.
+
+    Returns:
+        The record.
+    """
+    failure = answer.failure
+    record = service.record(
+        routed,
+        answered_by=answer.choice,
+        model_name=model_name,
+        fallback=failure is not None,
+        reason=None if failure is None else _fallback_reason(failure, routed),
+    )
+    usage = usage or {}
+    service.account(
+        record,
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+    )
+    return record
+
+
+def with_routing(message: M, record: RoutingRecord) -> M:
+    """A copy of ``message`` with the record in ``response_metadata["routing"]``."""
+    metadata = {**message.response_metadata, "routing": record.as_dict()}
+    return message.model_copy(update={"response_metadata": metadata})
+
+
+def _fallback_reason(error: Exception, routed: Routed) -> str:
+    return (
+        f"small model failed ({type(error).__name__}: {error}); the large model answered "
+        f"instead (routing: {routed.decision.reason})"
+    )

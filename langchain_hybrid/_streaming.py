@@ -1,0 +1,72 @@
+"""A routed stream: the chosen model's chunks pass through, and a last chunk carries the record.
+
+The inner model's own last chunk is passed on as an ordinary chunk, so that the chunk with
+``response_metadata["routing"]`` is the stream's last one; :class:`StreamTally` adds up what
+that record needs (usage, the answering model's name) on the way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
+
+from shared_router.types import RoutingRecord
+
+__all__ = ["StreamTally"]
+
+
+class StreamTally:
+    """What a stream needs for its routing record: usage, model name, content kind."""
+
+    __slots__ = ("input_tokens", "list_content", "model_name", "output_tokens")
+
+    def __init__(self) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model_name: str | None = None
+        self.list_content = False
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        """The tokens counted so far, as ``usage_metadata`` names them."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    def add(self, chunk: BaseMessage) -> ChatGenerationChunk:
+        """Count one inner chunk; return it as a chunk that is not the last one.
+
+        Args:
+            chunk: A chunk of the inner model's stream (a whole message, for a model that
+                does not stream).
+
+        Returns:
+            The chunk to pass on.
+        """
+        usage = getattr(chunk, "usage_metadata", None)
+        if usage:
+            self.input_tokens += usage.get("input_tokens", 0)
+            self.output_tokens += usage.get("output_tokens", 0)
+        name = chunk.response_metadata.get("model_name")
+        if isinstance(name, str) and name:
+            self.model_name = name
+        self.list_content = isinstance(chunk.content, list)
+        return ChatGenerationChunk(message=_not_last(chunk))
+
+    def final_chunk(self, record: RoutingRecord) -> ChatGenerationChunk:
+        """The stream's last chunk: no content, the routing record in its metadata."""
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=[] if self.list_content else "",
+                response_metadata={"routing": record.as_dict()},
+                chunk_position="last",
+            )
+        )
+
+
+def _not_last(chunk: BaseMessage) -> BaseMessageChunk:
+    if not isinstance(chunk, BaseMessageChunk):  # a model without streaming gives a message
+        return AIMessageChunk(**chunk.model_dump(exclude={"type"}))
+    if getattr(chunk, "chunk_position", None) == "last":
+        return chunk.model_copy(update={"chunk_position": None})
+    return chunk

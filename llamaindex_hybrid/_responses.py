@@ -1,0 +1,54 @@
+"""LlamaIndex responses: the routing record on them, the token usage they report, model names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
+from llama_index.core.llms.llm import LLM
+
+__all__ = ["model_name", "token_usage", "with_routing"]
+
+R = TypeVar("R", ChatResponse, CompletionResponse)
+
+_USAGE_NAMES = (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens"))
+
+
+def model_name(llm: LLM) -> str:
+    """The model's name from its metadata, else its LlamaIndex class name."""
+    name = llm.metadata.model_name
+    return name if name and name != "unknown" else llm.class_name()
+
+
+def with_routing(response: R, routing: dict[str, Any]) -> R:
+    """A copy of ``response`` carrying the record; the inner model's own response is untouched."""
+    return response.model_copy(
+        update={"additional_kwargs": {**response.additional_kwargs, "routing": routing}}
+    )
+
+
+def token_usage(response: ChatResponse | CompletionResponse) -> tuple[int | None, int | None]:
+    """Token counts a provider reported: in ``additional_kwargs`` or in ``raw["usage"]``.
+
+    Args:
+        response: A response of any LlamaIndex integration.
+
+    Returns:
+        ``(input_tokens, output_tokens)``; None where the provider reported no count. OpenAI
+        style (``prompt_tokens``/``completion_tokens``) and Anthropic style
+        (``input_tokens``/``output_tokens``) names are read, from a mapping or an object.
+    """
+    raw = response.raw
+    usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
+    for source in (response.additional_kwargs, usage):
+        for names in _USAGE_NAMES:
+            tokens_in, tokens_out = (_int_field(source, name) for name in names)
+            if tokens_in is not None or tokens_out is not None:
+                return tokens_in, tokens_out
+    return None, None
+
+
+def _int_field(source: Any, name: str) -> int | None:
+    value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

