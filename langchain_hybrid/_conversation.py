@@ -49,4 +49,3 @@ def message_turns(messages: Sequence[BaseMessage]) -> list[tuple[str, str]]:
         message without text has ``""``.
     """
     return [(_role(message), message.text) for message in messages]
-

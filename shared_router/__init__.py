@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         ArtifactError,
         CalibrationError,
         DataError,
+        EmptyInputError,
         EncoderError,
         HybridLLMError,
         KnobError,

@@ -27,6 +27,37 @@ ROUTING_RECORD_KEYS = {
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+INTEGRATION_FIXTURES = frozenset({"shared_data", "planted_router"})
+"""Fixtures that need what a unit test must not: ``../shared/data``, or torch (the planted
+router's head is trained with it). A test that uses one is marked ``integration``."""
+
+
+def _torch_imports() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` the tests that use an integration fixture or need torch.
+
+    A test marked ``torch`` needs it; it skips, with the extra to install, where torch is not
+    importable.
+    """
+    torch_skip = pytest.mark.skip(reason="needs torch: pip install 'hybrid-llm[train]'")
+    has_torch = None
+    for item in items:
+        needs_torch = item.get_closest_marker("torch") is not None
+        if needs_torch or INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        if needs_torch:
+            has_torch = _torch_imports() if has_torch is None else has_torch
+            if not has_torch:
+                item.add_marker(torch_skip)
+
+
 EASY_QUERIES = [
     f"What is {a} + {b}?" for a, b in itertools.product((2, 7, 13, 21, 40), (3, 5, 9, 11))
 ] + [
@@ -71,6 +102,7 @@ def planted_router(tmp_path_factory: pytest.TempPathFactory) -> Router:
     Short arithmetic and trivia questions get a high score (small model); long legal and
     medical analysis requests get a low score (large model).
     """
+    pytest.importorskip("torch", reason="its MLP head trains with torch (hybrid-llm[train])")
     import numpy as np
 
     from shared_router.encoders.cache import EmbeddingCache

@@ -50,6 +50,7 @@ class Block:
         not_run: The reason given by a ``<!-- not run: ... -->`` marker, else None.
         expected: The text of the ``<!-- output -->`` block that follows, else None.
         expected_line: The line of that output block's first line.
+        markers: The bodies of the HTML comments right before the block.
     """
 
     language: str

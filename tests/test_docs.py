@@ -44,21 +44,26 @@ def test_names_and_files_the_prose_cites_exist(doc: Path) -> None:
     spans = re.findall(r"`([^`\n]+)`", prose)
     missing = []
     for span in spans:
-        for dotted in re.findall(rf"\b(?:{'|'.join(PACKAGES)})(?:\.\w+)+", span):
-            if not _resolves(dotted):
-                missing.append(dotted)
-        if re.fullmatch(r"(?:[\w.-]+/)+[\w.-]*\.(?:py|md|json)|(?:[\w.-]+/)+", span):
-            if span.split("/")[0] in {*PACKAGES, "cookbook", "benchmarks", "tests", "docs"}:
-                if not (ROOT / span).exists():
-                    missing.append(span)
+        dotted_names = re.findall(rf"\b(?:{'|'.join(PACKAGES)})(?:\.\w+)+", span)
+        missing += [name for name in dotted_names if not _resolves(name)]
+        if _is_repo_path(span) and not (ROOT / span).exists():
+            missing.append(span)
     for target in re.findall(r"\]\(([^)\s]+)\)", prose):
-        if not re.match(r"[a-z]+:", target) and not target.startswith("#"):
-            if not (doc.parent / target.split("#")[0]).exists():
-                missing.append(target)
+        local = not re.match(r"[a-z]+:", target) and not target.startswith("#")
+        if local and not (doc.parent / target.split("#")[0]).exists():
+            missing.append(target)
     assert not missing, f"{_name(doc)} cites names or files that do not exist: {missing}"
 
 
+def _is_repo_path(span: str) -> bool:
+    """Whether an inline code span is a path into the repository (`cookbook/x.py`, `docs/`)."""
+    top = {*PACKAGES, "cookbook", "benchmarks", "tests", "docs"}
+    shaped = re.fullmatch(r"(?:[\w.-]+/)+(?:[\w.-]*\.(?:py|md|json))?", span)
+    return bool(shaped) and span.split("/")[0] in top
+
+
 def _resolves(dotted: str) -> bool:
+    """Whether `package.module.attribute` imports and resolves."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:
@@ -170,3 +175,13 @@ def test_an_example_that_raises_points_at_the_doc_line() -> None:
         run_blocks(blocks, "broken.md")
     frame = raised.traceback[-1]
     assert (str(frame.path), frame.lineno + 1) == ("broken.md", 5)
+
+
+def test_citation_check_tells_real_names_and_paths_from_stale_ones() -> None:
+    assert _resolves("shared_router.Router.route")
+    assert _resolves("shared_router.routing_text")
+    assert not _resolves("shared_router.no_such_module.thing")
+    assert not _resolves("shared_router.Router.no_such_method")
+    assert _is_repo_path("cookbook/llamaindex_rag.py") and (ROOT / "cookbook").is_dir()
+    assert _is_repo_path("shared_router/")
+    assert not _is_repo_path("my-router/router")  # a user's folder, not the repository's

@@ -1,1 +1,10 @@
-"""_internal."""
+"""Layer 0: infrastructure shared by every layer; imports nothing of the package but errors.
+
+- ``atomic``: the one atomic, durable file writer (temporary file, fsync, ``os.replace``).
+- ``extras``: ``require_extra()``, the one gate for optional packages
+  (:class:`~shared_router.errors.MissingDependencyError` naming the pip command).
+- ``progress``: the one progress bar (rich, on stderr).
+- ``validation``: argument validators (finite number vectors, lists of texts).
+
+May import: :mod:`shared_router.errors` only.
+"""

@@ -10,11 +10,11 @@ at any point removes the temporary file and leaves the destination as it was.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import IO, Literal, overload
+from typing import IO, Any, Literal, overload
 
 __all__ = ["atomic_open", "atomic_path", "write_bytes_atomic", "write_text_atomic"]
 
@@ -24,20 +24,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Give a temporary path to write; on success it replaces ``path`` durably.
 
     For writers that take a file name (``safetensors.numpy.save_file``, ...). The folder of
-    ``path`` is created when absent.
+    ``path`` is created when absent. The temporary file is created by the writer, so it gets
+    the permissions any new file gets (the umask's), not a private mode.
 
     Args:
         path: The destination.
 
     Yields:
-        A temporary path in the destination's folder; whatever the block writes there becomes
-        ``path`` when the block ends without an exception.
+        A temporary path in the destination's folder, not yet created; whatever the block
+        writes there becomes ``path`` when the block ends without an exception.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
         _fsync_file(temporary)
@@ -49,26 +48,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @overload
-def atomic_open(path: str | Path, mode: Literal["w"] = "w") -> Iterator[IO[str]]: ...
+def atomic_open(path: str | Path, mode: Literal["w"] = "w") -> AbstractContextManager[IO[str]]: ...
 @overload
-def atomic_open(path: str | Path, mode: Literal["wb"]) -> Iterator[IO[bytes]]: ...
-@contextmanager  # type: ignore[misc]
-def atomic_open(path: str | Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO[str] | IO[bytes]]:
+def atomic_open(path: str | Path, mode: Literal["wb"]) -> AbstractContextManager[IO[bytes]]: ...
+def atomic_open(
+    path: str | Path, mode: Literal["w", "wb"] = "w"
+) -> AbstractContextManager[IO[Any]]:
     """Open a file for writing that replaces ``path`` atomically when the block ends.
 
     Args:
         path: The destination.
         mode: ``"w"`` (UTF-8 text) or ``"wb"``.
 
-    Yields:
-        The open file.
+    Returns:
+        A context manager giving the open file.
     """
+    return _atomic_open(path, mode)
+
+
+@contextmanager
+def _atomic_open(path: str | Path, mode: Literal["w", "wb"]) -> Iterator[IO[Any]]:
     with atomic_path(path) as temporary:
         if mode == "wb":
-            with open(temporary, "wb") as binary:
+            with open(temporary, "xb") as binary:
                 yield binary
         else:
-            with open(temporary, "w", encoding="utf-8", newline="") as text:
+            with open(temporary, "x", encoding="utf-8", newline="") as text:
                 yield text
 
 

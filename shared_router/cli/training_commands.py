@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from shared_router._internal.atomic import write_text_atomic
 from shared_router.cli.options import (
     CacheOption,
     EncoderOption,
@@ -107,7 +108,7 @@ def evaluate(
     if json_path is not None:
         report.to_json(json_path)
     if markdown is not None:
-        markdown.write_text(report.to_markdown(), encoding="utf-8")
+        write_text_atomic(markdown, report.to_markdown())
     if plot is not None:
         plot_curves(report, plot)
     typer.echo(report.to_markdown())

@@ -1,1 +1,15 @@
-"""encoders."""
+"""Layer 1: text -> embedding.
+
+- ``encoder``: :class:`~shared_router.encoders.encoder.Encoder`, the front end (backend
+  choice, batching, the embedding cache).
+- ``cache``: :class:`~shared_router.encoders.cache.EmbeddingCache`, vectors in SQLite.
+- ``folders``: what an encoder name stands for; folder fingerprints.
+- ``bert_folder``: a BERT sentence-transformers folder read into numpy (config, weights,
+  tokenizer, int8 quantisation).
+- ``bert_numpy``: the MiniLM forward pass in numpy (the reference of the int8 function).
+- ``bert_onnx``: the same function on ONNX Runtime (the fast path).
+- ``torch_backend``: sentence-transformers, any model (the ``train`` extra).
+
+May import: layer 0 (``errors``, ``types``, ``_internal``) and ``data``; never ``model`` or
+anything above.
+"""

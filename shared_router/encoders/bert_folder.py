@@ -276,12 +276,15 @@ def read_weights(spec: FolderSpec, heads: int, precision: Precision) -> BertWeig
                 for i in range(int(config["num_hidden_layers"]))
             ),
         )
-        if weights.word.shape[1] != hidden or hidden % heads:
-            raise ValueError(f"hidden size {hidden} does not fit the weights or the heads")
     except (KeyError, ValueError, IndexError) as exc:
         raise EncoderError(
             f"{path} does not match {spec.transformer_dir / 'config.json'} as a BERT model: {exc!r}"
         ) from exc
+    if weights.word.shape[1] != hidden or hidden % heads:
+        raise EncoderError(
+            f"{path} does not match {spec.transformer_dir / 'config.json'} as a BERT model: "
+            f"hidden size {hidden} does not fit the weights or the heads"
+        )
     for array in (weights.word, weights.position):
         array.flags.writeable = False
     return weights

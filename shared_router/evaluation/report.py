@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from shared_router._internal.atomic import write_text_atomic
 from shared_router.errors import DataError, UnknownNameError
 from shared_router.evaluation.curves import (
     DEFAULT_DROPS,
@@ -146,7 +147,7 @@ class EvaluationReport:
         """Return the report as JSON text, and write it to ``path`` when given."""
         text = json.dumps(self.to_dict(include_curves=include_curves), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_text_atomic(path, text + "\n")
         return text
 
     def to_markdown(self) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from shared_router._internal.atomic import write_text_atomic
 from shared_router.data import PairData, load_pair
 from shared_router.errors import TrainingError
 from shared_router.evaluation.plots import plot_curves
@@ -192,12 +193,8 @@ def _evaluate_on_test(
         queries=list(test.queries),
     )
     report = {"build": facts, "evaluation": evaluation.to_dict()}
-    (folder / REPORT_JSON).write_text(
-        json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
-    )
-    (folder / REPORT_MARKDOWN).write_text(
-        _markdown(facts) + "\n" + evaluation.to_markdown(), encoding="utf-8"
-    )
+    write_text_atomic(folder / REPORT_JSON, json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(folder / REPORT_MARKDOWN, _markdown(facts) + "\n" + evaluation.to_markdown())
     title = f"{facts['small']['name']} vs {facts['large']['name']} (test split)"
     plot_curves(evaluation, folder / PLOT, title=title)
     return report

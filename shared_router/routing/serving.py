@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared_router.errors import KnobError
+from shared_router.errors import ConfigurationError, KnobError
 from shared_router.types import ModelChoice, QualityKnobs, RouteDecision, RoutingRecord
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class ModelPrices:
 
     def __post_init__(self) -> None:
         if self.input_per_million < 0 or self.output_per_million < 0:
-            raise ValueError(
+            raise ConfigurationError(
                 "prices must be >= 0, got "
                 f"input={self.input_per_million!r}, output={self.output_per_million!r}"
             )

@@ -18,6 +18,7 @@ from shared_router.cli.app import main
 from shared_router.errors import DataError
 from shared_router.pipeline.collect import collect, read_queries, split_for_id, stable_id
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.settings import EngineSettings, InputFields
 from shared_router.pipeline.sources import (
     RetryPolicy,
     SourceSpec,
@@ -33,6 +34,7 @@ STANDINS = "tests.shared_router.pipeline_standins"
 SMALL = f"{STANDINS}:small_model"
 LARGE = f"{STANDINS}:large_model"
 FAST = RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0, timeout=5.0)
+QUIET = EngineSettings(retry=FAST, progress=False)
 
 
 def spec_with(spec: str, **settings: Any) -> SourceSpec:
@@ -63,7 +65,7 @@ def queries(tmp_path: Path) -> Path:
 
 def test_collect_writes_every_sample_with_latency_and_usage(queries: Path, tmp_path: Path) -> None:
     out = tmp_path / "data.jsonl"
-    summary = collect(queries, out, {"s": SMALL, "l": LARGE}, samples=2, retry=FAST, progress=False)
+    summary = collect(queries, out, {"s": SMALL, "l": LARGE}, samples=2, engine=QUIET)
     assert (summary.rows, summary.requests, summary.completed, summary.errors) == (12, 48, 48, 0)
     rows = read_rows(out)
     first = rows[0]
@@ -95,11 +97,8 @@ def test_collect_renames_fields_keeps_others_and_hashes_missing_ids(tmp_path: Pa
         src,
         out,
         {"big": LARGE},
-        retry=FAST,
-        progress=False,
-        query_field="question",
-        reference_field="answer",
-        id_field="qid",
+        engine=QUIET,
+        fields=InputFields(query="question", reference="answer", id="qid"),
     )
     first, second = read_rows(out)
     assert {k: v for k, v in first.items() if k != "models"} == {
@@ -134,7 +133,7 @@ def test_collect_keeps_existing_models_of_a_row(tmp_path: Path) -> None:
         [{"query": "What is 2 plus 3?", "models": {"old": {"score": 0.5}}}],
     )
     out = tmp_path / "out.jsonl"
-    collect(src, out, {"new": LARGE}, retry=FAST, progress=False)
+    collect(src, out, {"new": LARGE}, engine=QUIET)
     models = read_rows(out)[0]["models"]
     assert models["old"] == {"score": 0.5}
     assert models["new"]["response"] == "The answer is 5."
@@ -148,7 +147,7 @@ def test_errors_are_recorded_per_row_and_retried_on_the_next_run(
         "s": spec_with(SMALL, fail_on="capital"),
         "l": LARGE,
     }
-    first = collect(queries, out, models, retry=FAST, progress=False)
+    first = collect(queries, out, models, engine=QUIET)
     # make_queries(12): the word questions at odd positions 1..11 are capitals 0..5
     assert first.errors == 6
     rows = read_rows(out)
@@ -164,7 +163,7 @@ def test_errors_are_recorded_per_row_and_retried_on_the_next_run(
     assert rows[1]["models"]["l"]["response"] == "The answer is Paris."
     assert rows[0]["models"]["s"]["errors"] == []
 
-    second = collect(queries, out, {"s": SMALL, "l": LARGE}, retry=FAST, progress=False)
+    second = collect(queries, out, {"s": SMALL, "l": LARGE}, engine=QUIET)
     assert (second.skipped, second.completed, second.errors) == (18, 6, 0)
     assert read_rows(out)[1]["models"]["s"]["response"] == "The answer is Paris."
     records = journal_records(Path(str(out) + ".journal"))
@@ -180,8 +179,7 @@ def test_retries_with_backoff_record_the_attempts(tmp_path: Path) -> None:
         src,
         out,
         {"flaky": spec_with(f"{STANDINS}:FlakySource", failures=2)},
-        retry=policy,
-        progress=False,
+        engine=EngineSettings(retry=policy, progress=False),
     )
     assert summary.errors == 0
     assert read_rows(out)[0]["models"]["flaky"]["responses"] == ["echo: ping"]
@@ -197,8 +195,7 @@ def test_a_slow_model_times_out_and_the_run_goes_on(tmp_path: Path) -> None:
         src,
         out,
         {"slow": spec_with(f"{STANDINS}:SlowSource", seconds=5.0), "ok": LARGE},
-        retry=policy,
-        progress=False,
+        engine=EngineSettings(retry=policy, progress=False),
     )
     assert summary.errors == 2
     entry = read_rows(out)[0]["models"]["slow"]
@@ -235,9 +232,7 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
         src,
         tmp_path / "o.jsonl",
         {"g": f"{STANDINS}:GaugeSource"},
-        concurrency=3,
-        retry=FAST,
-        progress=False,
+        engine=EngineSettings(concurrency=3, retry=FAST, progress=False),
     )
     assert pipeline_standins.GaugeSource.most_in_flight == 3
 
@@ -253,16 +248,12 @@ def test_interrupt_loses_nothing_finished_and_resume_duplicates_nothing(
             out,
             {"m": spec_with(f"{STANDINS}:InterruptingSource", after=7)},
             samples=2,
-            concurrency=2,
-            retry=FAST,
-            progress=False,
+            engine=EngineSettings(concurrency=2, retry=FAST, progress=False),
         )
     assert not out.exists()
     saved = len(journal_records(journal))
     assert 0 < saved <= 7  # the call that was in flight at the interrupt is lost, no more
-    summary = collect(
-        queries, out, {"m": f"{STANDINS}:echo_source"}, samples=2, retry=FAST, progress=False
-    )
+    summary = collect(queries, out, {"m": f"{STANDINS}:echo_source"}, samples=2, engine=QUIET)
     assert (summary.skipped, summary.completed, summary.errors) == (saved, 24 - saved, 0)
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [q.id for q in read_queries(queries)]
@@ -364,8 +355,7 @@ def test_a_module_level_model_and_a_llamaindex_llm_work_as_sources(tmp_path: Pat
         src,
         out,
         {"lc": f"{STANDINS}:LARGE_INSTANCE", "li": f"{STANDINS}:llamaindex_echo"},
-        retry=FAST,
-        progress=False,
+        engine=QUIET,
     )
     models = read_rows(out)[0]["models"]
     assert models["lc"]["response"] == "The answer is 60."

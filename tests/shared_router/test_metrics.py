@@ -21,17 +21,15 @@ from shared_router.pipeline.answer_parsing import (
     parse_judge_score,
 )
 from shared_router.pipeline.judge import judge_file
-from shared_router.pipeline.quality_metrics import (
-    BartScoreMetric,
-    EmbeddingMetric,
-    LLMJudgeMetric,
-    MatchMetric,
-    MetricSpec,
-    ScoreItem,
-    rouge_l_f1,
-)
+from shared_router.pipeline.quality_base import ScoreItem
+from shared_router.pipeline.quality_lexical import MatchMetric, rouge_l_f1
+from shared_router.pipeline.quality_llm_judge import LLMJudgeMetric
+from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.quality_model_based import BartScoreMetric, EmbeddingMetric
+from shared_router.pipeline.settings import EngineSettings
 
 STANDINS = "tests.shared_router.pipeline_standins"
+QUIET = EngineSettings(progress=False)
 
 
 def score(metric: Any, response: str, reference: str | None = None, query: str = "q") -> float:
@@ -371,7 +369,7 @@ def test_judge_fills_scores_in_place_and_the_result_trains(tmp_path: Path) -> No
             ("What is 3 plus 3?", "6", {"s": ["6"], "l": ["The answer is 6.", "6.0"]}),
         ],
     )
-    summary = judge_file(data, MetricSpec("match", {"mode": "numeric"}), progress=False)
+    summary = judge_file(data, MetricSpec("match", {"mode": "numeric"}), engine=QUIET)
     assert (summary.rows, summary.responses, summary.scored, summary.errors) == (2, 6, 6, 0)
     first, second = read_rows(data)
     assert first["models"]["s"]["scores"] == [1.0, 0.0]
@@ -381,7 +379,7 @@ def test_judge_fills_scores_in_place_and_the_result_trains(tmp_path: Path) -> No
     pair = load_pair(data, "s", "l")
     assert pair.small_quality.tolist() == [0.5, 1.0]
     assert pair.small_samples[0].tolist() == [1.0, 0.0]
-    again = judge_file(data, MetricSpec("match", {"mode": "numeric"}), progress=False)
+    again = judge_file(data, MetricSpec("match", {"mode": "numeric"}), engine=QUIET)
     assert (again.skipped, again.scored) == (6, 0)
     assert read_rows(data) == [first, second]
 
@@ -389,7 +387,7 @@ def test_judge_fills_scores_in_place_and_the_result_trains(tmp_path: Path) -> No
 def test_judge_to_another_file_leaves_the_input_alone(tmp_path: Path) -> None:
     data = write_data(tmp_path / "d.jsonl", [("q", "the cat sat", {"m": ["the cat"]})])
     before = data.read_text(encoding="utf-8")
-    judge_file(data, "rouge", output=tmp_path / "out.jsonl", progress=False)
+    judge_file(data, "rouge", output=tmp_path / "out.jsonl", engine=QUIET)
     assert data.read_text(encoding="utf-8") == before
     # LCS 2; P = 2/2, R = 2/3, F = 0.8
     assert read_rows(tmp_path / "out.jsonl")[0]["models"]["m"]["score"] == pytest.approx(0.8)
@@ -401,7 +399,7 @@ def test_unscored_responses_null_the_score_and_are_retried(tmp_path: Path) -> No
         [("q1", None, {"m": ["ok", "garbage"]}), ("q2", None, {"m": ["fine"]})],
     )
     spec = MetricSpec("judge", {"model": f"{STANDINS}:judge_model", "attempts": 1})
-    summary = judge_file(data, spec, progress=False)
+    summary = judge_file(data, spec, engine=QUIET)
     assert (summary.scored, summary.errors) == (2, 1)
     first, second = read_rows(data)
     assert first["models"]["m"]["score"] is None and "scores" not in first["models"]["m"]
@@ -409,33 +407,33 @@ def test_unscored_responses_null_the_score_and_are_retried(tmp_path: Path) -> No
         {"sample": 1, "error": "unreadable judge reply after 1 tries: 'I would rather not say.'"}
     ]
     assert second["models"]["m"]["score"] == pytest.approx(0.7)
-    again = judge_file(data, spec, progress=False)
+    again = judge_file(data, spec, engine=QUIET)
     assert (again.skipped, again.scored, again.errors) == (2, 0, 1)
 
 
 def test_missing_reference_names_the_metric_the_field_and_the_line(tmp_path: Path) -> None:
     data = write_data(tmp_path / "d.jsonl", [("q1", "a", {"m": ["a"]}), ("q2", None, {"m": ["b"]})])
     with pytest.raises(DataError) as error:
-        judge_file(data, "rouge", progress=False)
+        judge_file(data, "rouge", engine=QUIET)
     assert str(error.value) == (
         f"{data}:2: metric 'rouge' needs a reference answer, but this row has no 'reference' "
         "field; add it or name another field with --reference-field"
     )
-    judge_file(data, "embedding", reference_field="query", progress=False)  # any field works
+    judge_file(data, "embedding", reference_field="query", engine=QUIET)  # any field works
 
 
 def test_judge_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="no rows"):
-        judge_file(empty, "match", progress=False)
+        judge_file(empty, "match", engine=QUIET)
     bare = tmp_path / "bare.jsonl"
     bare.write_text(json.dumps({"id": 1, "query": "q", "models": {"m": {"score": 1}}}) + "\n")
     with pytest.raises(DataError, match="no model has responses"):
-        judge_file(bare, "match", progress=False)
+        judge_file(bare, "match", engine=QUIET)
     data = write_data(tmp_path / "d.jsonl", [("q", "a", {"m": ["a"]})])
     with pytest.raises(ModelNotInDataError, match="models there: m"):
-        judge_file(data, "match", models=["x"], progress=False)
+        judge_file(data, "match", models=["x"], engine=QUIET)
     with pytest.raises(SystemExit) as done:
         main(["judge", str(data), "--metric", "match", "--metric-arg", "mode", "--no-progress"])
     assert done.value.code == 2

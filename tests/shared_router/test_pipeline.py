@@ -22,6 +22,7 @@ from shared_router.pipeline.build import BuildResult, build
 from shared_router.pipeline.collect import collect
 from shared_router.pipeline.judge import judge_file
 from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.settings import EngineSettings
 from shared_router.pipeline.sources import RetryPolicy
 from shared_router.routing.router import Router
 from tests.shared_router.pipeline_standins import is_arithmetic, make_queries
@@ -29,6 +30,7 @@ from tests.shared_router.pipeline_standins import is_arithmetic, make_queries
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = "tests.shared_router.pipeline_standins"
 FAST = RetryPolicy(attempts=1, timeout=10.0)
+QUIET = EngineSettings(retry=FAST, progress=False)
 
 
 def write_queries(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -55,8 +57,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
         metric=MetricSpec("match", {"mode": "normalised"}),
         label_type="trans",
         router=quick_router(),
-        retry=FAST,
-        progress=False,
+        engine=QUIET,
     )
 
 
@@ -101,9 +102,9 @@ def test_build_data_holds_judged_samples(built: BuildResult) -> None:
 def test_rerunning_the_stages_redoes_nothing(built: BuildResult) -> None:
     queries = built.data.parent.parent / "queries.jsonl"
     models = {"small": f"{STANDINS}:small_model", "large": f"{STANDINS}:large_model"}
-    again = collect(queries, built.data, models, samples=2, retry=FAST, progress=False)
+    again = collect(queries, built.data, models, samples=2, engine=QUIET)
     assert (again.skipped, again.completed, again.errors) == (640, 0, 0)
-    judged = judge_file(built.data, MetricSpec("match", {"mode": "normalised"}), progress=False)
+    judged = judge_file(built.data, MetricSpec("match", {"mode": "normalised"}), engine=QUIET)
     assert (judged.scored, judged.errors) == (0, 0) and judged.skipped > 0
     assert len(load_pair(built.data, "small", "large")) == 160
 
@@ -118,8 +119,7 @@ def test_build_with_too_few_queries_says_so(tmp_path: Path) -> None:
             large=f"{STANDINS}:large_model",
             metric="match",
             router=quick_router(),
-            retry=FAST,
-            progress=False,
+            engine=QUIET,
         )
 
 

@@ -12,12 +12,13 @@ import pytest
 from shared_router.pipeline.collect import collect
 from shared_router.pipeline.judge import judge_file
 from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.settings import EngineSettings
 from shared_router.pipeline.sources import RetryPolicy, SourceSpec
 from tests.shared_router.pipeline_standins import make_queries
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs `pip install 'hybrid-llm[ray]'`")
 
-pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+pytestmark = [pytest.mark.integration, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = "tests.shared_router.pipeline_standins"
@@ -64,15 +65,12 @@ def test_collect_and_judge_on_ray_equal_the_local_engine(queries: Path, tmp_path
     outputs = {}
     for engine in ("local", "ray"):
         out = tmp_path / f"{engine}.jsonl"
-        summary = collect(
-            queries, out, MODELS, samples=2, concurrency=3, retry=FAST, engine=engine,
-            progress=False,
-        )  # fmt: skip
+        settings = EngineSettings(kind=engine, concurrency=3, retry=FAST, progress=False)
+        summary = collect(queries, out, MODELS, samples=2, engine=settings)
         assert (summary.completed, summary.errors) == (96, 0)
         judged = judge_file(
-            out, MetricSpec("match", {"mode": "numeric"}), batch_size=5, engine=engine,
-            progress=False,
-        )  # fmt: skip
+            out, MetricSpec("match", {"mode": "numeric"}), batch_size=5, engine=settings
+        )
         assert (judged.responses, judged.errors) == (96, 0)
         outputs[engine] = rows_without_latency(out)
     assert outputs["ray"] == outputs["local"]
@@ -86,12 +84,12 @@ def test_ray_resumes_from_the_journal_and_retries_errors(queries: Path, tmp_path
         queries,
         out,
         {"small": SourceSpec(MODELS["small"], {"fail_on": "capital"}), "large": MODELS["large"]},
-        retry=FAST,
-        engine="local",
-        progress=False,
+        engine=EngineSettings(kind="local", retry=FAST, progress=False),
     )
     assert first.errors == 12  # the 12 word questions of make_queries(24) ask for capitals
     entry = json.loads(out.read_text(encoding="utf-8").splitlines()[1])["models"]["small"]
     assert entry["errors"][0]["error"].startswith("RuntimeError: stand-in failure")
-    second = collect(queries, out, MODELS, retry=FAST, engine="ray", progress=False)
+    second = collect(
+        queries, out, MODELS, engine=EngineSettings(kind="ray", retry=FAST, progress=False)
+    )
     assert (second.skipped, second.completed, second.errors) == (36, 12, 0)

@@ -64,6 +64,7 @@ def test_auc_helper_on_hand_computed_cases() -> None:
     assert _auc(np.array([0.1, 0.5, 0.5]), np.array([True, False, True])) == 0.25
 
 
+@pytest.mark.torch
 def test_router_learns_a_planted_pattern_on_held_out_texts(tmp_cache: EmbeddingCache) -> None:
     # Arithmetic questions are labelled "small is enough", law questions "needs large";
     # every other text of each kind is held out.
@@ -79,6 +80,7 @@ def test_router_learns_a_planted_pattern_on_held_out_texts(tmp_cache: EmbeddingC
     assert _auc(scores, y[~train] == 1.0) > 0.9
 
 
+@pytest.mark.torch
 def test_fit_records_validation_loss_and_clears_calibration(
     tmp_cache: EmbeddingCache, texts: list[str], easy: list[str]
 ) -> None:
@@ -332,6 +334,7 @@ def _pair_data() -> PairData:
     )
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("label_type", ["trans", "det"])
 def test_train_router_records_what_it_was_trained_on(
     tmp_cache: EmbeddingCache, tmp_path: Path, label_type: str

@@ -14,6 +14,8 @@ from shared_router.training.fine_tune import fine_tune_encoder
 from shared_router.training.torch_head import train_head
 from tests.shared_router.training_data import bce, separable, sigmoid
 
+pytestmark = pytest.mark.torch
+
 torch = pytest.importorskip("torch", reason="training needs torch (hybrid-llm[train])")
 
 
