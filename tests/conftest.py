@@ -27,9 +27,11 @@ ROUTING_RECORD_KEYS = {
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-INTEGRATION_FIXTURES = frozenset({"shared_data", "planted_router"})
-"""Fixtures that need what a unit test must not: ``../shared/data``, or torch (the planted
-router's head is trained with it). A test that uses one is marked ``integration``."""
+INTEGRATION_FIXTURES = frozenset({"shared_data"})
+"""Fixtures that need what a unit test must not: here ``../shared/data``."""
+
+TORCH_FIXTURES = frozenset({"planted_router", "tiny_bart", "built"})
+"""Fixtures that need torch (a head trained with it, a tiny BART, a built pair router)."""
 
 
 def _torch_imports() -> bool:
@@ -43,14 +45,17 @@ def _torch_imports() -> bool:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``integration`` the tests that use an integration fixture or need torch.
 
-    A test marked ``torch`` needs it; it skips, with the extra to install, where torch is not
-    importable.
+    A test that is marked ``torch`` or uses a fixture of :data:`TORCH_FIXTURES` needs torch;
+    it skips, with the extra to install, where torch is not importable.
     """
     torch_skip = pytest.mark.skip(reason="needs torch: pip install 'hybrid-llm[train]'")
     has_torch = None
     for item in items:
-        needs_torch = item.get_closest_marker("torch") is not None
-        if needs_torch or INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        needs_torch = item.get_closest_marker("torch") is not None or bool(
+            TORCH_FIXTURES & fixtures
+        )
+        if needs_torch or INTEGRATION_FIXTURES & fixtures:
             item.add_marker(pytest.mark.integration)
         if needs_torch:
             has_torch = _torch_imports() if has_torch is None else has_torch

@@ -2,6 +2,7 @@
 
 - ``router``: :class:`~shared_router.routing.router.Router`: fit, calibrate, score, route,
   save, load.
+- ``head_fitting``: the router's head trained with the settings it holds.
 - ``router_folder``: a Router as a router folder and back; the bundled ``"default"``.
 - ``train_router``: the paper's recipe on a model pair's data.
 - ``serving``: :class:`~shared_router.routing.serving.RoutingService`, the front end both

@@ -10,9 +10,6 @@ data; :mod:`~shared_router.routing.router_folder` turns a router into a router f
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -31,15 +28,14 @@ from shared_router.errors import (
 from shared_router.model.artifacts import save_router_folder
 from shared_router.model.calibration import CalibrationTable
 from shared_router.model.head import MLPHead
+from shared_router.routing.head_fitting import fit_router_head
 from shared_router.routing.router_folder import (
     DEFAULT_ROUTER,
     calibration_summary,
     load_router,
     router_config,
 )
-from shared_router.training.fine_tune import fine_tune_encoder
-from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
-from shared_router.training.torch_head import train_head
+from shared_router.training.logistic import DEFAULT_L2_GRID
 from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
 
 __all__ = ["HeadType", "Router"]
@@ -215,7 +211,9 @@ class Router:
                 f"route with precision={encoder.precision!r}; fine-tune with an fp32 Encoder, "
                 "or keep the encoder frozen (fine_tune=False) to train on int8 vectors"
             )
-        self.encoder_, self.head_, l2_chosen = self._fit_head(encoder, train_texts, y_arr, val)
+        self.encoder_, self.head_, l2_chosen = fit_router_head(
+            self, encoder, train_texts, y_arr, val
+        )
         self.calibration_ = None
         self.label_type_ = None
         self.t_star_ = None
@@ -232,76 +230,6 @@ class Router:
             "l2_chosen": l2_chosen,
         }
         return self
-
-    def _fit_head(
-        self,
-        encoder: Encoder,
-        texts: list[str],
-        y: np.ndarray,
-        val: tuple[list[str], np.ndarray] | None,
-    ) -> tuple[Encoder, MLPHead, float | None]:
-        """Train the head the settings ask for; returns the encoder, the head, the chosen L2."""
-        if self.fine_tune:
-            return (*self._fine_tune(encoder, texts, y, val), None)
-        X = encoder.encode(texts, progress=self.progress)
-        X_val = None if val is None else encoder.encode(val[0], progress=self.progress)
-        y_val = None if val is None else val[1]
-        if self.head_type == "logistic":
-            fitted = fit_logistic(X, y, X_val=X_val, y_val=y_val, l2=self.l2)
-            return encoder, fitted.head, fitted.l2
-        head = train_head(
-            X,
-            y,
-            X_val=X_val,
-            y_val=y_val,
-            hidden_sizes=self.hidden_sizes,
-            dropout=self.dropout,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            seed=self.seed,
-            progress=self.progress,
-        )
-        return encoder, head, None
-
-    def _fine_tune(
-        self,
-        encoder: Encoder,
-        texts: list[str],
-        y: np.ndarray,
-        val: tuple[list[str], np.ndarray] | None,
-    ) -> tuple[Encoder, MLPHead]:
-        folder = Path(tempfile.mkdtemp(prefix="hybrid-llm-encoder-"))
-        path, head = fine_tune_encoder(
-            texts,
-            y,
-            encoder=encoder,
-            output_dir=folder / "encoder",
-            val_texts=None if val is None else val[0],
-            val_y=None if val is None else val[1],
-            hidden_sizes=self.hidden_sizes,
-            dropout=self.dropout,
-            lr=self.fine_tune_lr,
-            head_lr=self.lr,
-            epochs=self.fine_tune_epochs,
-            batch_size=self.batch_size,
-            patience=self.patience,
-            seed=self.seed,
-            device=self.device,
-            progress=self.progress,
-        )
-        tuned = Encoder(
-            path,
-            max_tokens=encoder.effective_max_tokens,
-            cache=encoder.cache,
-            batch_size=encoder.batch_size,
-            device=encoder.device,
-        )
-        # The folder lives as long as the encoder that reads it (save() copies it).
-        weakref.finalize(tuned, shutil.rmtree, folder, ignore_errors=True)
-        return tuned, head
 
     def calibrate(
         self,

@@ -123,6 +123,7 @@ def test_build_with_too_few_queries_says_so(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.torch
 def test_cli_build_writes_router_and_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,6 +167,7 @@ def test_cli_build_writes_router_and_report(
     assert done.value.code == 2
 
 
+@pytest.mark.torch
 def test_cookbook_recipe_runs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cookbook = REPO / "cookbook"
     monkeypatch.syspath_prepend(str(cookbook))
