@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from shared_router.errors import DataError, HybridLLMError
 
-__all__ = ["finite_vector", "text_list"]
+__all__ = ["REPLACEMENT_CHARACTER", "encodable_text", "finite_vector", "text_list"]
+
+REPLACEMENT_CHARACTER = "\ufffd"
+"""What :func:`encodable_text` puts in place of a lone surrogate."""
+
+# In a Python str every surrogate code point is unpaired (a pair is one astral code point).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def finite_vector(
@@ -58,3 +65,21 @@ def text_list(texts: Sequence[str], name: str, error: type[HybridLLMError]) -> l
                 f"got {type(text).__name__}"
             )
     return items
+
+
+def encodable_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so that it encodes as UTF-8.
+
+    The policy for unencodable text everywhere in hybrid-llm: a lone surrogate (``"\\ud800"``,
+    valid in JSON and in Python strings, left by ``surrogateescape`` decoding of bytes that are
+    not UTF-8) cannot be tokenized, hashed as UTF-8 or written to a UTF-8 file. It is replaced
+    by the Unicode replacement character, as a UTF-8 decoder replaces an invalid byte; every
+    other character is kept. A text without surrogates is returned as it is (the same object).
+
+    Args:
+        text: Any ``str``.
+
+    Returns:
+        A ``str`` that ``text.encode("utf-8")`` accepts.
+    """
+    return _SURROGATE.sub(REPLACEMENT_CHARACTER, text) if _SURROGATE.search(text) else text

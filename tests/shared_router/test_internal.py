@@ -11,7 +11,7 @@ import pytest
 
 from shared_router._internal.atomic import atomic_open, atomic_path, write_text_atomic
 from shared_router._internal.extras import install_hint, require_extra
-from shared_router._internal.validation import finite_vector, text_list
+from shared_router._internal.validation import encodable_text, finite_vector, text_list
 from shared_router.errors import DataError, EncoderError, MissingDependencyError
 
 
@@ -59,3 +59,10 @@ def test_validators_raise_the_callers_error() -> None:
     with pytest.raises(EncoderError, match=r"texts\[1\] must be a str"):
         text_list(["a", 3], "texts", EncoderError)  # type: ignore[list-item]
     assert text_list(("a", "b"), "texts", EncoderError) == ["a", "b"]
+
+
+def test_encodable_text_replaces_lone_surrogates_only() -> None:
+    assert encodable_text("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    kept = "naïve 北京 😀"
+    assert encodable_text(kept) is kept
+    encodable_text("x\udc80").encode("utf-8")  # no UnicodeEncodeError
