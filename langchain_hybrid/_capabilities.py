@@ -1,15 +1,34 @@
-"""What the inner models support: tool calling and structured output.
+"""What the inner models support: tool calling, structured output, an async API.
 
 A feature the large model lacks cannot be offered at all (any call may be routed to it); a
 feature only the large model has sends such calls to it, with a reason the routing record
-shows.
+shows. A model without its own async API is called through its sync API on a thread pool of
+ChatHybrid's (:meth:`~shared_router.routing.serving.RoutingService.run_sync`), not through
+langchain-core's default async path, which would run it on the event loop's default executor.
 """
 
 from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-__all__ = ["needs_large", "only_large", "takes_structured_output", "takes_tools"]
+__all__ = [
+    "generates_sync_only",
+    "needs_large",
+    "only_large",
+    "streams_sync_only",
+    "takes_structured_output",
+    "takes_tools",
+]
+
+
+def generates_sync_only(model: BaseChatModel) -> bool:
+    """Whether ``model`` answers only synchronously (``_generate`` without ``_agenerate``)."""
+    return type(model)._agenerate is BaseChatModel._agenerate
+
+
+def streams_sync_only(model: BaseChatModel) -> bool:
+    """Whether ``model`` has no async stream of its own (no ``_astream``)."""
+    return type(model)._astream is BaseChatModel._astream
 
 
 def takes_tools(model: BaseChatModel) -> bool:

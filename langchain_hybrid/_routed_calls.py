@@ -8,6 +8,7 @@ decisions themselves are the :class:`~shared_router.routing.serving.RoutingServi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +19,23 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 
-from langchain_hybrid._capabilities import only_large, takes_tools
+from langchain_hybrid._capabilities import (
+    generates_sync_only,
+    only_large,
+    streams_sync_only,
+    takes_tools,
+)
 from langchain_hybrid._configurable import CONVERSATION_ID
 from langchain_hybrid._conversation import message_turns
 from langchain_hybrid._fallback import (
     Answer,
+    SmallStreamBroke,
+    WholeAnswer,
     acall_with_fallback,
     astream_with_fallback,
     call_with_fallback,
     stream_with_fallback,
+    whole_answer,
 )
 from langchain_hybrid._records import record_answer, with_routing
 from langchain_hybrid._streaming import StreamTally
@@ -99,8 +108,13 @@ class RoutedCalls:
         messages: Sequence[BaseMessage],
         kwargs: dict[str, Any],
         force_large: str | None = None,
+        retry: SmallStreamBroke | None = None,
     ) -> CallPlan:
-        """Take the routing arguments out of ``kwargs`` and decide which model answers."""
+        """Take the routing arguments out of ``kwargs`` and decide which model answers.
+
+        ``retry`` (the second attempt of an ``invoke`` whose small-model stream broke) keeps
+        that attempt's decision instead of routing again.
+        """
         kwargs = dict(kwargs)
         knobs = {name: kwargs.pop(name) for name in KNOB_NAMES if name in kwargs}
         level = {name: value for name, value in knobs.items() if value is not None}
@@ -110,6 +124,8 @@ class RoutedCalls:
         tool_kwargs = kwargs.pop("tool_kwargs", None) or {}
         if tools is not None and force_large is None and not takes_tools(self.small):
             force_large = only_large("tool calling", self.small)
+        if retry is not None:
+            return CallPlan(retry.routed, kwargs, tools, tool_choice, tool_kwargs)
         turns = message_turns(messages)
         key = None
         if self.sticky:
@@ -146,7 +162,8 @@ class RoutedCalls:
                 messages, config, stop=stop, **plan.kwargs
             )
 
-        answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
+        with self._counting_failures(plan):
+            answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
         return self._result(plan, answer)
 
     async def agenerate(
@@ -159,15 +176,23 @@ class RoutedCalls:
         """Answer with the chosen model (the router scores in a worker thread)."""
         plan = await run_in_executor(None, self.plan, messages, kwargs)
         callbacks = child_callbacks(run_manager)
+        sync_callbacks = child_callbacks(run_manager.get_sync() if run_manager else None)
         stop = self.default_stop if stop is None else stop
 
         async def call(choice: ModelChoice) -> BaseMessage:
+            target = plan.target(self.model(choice))
+            if generates_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
+                config = child_config(sync_callbacks, choice)
+                return await self.service.run_sync(
+                    choice, target.invoke, messages, config, stop=stop, **plan.kwargs
+                )
             config = child_config(callbacks, choice)
-            return await plan.target(self.model(choice)).ainvoke(
-                messages, config, stop=stop, **plan.kwargs
-            )
+            return await target.ainvoke(messages, config, stop=stop, **plan.kwargs)
 
-        answer = await acall_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
+        with self._counting_failures(plan):
+            answer = await acall_with_fallback(
+                call, plan.routed.model, fallback=self.fallback_to_large
+            )
         return self._result(plan, answer)
 
     def stream(
@@ -177,8 +202,12 @@ class RoutedCalls:
         run_manager: CallbackManagerForLLMRun | None,
         kwargs: dict[str, Any],
     ) -> Iterator[ChatGenerationChunk]:
-        """Stream the chosen model's chunks, then a last chunk with the routing record."""
-        plan = self.plan(messages, kwargs)
+        """Stream the chosen model's chunks, then a last chunk with the routing record.
+
+        The fallback rule of streams is :mod:`langchain_hybrid._fallback`'s.
+        """
+        mode = whole_answer(self.service)
+        plan = self.plan(messages, kwargs, retry=mode.retry if mode is not None else None)
         callbacks = child_callbacks(run_manager)
         stop = self.default_stop if stop is None else stop
 
@@ -187,12 +216,22 @@ class RoutedCalls:
             config = child_config(callbacks, choice)
             return iter(model.stream(messages, config, stop=stop, **plan.kwargs))
 
-        chunks = stream_with_fallback(
-            open_stream, plan.routed.model, fallback=self.fallback_to_large
-        )
+        with self._counting_failures(plan):
+            if mode is not None and mode.retry is not None:
+                chunks = Answer(open_stream("large"), "large", mode.retry.failure)
+            else:
+                chunks = stream_with_fallback(
+                    open_stream, plan.routed.model, fallback=self.fallback_to_large
+                )
         tally = StreamTally()
-        for chunk in chunks.value:
-            yield tally.add(chunk)
+        try:
+            for chunk in chunks.value:
+                yield tally.add(chunk)
+        except Exception as error:
+            broke = self._broken_stream(mode, plan, chunks, error, tally)
+            if broke is not None:
+                raise broke from error
+            raise
         yield self._final_chunk(plan, chunks, tally)
 
     async def astream(
@@ -203,22 +242,72 @@ class RoutedCalls:
         kwargs: dict[str, Any],
     ) -> AsyncIterator[ChatGenerationChunk]:
         """The async form of :meth:`stream`."""
-        plan = await run_in_executor(None, self.plan, messages, kwargs)
+        mode = whole_answer(self.service)
+        retry = mode.retry if mode is not None else None
+        plan = await run_in_executor(None, self.plan, messages, kwargs, None, retry)
         callbacks = child_callbacks(run_manager)
+        sync_callbacks = child_callbacks(run_manager.get_sync() if run_manager else None)
         stop = self.default_stop if stop is None else stop
 
         def open_stream(choice: ModelChoice) -> AsyncIterator[BaseMessage]:
             model = plan.target(self.model(choice))
+            if streams_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
+                sync_config = child_config(sync_callbacks, choice)
+                return aiter(
+                    self.service.iterate_sync(
+                        choice,
+                        lambda: model.stream(messages, sync_config, stop=stop, **plan.kwargs),
+                    )
+                )
             config = child_config(callbacks, choice)
             return aiter(model.astream(messages, config, stop=stop, **plan.kwargs))
 
-        chunks = await astream_with_fallback(
-            open_stream, plan.routed.model, fallback=self.fallback_to_large
-        )
+        with self._counting_failures(plan):
+            if retry is not None:
+                chunks = Answer(open_stream("large"), "large", retry.failure)
+            else:
+                chunks = await astream_with_fallback(
+                    open_stream, plan.routed.model, fallback=self.fallback_to_large
+                )
         tally = StreamTally()
-        async for chunk in chunks.value:
-            yield tally.add(chunk)
+        try:
+            async for chunk in chunks.value:
+                yield tally.add(chunk)
+        except Exception as error:
+            broke = self._broken_stream(mode, plan, chunks, error, tally)
+            if broke is not None:
+                raise broke from error
+            raise
         yield self._final_chunk(plan, chunks, tally)
+
+    def _broken_stream(
+        self,
+        mode: WholeAnswer | None,
+        plan: CallPlan,
+        answer: Answer[Any],
+        error: Exception,
+        tally: StreamTally,
+    ) -> SmallStreamBroke | None:
+        """What a stream that broke after its first chunk raises.
+
+        In an ``invoke`` (``mode``) a broken small-model stream becomes a
+        :class:`SmallStreamBroke`, which makes the invoke answer with the large model;
+        otherwise the error itself is raised, and the call is counted as failed.
+        """
+        small_may_fall_back = answer.choice == "small" and self.fallback_to_large
+        if mode is not None and mode.retry is None and small_may_fall_back:
+            return SmallStreamBroke(self.service, plan.routed, error, tally.chunks)
+        self.service.count_failure(plan.routed)
+        return None
+
+    @contextmanager
+    def _counting_failures(self, plan: CallPlan) -> Iterator[None]:
+        """Count the call as failed when what runs in the block raises."""
+        try:
+            yield
+        except Exception:
+            self.service.count_failure(plan.routed)
+            raise
 
     # -- with_structured_output --
 
@@ -240,7 +329,8 @@ class RoutedCalls:
                 raise_if_unparsed(result)
             return result
 
-        answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
+        with self._counting_failures(plan):
+            answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
         return self._structured_result(plan, answer, output.include_raw)
 
     async def astructured(
@@ -254,14 +344,22 @@ class RoutedCalls:
         plan = await run_in_executor(None, self.plan, messages, kwargs, output.force_large)
 
         async def call(choice: ModelChoice) -> dict[str, Any]:
-            result: dict[str, Any] = await output.runnable(choice).ainvoke(
-                messages, tagged(config, choice)
-            )
+            runnable = output.runnable(choice)
+            result: dict[str, Any]
+            if generates_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
+                result = await self.service.run_sync(
+                    choice, runnable.invoke, messages, tagged(config, choice)
+                )
+            else:
+                result = await runnable.ainvoke(messages, tagged(config, choice))
             if choice == "small" and self.fallback_to_large:
                 raise_if_unparsed(result)
             return result
 
-        answer = await acall_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
+        with self._counting_failures(plan):
+            answer = await acall_with_fallback(
+                call, plan.routed.model, fallback=self.fallback_to_large
+            )
         return self._structured_result(plan, answer, output.include_raw)
 
     # -- records --

@@ -20,9 +20,10 @@ __all__ = ["StreamTally"]
 class StreamTally:
     """What a stream needs for its routing record: usage, model name, content kind."""
 
-    __slots__ = ("input_tokens", "list_content", "model_name", "output_tokens")
+    __slots__ = ("chunks", "input_tokens", "list_content", "model_name", "output_tokens")
 
     def __init__(self) -> None:
+        self.chunks = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.model_name: str | None = None
@@ -43,6 +44,7 @@ class StreamTally:
         Returns:
             The chunk to pass on.
         """
+        self.chunks += 1
         usage = getattr(chunk, "usage_metadata", None)
         if usage:
             self.input_tokens += usage.get("input_tokens", 0)

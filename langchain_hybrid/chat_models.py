@@ -20,6 +20,7 @@ from typing_extensions import Self, override
 
 from langchain_hybrid._capabilities import needs_large, takes_structured_output, takes_tools
 from langchain_hybrid._configurable import KnobConfigurableChatModel
+from langchain_hybrid._fallback import ainvoke_with_fallback, invoke_with_fallback, without_run_id
 from langchain_hybrid._routed_calls import RoutedCalls
 from langchain_hybrid._structured_output import StructuredOutput
 from shared_router.errors import ConfigurationError, UnsupportedFeatureError
@@ -101,10 +102,13 @@ class ChatHybrid(KnobConfigurableChatModel):
             print(chunk.text, end="")
         ```
 
-        The final chunk carries ``response_metadata["routing"]``. If the small model fails
-        before its first chunk, the large model streams the answer instead; if it fails
-        after its first chunk, the error is raised (chunks already delivered cannot be taken
-        back).
+        The final chunk carries ``response_metadata["routing"]``. A small model that fails
+        falls back while nothing of its answer has reached the caller: ``stream`` falls back
+        when it fails before its first chunk and raises the error after it (chunks already
+        delivered cannot be taken back); ``invoke`` (``streaming=True``, or a streaming
+        callback handler) falls back at any point and returns the large model's message
+        alone (handlers saw the small model's chunks on a first run that ends with an error).
+        A call that raises is counted in ``stats.failed``, never as an answer.
 
     Async:
         ```python
@@ -310,6 +314,38 @@ class ChatHybrid(KnobConfigurableChatModel):
     @property
     def _thread_names_conversation(self) -> bool:
         return self.sticky
+
+    # -- invoke: a small model whose stream breaks falls back (langchain_hybrid._fallback) --
+
+    @override
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        def attempt(retry: bool) -> AIMessage:
+            run_config = without_run_id(config) if retry else config
+            return super(ChatHybrid, self).invoke(input, run_config, stop=stop, **kwargs)
+
+        return invoke_with_fallback(self._service, attempt)
+
+    @override
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        async def attempt(retry: bool) -> AIMessage:
+            run_config = without_run_id(config) if retry else config
+            return await super(ChatHybrid, self).ainvoke(input, run_config, stop=stop, **kwargs)
+
+        return await ainvoke_with_fallback(self._service, attempt)
 
     # -- tools and structured output --
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# Imported here, not inside the first request: the first ainvoke would import LangChain's
+# tracer context (and tenacity) inside the request's timeout.
+import langchain_core.tracers.context  # noqa: F401
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
+from langchain_hybrid._capabilities import generates_sync_only
 from shared_router._internal.extras import require_extra
 from shared_router.errors import ModelTypeError
 from shared_router.pipeline.sources import Generation
@@ -32,6 +36,12 @@ class ChatModelSource:
             raise ModelTypeError(f"expected a LangChain BaseChatModel, got {type(model).__name__}")
         self.model = model
 
+    @property
+    def native_async(self) -> bool:
+        """Whether the model answers asynchronously itself; else the pipeline calls
+        :meth:`generate_sync` on the model's own threads, never on the loop's executor."""
+        return not generates_sync_only(self.model)
+
     async def generate(self, prompt: str) -> Generation:
         """Answer one prompt.
 
@@ -41,13 +51,20 @@ class ChatModelSource:
         Returns:
             The text of the reply and the token usage the model reported.
         """
-        message = await self.model.ainvoke([HumanMessage(content=prompt)])
-        usage: Mapping[str, Any] = getattr(message, "usage_metadata", None) or {}
-        return Generation(
-            text=message.text,
-            input_tokens=usage.get("input_tokens"),
-            output_tokens=usage.get("output_tokens"),
-        )
+        return _generation(await self.model.ainvoke([HumanMessage(content=prompt)]))
+
+    def generate_sync(self, prompt: str) -> Generation:
+        """Answer one prompt with the model's blocking API (see :attr:`native_async`)."""
+        return _generation(self.model.invoke([HumanMessage(content=prompt)]))
+
+
+def _generation(message: BaseMessage) -> Generation:
+    usage: Mapping[str, Any] = getattr(message, "usage_metadata", None) or {}
+    return Generation(
+        text=message.text,
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+    )
 
 
 def init_chat_model_source(spec: str, settings: Mapping[str, Any]) -> ChatModelSource:

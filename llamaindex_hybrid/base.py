@@ -94,10 +94,13 @@ class HybridLLM(FunctionCallingLLM):
     tools its own way). ``metadata.is_function_calling_model`` is True only when both models
     are function-calling; when only the large one is, tool calls go to it.
 
-    Reliability: when the small model raises (before its first streamed chunk, for streams)
-    the large model answers, with ``fallback=True`` and the error in ``reason``; when the
-    router raises, the large model answers the same way. Inner models format prompts with
-    their own templates: ``formatted`` is accepted and not passed on.
+    Reliability: when the small model raises the large model answers, with ``fallback=True``
+    and the error in ``reason``; when the router raises, the large model answers the same
+    way. Streams fall back while nothing of the small model's answer has reached the caller,
+    that is when it fails before its first chunk; after that the error is raised (chunks
+    already delivered cannot be taken back). A call that raises is counted in
+    ``stats.failed``, never as an answer; a stream is counted once it has ended. Inner models
+    format prompts with their own templates: ``formatted`` is accepted and not passed on.
 
     Args:
         small: The cheap LlamaIndex LLM.
@@ -308,7 +311,10 @@ class HybridLLM(FunctionCallingLLM):
         calls = self._routed_calls()
         routed = await calls.adecide(self._chat_routing(messages, tools))
         response: ChatResponse = await calls.acall(
-            routed, chat_invoker("achat", messages, tools, kwargs)
+            routed,
+            "achat",
+            chat_invoker("achat", messages, tools, kwargs),
+            chat_invoker("chat", messages, tools, kwargs),
         )
         return response
 
@@ -321,7 +327,10 @@ class HybridLLM(FunctionCallingLLM):
         calls = self._routed_calls()
         routed = await calls.adecide(self._chat_routing(messages, tools))
         chunks: ChatResponseAsyncGen = calls.astream(
-            routed, chat_invoker("astream_chat", messages, tools, kwargs)
+            routed,
+            "astream_chat",
+            chat_invoker("astream_chat", messages, tools, kwargs),
+            chat_invoker("stream_chat", messages, tools, kwargs),
         )
         return chunks
 
@@ -348,7 +357,12 @@ class HybridLLM(FunctionCallingLLM):
         """Complete a prompt asynchronously with the model the router picks for it."""
         calls = self._routed_calls()
         routed = await calls.adecide(prompt_routing_input(prompt))
-        return await calls.acall(routed, lambda model: model.acomplete(prompt, **kwargs))
+        return await calls.acall(
+            routed,
+            "acomplete",
+            lambda model: model.acomplete(prompt, **kwargs),
+            lambda model: model.complete(prompt, **kwargs),
+        )
 
     @llm_completion_callback()
     async def astream_complete(
@@ -357,7 +371,12 @@ class HybridLLM(FunctionCallingLLM):
         """Stream a completion asynchronously from the model the router picks for the prompt."""
         calls = self._routed_calls()
         routed = await calls.adecide(prompt_routing_input(prompt))
-        return calls.astream(routed, lambda model: model.astream_complete(prompt, **kwargs))
+        return calls.astream(
+            routed,
+            "astream_complete",
+            lambda model: model.astream_complete(prompt, **kwargs),
+            lambda model: model.stream_complete(prompt, **kwargs),
+        )
 
     # -- tool calling (see llamaindex_hybrid._tools) -------------------------------------
 

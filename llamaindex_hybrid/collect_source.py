@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-from llama_index.core.llms import LLM, ChatMessage, MessageRole
+from llama_index.core.llms import LLM, ChatMessage, ChatResponse, MessageRole
 
 from llamaindex_hybrid._responses import token_usage
+from llamaindex_hybrid._routed_calls import runs_sync_only
 from shared_router.errors import ModelTypeError
 from shared_router.pipeline.sources import Generation
 
@@ -38,10 +39,27 @@ class LlamaIndexSource:
             The text of the reply and the token usage, where the integration reports it (see
             :func:`llamaindex_hybrid._responses.token_usage`).
         """
-        response = await self.llm.achat([ChatMessage(role=MessageRole.USER, content=prompt)])
-        input_tokens, output_tokens = token_usage(response)
-        return Generation(
-            text=response.message.content or "",
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
+        return _generation(await self.llm.achat(_messages(prompt)))
+
+    @property
+    def native_async(self) -> bool:
+        """Whether ``achat`` is the LLM's own; a ``CustomLLM``'s runs ``chat`` on the event loop,
+        so the pipeline calls :meth:`generate_sync` on the model's own threads instead."""
+        return not runs_sync_only(self.llm, "achat")
+
+    def generate_sync(self, prompt: str) -> Generation:
+        """Answer one prompt with the LLM's blocking ``chat`` (see :attr:`native_async`)."""
+        return _generation(self.llm.chat(_messages(prompt)))
+
+
+def _messages(prompt: str) -> list[ChatMessage]:
+    return [ChatMessage(role=MessageRole.USER, content=prompt)]
+
+
+def _generation(response: ChatResponse) -> Generation:
+    input_tokens, output_tokens = token_usage(response)
+    return Generation(
+        text=response.message.content or "",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )

@@ -29,10 +29,17 @@ __all__ = ["PairData", "load_pair", "model_names", "read_jsonl"]
 PathLike = str | Path
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of a gzip file."""
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield every JSON object of a JSONL file with its 1-based line number.
 
-    Blank lines are skipped.
+    The file must be UTF-8 text (a leading byte order mark is skipped); lines end with
+    ``\n``, ``\r\n`` or ``\r``. Blank lines are skipped.
 
     Args:
         path: The JSONL file.
@@ -41,32 +48,74 @@ def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
         ``(line_number, object)`` pairs.
 
     Raises:
-        DataError: If the file does not exist, a line is not valid JSON, or a line is not a
-            JSON object; the error names the file and the line.
+        DataError: If the file does not exist, is gzip-compressed, is not UTF-8, a line is
+            not valid JSON, or a line is not a JSON object; the error names the file and the
+            line.
     """
     file = Path(path)
     if not file.is_file():
         raise DataError("file not found; pass the path of a JSONL data file", path=str(file))
-    with file.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    for number, line in _text_lines(file):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"invalid JSON ({exc.msg} at column {exc.colno}); "
+                "each line must hold one JSON object",
+                path=str(file),
+                line=number,
+            ) from exc
+        if not isinstance(obj, dict):
+            raise DataError(
+                f"expected a JSON object, got {type(obj).__name__}",
+                path=str(file),
+                line=number,
+            )
+        yield number, obj
+
+
+def _text_lines(file: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a UTF-8 text file with their 1-based numbers, decoded one by one.
+
+    Raises:
+        DataError: Naming the file (and line) when it is gzip-compressed or not UTF-8.
+    """
+    number = 0
+    with file.open("rb") as handle:
+        if handle.read(2) == GZIP_MAGIC:
+            raise DataError(
+                "this is a gzip-compressed file, not JSONL text; decompress it first "
+                f"(for example: gzip -dc {file} > data.jsonl) and pass the decompressed file",
+                path=str(file),
+                line=1,
+            )
+        handle.seek(0)
+        for raw in handle:
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"invalid JSON ({exc.msg} at column {exc.colno}); "
-                    "each line must hold one JSON object",
-                    path=str(file),
-                    line=number,
-                ) from exc
-            if not isinstance(obj, dict):
-                raise DataError(
-                    f"expected a JSON object, got {type(obj).__name__}",
-                    path=str(file),
-                    line=number,
-                )
-            yield number, obj
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(file, raw, exc, number) from None
+            if number == 0:
+                text = text.removeprefix("\ufeff")
+            for piece in text.removesuffix("\n").removesuffix("\r").split("\r"):
+                number += 1
+                yield number, piece
+
+
+def _not_utf8(file: Path, raw: bytes, exc: UnicodeDecodeError, before: int) -> DataError:
+    """The error for a line of ``file`` that does not decode as UTF-8."""
+    line_start = raw.rfind(b"\r", 0, exc.start) + 1
+    utf16 = before == 0 and raw[:2] in _UTF16_BOMS
+    return DataError(
+        f"not UTF-8 text{' (it looks like UTF-16)' if utf16 else ''}: byte "
+        f"0x{raw[exc.start]:02x} at column {exc.start - line_start + 1} cannot be decoded; "
+        "save the file as UTF-8 (for example: iconv -f "
+        f"{'utf-16' if utf16 else 'latin1'} -t utf-8 FILE > data.jsonl)",
+        path=str(file),
+        line=before + 1 + raw.count(b"\r", 0, line_start),
+    )
 
 
 def _as_paths(path: PathLike | Sequence[PathLike]) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ __all__ = [
 ModelChoice = Literal["small", "large"]
 KnobName = Literal["max_quality_drop", "large_share", "threshold"]
 KNOB_NAMES: tuple[KnobName, ...] = ("max_quality_drop", "large_share", "threshold")
+_PLAIN_NUMBERS: frozenset[type[object]] = frozenset({int, float})
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class ModelPair:
 class QualityKnobs:
     """The test-time quality level: at most one of three knobs.
 
+    A knob is any real number (``int``, ``float``, a numpy scalar such as ``np.float32``);
+    one that is not an ``int`` or ``float`` is stored as a ``float``. ``bool`` is refused.
+
     Attributes:
         max_quality_drop: The most relative quality drop accepted versus always using the large
             model, as a fraction (0.01 is 1%). Turned into a threshold by the router's
@@ -57,8 +62,11 @@ class QualityKnobs:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise KnobError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+            if type(value) not in _PLAIN_NUMBERS:  # a numpy scalar, a Fraction, ...
+                value = _plain_float(value)
+                object.__setattr__(self, name, value)
             if not math.isfinite(float(value)):
                 raise KnobError(f"{name} must be finite, got {value!r}")
             if name == "max_quality_drop" and float(value) < 0.0:
@@ -96,6 +104,18 @@ class QualityKnobs:
     def as_dict(self) -> dict[str, float | None]:
         """Return the three knobs as a plain dict."""
         return {name: getattr(self, name) for name in KNOB_NAMES}
+
+
+def _plain_float(value: numbers.Real) -> float:
+    """A real number that is not an ``int`` or ``float`` (a numpy scalar, ...) as a float.
+
+    A float16 / float32 becomes the decimal it prints as (``np.float32(0.05)`` is 0.05, not
+    0.05000000074505806), which is the knob its caller wrote.
+    """
+    narrow = getattr(getattr(value, "dtype", None), "itemsize", 8) < 8
+    if narrow and not isinstance(value, numbers.Integral):
+        return float(str(value))
+    return float(value)
 
 
 @dataclass(frozen=True)

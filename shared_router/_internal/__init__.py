@@ -1,6 +1,9 @@
 """Layer 0: infrastructure shared by every layer; imports nothing of the package but errors.
 
 - ``atomic``: the one atomic, durable file writer (temporary file, fsync, ``os.replace``).
+- ``model_threads``: where blocking model calls run: a bounded pool of daemon threads per
+  model, hung calls written off and named (the pipeline's sources and metrics, the adapters'
+  synchronous-only inner models).
 - ``extras``: ``require_extra()``, the one gate for optional packages
   (:class:`~shared_router.errors.MissingDependencyError` naming the pip command).
 - ``progress``: the one progress bar (rich, on stderr).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -42,8 +42,12 @@ def finite_vector(
     return array
 
 
-def text_list(texts: Sequence[str], name: str, error: type[HybridLLMError]) -> list[str]:
-    """Return ``texts`` as a list, checking that it is a sequence of ``str``.
+def text_list(texts: object, name: str, error: type[HybridLLMError]) -> list[str]:
+    """Return ``texts`` as a list, checking that it holds ``str`` only.
+
+    Any iterable of ``str`` is accepted and consumed once (a generator included); a single
+    ``str``, ``bytes``, a mapping (whose keys would be taken for the texts) and anything that
+    is not iterable are refused.
 
     Args:
         texts: The texts.
@@ -51,12 +55,21 @@ def text_list(texts: Sequence[str], name: str, error: type[HybridLLMError]) -> l
         error: The error class to raise.
 
     Raises:
-        HybridLLMError: ``error``, if ``texts`` is one ``str`` or holds something else.
+        HybridLLMError: ``error``, naming what was received and how to pass texts instead.
     """
     if isinstance(texts, str):
         raise error(
             f"{name} must be a sequence of str, got one str; wrap one text in a list: [text]"
         )
+    if isinstance(texts, Mapping):
+        raise error(
+            f"{name} must be a sequence of str, got a mapping ({type(texts).__name__}), whose "
+            "keys would be scored; pass the texts as a list, for example [row['query']]"
+        )
+    if isinstance(texts, (bytes, bytearray)):
+        raise error(f"{name} must be a sequence of str, got bytes; decode them: [data.decode()]")
+    if not isinstance(texts, Iterable):
+        raise error(f"{name} must be a sequence of str, got {type(texts).__name__}")
     items = list(texts)
     for i, text in enumerate(items):
         if not isinstance(text, str):

@@ -10,7 +10,9 @@ here in the order ``hybrid-llm --help`` lists them.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -34,7 +36,11 @@ for _command in (demo, route, score, train, calibrate, evaluate, info, collect, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI, mapping library errors to a one-line message and exit code 2.
+    """Run the CLI: a bad flag or input is one ``error:`` line on stderr and exit code 2.
+
+    Usage errors (an unknown option or command, a missing or malformed value) come from
+    click, or from the copy of click that typer vendors since typer 0.2x; both are caught,
+    whatever the installed versions, and shown on one line with a pointer to ``--help``.
 
     Args:
         argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
@@ -44,18 +50,51 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(args=argv, prog_name="hybrid-llm", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
+    except _EXIT_TYPES as done:
+        sys.exit(getattr(done, "exit_code", 1))
     except (HybridLLMError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    except typer.Abort:
+    except _ABORT_TYPES:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
+    except _CLICK_ERROR_TYPES as error:
+        _usage_error(error)
 
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(EXIT_BAD_INPUT)
-        raise
+
+def _click_classes(name: str, typer_class: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """Click's class ``name`` in every copy of click in use.
+
+    typer up to 0.1x re-exports click's classes; typer 0.2x vendors its own copy of click,
+    whose classes are not click's. ``typer_class`` is a public typer class whose bases hold
+    typer's ``name``; click's own is added when click is installed.
+    """
+    found = [cls for cls in typer_class.__mro__ if cls.__name__ == name]
+    try:
+        click_class = getattr(importlib.import_module("click.exceptions"), name, None)
+    except ImportError:
+        click_class = None
+    if isinstance(click_class, type) and issubclass(click_class, BaseException):
+        found.append(click_class)
+    return tuple(dict.fromkeys(found))
+
+
+_CLICK_ERROR_TYPES = _click_classes("ClickException", typer.BadParameter)
+_ABORT_TYPES = _click_classes("Abort", typer.Abort)
+_EXIT_TYPES = _click_classes("Exit", typer.Exit)
+
+
+def _usage_error(error: BaseException) -> NoReturn:
+    """Show a click usage error as one ``error:`` line (help for no arguments); exit 2."""
+    context = getattr(error, "ctx", None)
+    format_message = getattr(error, "format_message", None)
+    message = format_message() if callable(format_message) else str(error)
+    if type(error).__name__ == "NoArgsIsHelpError":  # the message is the help, if not shown yet
+        if str(message).strip():
+            typer.echo(message, err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    line = " ".join(str(message).split()) or type(error).__name__
+    if context is not None:
+        line += f" (see '{context.command_path} --help')"
+    typer.echo(f"error: {line}", err=True)
+    sys.exit(EXIT_BAD_INPUT)

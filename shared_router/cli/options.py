@@ -7,10 +7,13 @@ become a :class:`RouterFlags`, which makes the untrained router.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
+
+from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
     from shared_router.encoders.cache import EmbeddingCache
@@ -35,6 +38,8 @@ __all__ = [
     "fail",
     "label_type",
 ]
+
+logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 
@@ -83,10 +88,20 @@ PrecisionOption = typer.Option(
 
 
 def embedding_cache(enabled: bool) -> EmbeddingCache | None:
-    """The on-disk embedding cache for ``--cache``, or None for ``--no-cache``."""
+    """The on-disk embedding cache for ``--cache``, or None for ``--no-cache``.
+
+    A cache that cannot be opened is warned about and the command goes on without one, as an
+    :class:`~shared_router.encoders.encoder.Encoder` does: a cache is never a failure.
+    """
     from shared_router.encoders.cache import EmbeddingCache
 
-    return EmbeddingCache() if enabled else None
+    if not enabled:
+        return None
+    try:
+        return EmbeddingCache()
+    except EncoderError as exc:
+        logger.warning("%s; going on without an embedding cache", exc)
+        return None
 
 
 def label_type(labels: str) -> LabelKind:

@@ -9,6 +9,7 @@ exits with code 130.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -51,7 +52,16 @@ QueryFieldOption = typer.Option("query", help="Input field holding the prompt.")
 ReferenceFieldOption = typer.Option("reference", help="Field holding the reference answer.")
 IdFieldOption = typer.Option("id", help="Input field holding the id (missing: hash of query).")
 ConcurrencyOption = typer.Option(8, min=1, help="Model requests in flight at once.")
-TimeoutOption = typer.Option(120.0, help="Seconds one request may take.")
+
+
+def _seconds(value: float) -> float:
+    """The ``--timeout`` value, checked: a finite number of seconds above 0 (not nan or inf)."""
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a finite number of seconds > 0, got {value}")
+    return value
+
+
+TimeoutOption = typer.Option(120.0, callback=_seconds, help="Seconds one request may take.")
 RetriesOption = typer.Option(3, min=0, help="Retries per request (exponential backoff, jitter).")
 SamplesOption = typer.Option(1, min=1, help="Responses per model and query.")
 MetricArgOption = typer.Option(

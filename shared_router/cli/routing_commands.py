@@ -71,9 +71,16 @@ def route(
     large_share: float | None = typer.Option(None, help="Share of calls for the large model."),
     threshold: float | None = typer.Option(None, help="Raw threshold on p (p >= t: small)."),
 ) -> None:
-    """Route texts and print one JSON decision per line."""
+    """Route texts and print one JSON decision per line.
+
+    A text whose bytes were not UTF-8 (the shell passes them on as lone surrogates) is routed
+    with each such character replaced by U+FFFD, the library's policy for unencodable text
+    (:func:`~shared_router._internal.validation.encodable_text`); the printed ``"text"`` is
+    the text that was routed.
+    """
     import json
 
+    from shared_router._internal.validation import encodable_text
     from shared_router.routing.router import Router
     from shared_router.types import QualityKnobs
 
@@ -82,7 +89,8 @@ def route(
         QualityKnobs(max_quality_drop, large_share, threshold).set_knobs()
         or loaded.default_knobs.set_knobs()
     )
-    for text, decision in zip(texts, loaded.route_batch(texts, **knobs), strict=True):
+    routed = [encodable_text(text) for text in texts]
+    for text, decision in zip(routed, loaded.route_batch(routed, **knobs), strict=True):
         typer.echo(json.dumps({"text": text, **decision.as_dict()}))
 
 

@@ -6,8 +6,10 @@
 - ``folders``: what an encoder name stands for; folder fingerprints.
 - ``bert_folder``: a BERT sentence-transformers folder read into numpy (config, weights,
   tokenizer, int8 quantisation).
+- ``clipping``: the head + tail clipping of long texts, without tokenizing them whole.
 - ``bert_numpy``: the MiniLM forward pass in numpy (the reference of the int8 function).
 - ``bert_onnx``: the same function on ONNX Runtime (the fast path).
+- ``onnx_cache``: the on-disk cache of built ONNX graphs, checked before a graph is used.
 - ``torch_backend``: sentence-transformers, any model (the ``train`` extra).
 
 May import: layer 0 (``errors``, ``types``, ``_internal``) and ``data``; never ``model`` or

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
+from shared_router._internal.validation import encodable_text
 from shared_router.encoders.bert_folder import (
     POOLING_MODES,
     PRECISIONS,
@@ -47,6 +48,12 @@ from shared_router.encoders.bert_folder import (
     read_weights,
     special_ids,
 )
+from shared_router.encoders.clipping import (
+    CLIP_HEAD_SHARE,
+    clip_text_ids,
+    clip_token_ids,
+    is_long_text,
+)
 from shared_router.errors import EncoderError
 
 __all__ = [
@@ -56,10 +63,6 @@ __all__ = [
     "clip_token_ids",
     "pool_tokens",
 ]
-
-CLIP_HEAD_SHARE = 0.25
-"""Share of the word-piece budget :func:`clip_token_ids` gives to the start of a long text."""
-
 
 _GELU_BLOCK = 1 << 17  # numbers per GELU block: 512 KiB of float32, half an L2 cache
 
@@ -92,35 +95,6 @@ def check_encode_args(texts: Sequence[str], batch_size: int) -> None:
         raise EncoderError("encode takes a sequence of texts, got one str; pass [text]")
     if batch_size < 1:
         raise EncoderError(f"batch_size must be >= 1, got {batch_size}")
-
-
-def clip_token_ids(ids: Sequence[int], budget: int) -> list[int]:
-    """Clip a text's word-piece ids to ``budget`` ids, keeping its start and its end.
-
-    When ``len(ids) > budget`` the result is the first ``head = floor(budget * 0.25)`` ids
-    followed by the last ``budget - head`` ids; otherwise the ids are returned unchanged.
-    ``ids`` are content ids only: add the special tokens ([CLS] ... [SEP]) after clipping,
-    with ``budget = max_tokens - number of special tokens`` (2 for BERT).
-
-    Example: ``clip_token_ids([1, 2, 3, 4, 5, 6, 7, 8, 9], 4) == [1, 7, 8, 9]``.
-
-    Args:
-        ids: Word-piece ids of one text, without special tokens.
-        budget: How many ids to keep, >= 0.
-
-    Returns:
-        The clipped ids, a new list.
-
-    Raises:
-        EncoderError: If ``budget`` is negative.
-    """
-    if budget < 0:
-        raise EncoderError(f"token budget must be >= 0, got {budget}")
-    if len(ids) <= budget:
-        return list(ids)
-    head = int(budget * CLIP_HEAD_SHARE)
-    tail = budget - head
-    return [*ids[:head], *ids[len(ids) - tail :]]
 
 
 def pool_tokens(hidden: Array, mask: Array, modes: Sequence[str]) -> Array:
@@ -315,16 +289,18 @@ class NumpyBertEncoder:
         """The word-piece ids the model reads for a text: [CLS], clipped content, [SEP].
 
         Args:
-            text: One text.
+            text: One text; lone surrogates are read as U+FFFD
+                (:func:`~shared_router._internal.validation.encodable_text`).
 
         Returns:
             At most ``max_tokens`` ids; the content is clipped by :func:`clip_token_ids`
-            with a budget of ``max_tokens - 2``.
+            with a budget of ``max_tokens - 2``, without tokenizing all of a long text
+            (:func:`~shared_router.encoders.clipping.clip_text_ids`).
         """
-        return self._wrap(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return self._wrap(clip_text_ids(self._content_ids, text, self._budget))
 
     def token_ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """:meth:`token_ids` of several texts, tokenized in one (parallel) call.
+        """:meth:`token_ids` of several texts, the short ones tokenized in one parallel call.
 
         Args:
             texts: The texts.
@@ -332,8 +308,21 @@ class NumpyBertEncoder:
         Returns:
             One id list per text, in order.
         """
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [self._wrap(encoding.ids) for encoding in encodings]
+        short = [i for i, text in enumerate(texts) if not is_long_text(text, self._budget)]
+        encodings = self._tokenizer.encode_batch(
+            [encodable_text(texts[i]) for i in short], add_special_tokens=False
+        )
+        out = {i: self._wrap(encoding.ids) for i, encoding in zip(short, encodings, strict=True)}
+        return [out[i] if i in out else self.token_ids(text) for i, text in enumerate(texts)]
+
+    @property
+    def _budget(self) -> int:
+        return self.max_tokens - 2
+
+    def _content_ids(self, text: str) -> list[int]:
+        """A text's content ids; lone surrogates (one character each) are read as U+FFFD."""
+        ids: list[int] = self._tokenizer.encode(encodable_text(text), add_special_tokens=False).ids
+        return ids
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Array:
         """Embed texts.
@@ -369,7 +358,7 @@ class NumpyBertEncoder:
         return out
 
     def _wrap(self, content: Sequence[int]) -> list[int]:
-        return [self._cls_id, *clip_token_ids(content, self.max_tokens - 2), self._sep_id]
+        return [self._cls_id, *clip_token_ids(content, self._budget), self._sep_id]
 
     def _forward(self, batch: Sequence[Sequence[int]]) -> Array:
         """Run the model on id lists of possibly different lengths; returns pooled vectors."""

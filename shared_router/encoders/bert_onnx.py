@@ -37,9 +37,7 @@ by :func:`int8_kernel_is_exact`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,10 +45,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_router._internal.atomic import write_bytes_atomic
 from shared_router._internal.extras import require_extra
 from shared_router.encoders.bert_folder import LayerWeights, Precision
 from shared_router.encoders.bert_numpy import NumpyBertEncoder, check_encode_args
+from shared_router.encoders.onnx_cache import (
+    graph_path,
+    probe_problem,
+    read_graph,
+    warn_once,
+    write_graph,
+)
 from shared_router.errors import EncoderError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -72,7 +76,9 @@ OPSET = 17
 """The ONNX opset of the graphs (17: the first with ``LayerNormalization``)."""
 
 _IR_VERSION = 8  # the IR version of opset 17
-_GRAPH_VERSION = 1  # bump when build_model changes: cached graphs of older versions are ignored
+# Bump when build_model or the cache's files change: cached graphs of older versions are
+# ignored. 2: a sidecar records each graph's sha256.
+_GRAPH_VERSION = 2
 _UINT8_MAX = 255
 _INPUT = "input_ids"
 _OUTPUT = "last_hidden_state"
@@ -320,7 +326,10 @@ class OnnxBertEncoder:
         threads: ONNX Runtime intra-op threads; None takes min(2, CPU count).
         cache_dir: A folder to keep the built ONNX model in, keyed by the weights'
             fingerprint and precision (``cache_key``), so the next process reads it instead
-            of building it; None builds it every time.
+            of building it; None builds it every time. A cached graph is used only if its
+            bytes match the sha256 recorded when it was written and a probe text gives the
+            numpy reference's vector (:mod:`~shared_router.encoders.onnx_cache`); else it
+            is rebuilt and rewritten, with a warning.
         cache_key: What identifies the weights (for example a sha256 of the model folder);
             needed with ``cache_dir``.
 
@@ -339,6 +348,7 @@ class OnnxBertEncoder:
         if threads is not None and threads < 1:
             raise EncoderError(f"threads must be >= 1 or None, got {threads}")
         self._numpy = encoder
+        self._hidden_size = int(encoder._spec.config["hidden_size"])
         self.threads = threads or min(2, os.cpu_count() or 1)
         if encoder.precision == "int8" and not int8_kernel_is_exact():
             raise EncoderError(
@@ -346,14 +356,14 @@ class OnnxBertEncoder:
                 "saturates 16-bit pairs), so it would not compute the int8 encoder's function; "
                 "use backend='numpy' (or 'auto', which picks it) for precision='int8'"
             )
-        cached = self._cache_path(cache_dir, cache_key)
-        data = _read(cached)
-        session = None if data is None else self._session_or_none(data)
-        if session is None:  # not cached, or an unreadable cached file: build it
+        cached = graph_path(
+            cache_dir, cache_key, encoder.precision, opset=OPSET, version=_GRAPH_VERSION
+        )
+        session = self._verified_session(cached)
+        if session is None:  # not cached, or a cached graph that failed a check: build it
             data = bytes(build_model(encoder).SerializeToString())
             session = self._session_or_none(data, raise_error=True)
-            if cached is not None:
-                _write_atomically(cached, data)
+            write_graph(cached, data)
         self._session: onnxruntime.InferenceSession = session
 
     @classmethod
@@ -424,7 +434,8 @@ class OnnxBertEncoder:
             float32 array of shape (len(texts), dim), in the order of ``texts``.
 
         Raises:
-            EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1.
+            EncoderError: If ``texts`` is a ``str`` or ``batch_size`` < 1, or ONNX Runtime
+                fails (its own errors are turned into this one).
         """
         check_encode_args(texts, batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -436,18 +447,46 @@ class OnnxBertEncoder:
             else self._numpy.token_ids_batch(texts)
         )
         for row, seq in enumerate(ids):
-            feed = {_INPUT: np.asarray(seq, dtype=np.int64)[None, :]}
-            (hidden,) = self._session.run([_OUTPUT], feed)
-            out[row] = self._numpy.pool(hidden, np.ones((1, len(seq)), dtype=np.float32))[0]
+            out[row] = self._run(seq)
         return out
 
-    def _cache_path(self, cache_dir: str | Path | None, cache_key: str | None) -> Path | None:
-        if cache_dir is None or cache_key is None:
+    def _run(
+        self, seq: Sequence[int], session: onnxruntime.InferenceSession | None = None
+    ) -> np.ndarray:
+        """The sentence vector of one id list; any ONNX Runtime failure is an EncoderError."""
+        runner = self._session if session is None else session
+        try:
+            (hidden,) = runner.run([_OUTPUT], {_INPUT: np.asarray(seq, dtype=np.int64)[None, :]})
+            hidden = np.asarray(hidden, dtype=np.float32)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EncoderError(
+                f"ONNX Runtime failed on the {self.precision} graph of {str(self.path)!r}: "
+                f"{type(exc).__name__}: {exc}; use backend='numpy'"
+            ) from exc
+        expected = (1, len(seq), self._hidden_size)
+        if hidden.shape != expected:
+            raise EncoderError(
+                f"the {self.precision} ONNX graph of {str(self.path)!r} returned shape "
+                f"{hidden.shape}, expected {expected}; use backend='numpy'"
+            )
+        pooled = self._numpy.pool(hidden, np.ones((1, len(seq)), dtype=np.float32))
+        return np.asarray(pooled[0])
+
+    def _verified_session(self, cached: Path | None) -> onnxruntime.InferenceSession | None:
+        """A session on the cached graph if it passes both checks (see ``onnx_cache``)."""
+        data = read_graph(cached)
+        if cached is None or data is None:
             return None
-        precision = self._numpy.precision
-        key = f"{cache_key}|{precision}|opset={OPSET}|graph={_GRAPH_VERSION}"
-        name = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return Path(cache_dir).expanduser() / f"bert-{precision}-{name}.onnx"
+        session = self._session_or_none(data)
+        problem = (
+            "does not load in ONNX Runtime"
+            if session is None
+            else probe_problem(self._numpy, lambda ids: self._run(ids, session))
+        )
+        if problem is not None:
+            warn_once(cached, problem)
+            return None
+        return session
 
     def _session_or_none(
         self, data: bytes, *, raise_error: bool = False
@@ -482,18 +521,3 @@ class OnnxBertEncoder:
             f"OnnxBertEncoder({str(self.path)!r}, precision={self.precision!r}, "
             f"max_tokens={self.max_tokens}, threads={self.threads})"
         )
-
-
-def _read(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write the graph cache atomically; a failure only skips the cache."""
-    with contextlib.suppress(OSError):  # an unwritable cache costs the next process a build
-        write_bytes_atomic(path, data)

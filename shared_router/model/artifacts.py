@@ -102,8 +102,9 @@ def save_router_folder(
         The folder.
 
     Raises:
-        ArtifactError: When the config is invalid, disagrees with the head, or the folder
-            cannot be written.
+        ArtifactError: When the config is invalid, disagrees with the head, the folder
+            cannot be written, or one of its files (or ``encoder/``) is a symbolic link that
+            points out of the folder (a save never writes through such a link).
     """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
@@ -126,12 +127,13 @@ def save_router_folder(
             encoder["path"] = ENCODER_DIR
     check_config(full, folder / CONFIG_FILE)
     check_head_weights(full, head.state_dict(), folder / WEIGHTS_FILE)
+    _refuse_outside_links(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if encoder_dir is not None:
             _copy_encoder(Path(encoder_dir), folder / ENCODER_DIR)
-        elif (folder / ENCODER_DIR).is_dir():
-            shutil.rmtree(folder / ENCODER_DIR)
+        else:
+            _remove(folder / ENCODER_DIR)
         _write_weights(folder / WEIGHTS_FILE, head)
         cal = calibration.to_dict() if calibration is not None else None
         write_text_atomic(folder / CALIBRATION_FILE, json.dumps(cal, indent=1) + "\n")
@@ -240,11 +242,43 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ArtifactError(f"{path}: not a readable safetensors file: {exc}") from exc
 
 
+def _refuse_outside_links(folder: Path) -> None:
+    """Refuse a router folder whose files or ``encoder/`` are links out of the folder.
+
+    Every file is written to a fresh temporary name and renamed over the old one, which
+    replaces a link rather than follow it; a link out of the folder is refused anyway, so
+    that a save never touches or keeps anything outside the folder.
+
+    Raises:
+        ArtifactError: Naming the link and where it points.
+    """
+    if not folder.is_dir():
+        return
+    inside = folder.resolve()
+    for name in (CONFIG_FILE, WEIGHTS_FILE, CALIBRATION_FILE, CARD_FILE, ENCODER_DIR):
+        entry = folder / name
+        if not entry.is_symlink():
+            continue
+        target = entry.resolve()
+        if inside not in target.parents:
+            raise ArtifactError(
+                f"cannot save a router into {str(folder)!r}: {name} is a symbolic link to "
+                f"{str(target)!r}, outside the folder; remove the link, or save to a new folder"
+            )
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder tree; nothing if absent."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 def _copy_encoder(source: Path, target: Path) -> None:
     if not source.is_dir():
         raise ArtifactError(f"fine-tuned encoder folder {str(source)!r} does not exist")
-    if target.exists() and target.resolve() == source.resolve():
+    if not target.is_symlink() and target.exists() and target.resolve() == source.resolve():
         return
-    if target.exists():
-        shutil.rmtree(target)
+    _remove(target)  # a link is removed, not what it points to
     shutil.copytree(source, target)

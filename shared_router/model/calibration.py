@@ -106,10 +106,38 @@ class CalibrationTable:
             )
         if self.score_quantiles.size < 2 or np.any(np.diff(self.score_quantiles) < 0):
             raise CalibrationError("score_quantiles must hold at least two ascending values")
+        self._check_ends()
         if not 0.0 < self.confidence < 1.0:
             raise CalibrationError(f"confidence must lie in (0, 1), got {self.confidence!r}")
         if self.n < 1:
             raise CalibrationError(f"n must be a positive number of queries, got {self.n!r}")
+
+    def _check_ends(self) -> None:
+        """Check what routing relies on: an all-large last threshold and a monotone bound.
+
+        Raises:
+            CalibrationError: Naming the broken invariant.
+        """
+        top = max(1.0, float(self.score_quantiles[-1]))
+        if not self.thresholds[-1] > top:
+            raise CalibrationError(
+                f"the last threshold must lie above every score (above {top!r}) so that it "
+                f"sends everything large, got {float(self.thresholds[-1])!r}"
+            )
+        inner = self.thresholds[:-1]
+        low, high = self.score_quantiles[0], self.score_quantiles[-1]
+        if inner.size and (inner[0] < low - _TOLERANCE or inner[-1] > high + _TOLERANCE):
+            raise CalibrationError(
+                "every threshold but the last must be a calibration score, within "
+                f"score_quantiles [{float(low)!r}, {float(high)!r}]"
+            )
+        if abs(self.quality_drop[-1]) > _TOLERANCE or abs(self.drop_upper[-1]) > _TOLERANCE:
+            raise CalibrationError(
+                "quality_drop and drop_upper must be 0 at the last (all-large) threshold, got "
+                f"{float(self.quality_drop[-1])!r} and {float(self.drop_upper[-1])!r}"
+            )
+        if np.any(np.diff(self.drop_upper) > _TOLERANCE):
+            raise CalibrationError("drop_upper must not increase with the threshold")
 
     @classmethod
     def from_scores(
@@ -244,9 +272,14 @@ class CalibrationTable:
     def from_dict(cls, d: Mapping[str, Any]) -> CalibrationTable:
         """Read a table written by :meth:`to_dict`.
 
+        The table's invariants are checked as for a table built in memory, so that a table
+        edited by hand cannot route against its own numbers (for example a last threshold
+        that lets ``large_share=1.0`` send a query small).
+
         Raises:
             CalibrationError: If ``d`` is not such a dict: wrong format tag, a missing or
-                mistyped field, arrays of unequal length or out of order.
+                mistyped field, arrays of unequal length or out of order, or a table that
+                breaks an invariant of :class:`CalibrationTable`.
         """
         if not isinstance(d, Mapping):
             raise CalibrationError(f"a calibration table must be a dict, got {type(d).__name__}")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from shared_router.encoders.bert_folder import PRECISIONS
+from shared_router.encoders.folders import parse_identity
 from shared_router.errors import ArtifactError
 
 __all__ = ["FORMAT_VERSION", "check_config", "check_head_weights"]
@@ -76,6 +77,12 @@ def _encoder_problems(encoder: Any) -> list[str]:
         problems.append("'encoder.max_tokens' must be an integer >= 3")
     if "path" in encoder and not isinstance(encoder["path"], str):
         problems.append("'encoder.path' must be a string (a sub-folder) when present")
+    identity = encoder.get("identity")
+    if identity is not None and not (isinstance(identity, str) and parse_identity(identity)):
+        problems.append(
+            "'encoder.identity' must be '<name>|sha256:<16 hex>|max_tokens=<n>' (then '|int8' "
+            f"at int8) when present, got {identity!r}"
+        )
     if encoder.get("precision", "fp32") not in PRECISIONS:
         problems.append(
             f"'encoder.precision' must be 'fp32' or 'int8' when present (absent means "

@@ -2,13 +2,18 @@
 
 Modules:
 
-- ``sources``: model SPECs, the response-source protocol, retries with backoff, and the
-  adapters' collect-time plugins (the core's one edge to ``langchain_hybrid`` and
-  ``llamaindex_hybrid``, imported by name only when a SPEC needs them);
+- ``sources``: model SPECs and the adapters' collect-time plugins (the core's one edge to
+  ``langchain_hybrid`` and ``llamaindex_hybrid``, imported by name only when a SPEC needs
+  them); it re-exports ``model_calls``;
+- ``model_calls``: the response-source protocol and one robust call (timeout, retries with
+  backoff, blocking calls on the model's own threads);
+- ``model_threads``: the bounded daemon-thread pool of each model, hung calls written off
+  and counted, never the event loop's default executor;
 - ``settings``: ``EngineSettings`` (local or Ray, requests in flight, retries, progress) and
   ``InputFields`` (query, reference and id field names), passed down unchanged;
 - ``journal``: the crash-safe append-only journal and atomic JSONL output;
 - ``ray_engine``: runs batches of work on a pool of Ray actors;
+- ``queries``: collect's query file (rows, ids, splits, unencodable text repaired);
 - ``collect``: sampled responses of several models to a query file, resumably;
 - ``judge``: the scoring stage, ``judge_file``: a quality score for every response;
 - ``quality_base``: what an answer-quality metric is (``QualityMetric``, ``ScoreItem``,

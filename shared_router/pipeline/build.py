@@ -30,9 +30,10 @@ from shared_router.data import PairData, load_pair
 from shared_router.errors import TrainingError
 from shared_router.evaluation.plots import plot_curves
 from shared_router.evaluation.report import evaluate_scores
-from shared_router.pipeline.collect import SPLITS, CollectSummary, collect
+from shared_router.pipeline.collect import CollectSummary, collect
 from shared_router.pipeline.judge import JudgeSummary, judge_file
 from shared_router.pipeline.quality_metrics import MetricSpec
+from shared_router.pipeline.queries import SPLITS
 from shared_router.pipeline.settings import (
     DEFAULT_ENGINE,
     DEFAULT_FIELDS,

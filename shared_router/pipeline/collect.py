@@ -20,13 +20,19 @@ as it is) plus, per model name::
 
 ``responses`` holds the successful samples in sample order; ``errors`` the samples that have
 none yet (a rerun retries them).
+
+Blocking model calls run on each model's own threads, never on the event loop's default
+executor (see :mod:`shared_router._internal.model_threads`): a call still blocked after its
+timeout is abandoned and its thread written off as hung, named in the request's error and in
+:attr:`CollectSummary.hung`, and logged; the other requests go on, and ``collect`` returns
+without waiting for hung threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +40,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from shared_router._internal.model_threads import LoopExecutor, ModelThreads
 from shared_router._internal.progress import ProgressBar
-from shared_router.data import read_jsonl
-from shared_router.errors import ConfigurationError, DataError
+from shared_router._internal.validation import encodable_text
+from shared_router.errors import ConfigurationError
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.queries import (  # re-exported: collect's own names before
+    QueryRow,
+    read_queries,
+    split_for_id,
+    stable_id,
+)
+from shared_router.pipeline.queries import text_digest as _digest
 from shared_router.pipeline.ray_engine import run_on_ray
 from shared_router.pipeline.settings import (
     DEFAULT_ENGINE,
@@ -67,130 +81,7 @@ __all__ = [
 Record = dict[str, Any]
 _Key = tuple[str, str, int, str]
 
-
-def stable_id(query: str) -> str:
-    """A stable id for a query that has none: ``"q-"`` and 16 hex digits of its sha256."""
-    return "q-" + _digest(query)
-
-
-SPLITS = (("train", 80), ("val", 90), ("test", 100))
-"""Split names with the cumulative share (in %) of the id-hash buckets they take."""
-
-
-def split_for_id(row_id: str) -> str:
-    """The split of a row by a hash of its id: 80% ``train``, 10% ``val``, 10% ``test``."""
-    bucket = int(hashlib.sha256(row_id.encode("utf-8")).hexdigest()[:8], 16) % 100
-    return next(name for name, upper in SPLITS if bucket < upper)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class QueryRow:
-    """One input query.
-
-    Attributes:
-        id: The query id (as a string; the row keeps the original value).
-        query: The prompt.
-        row: The output row without collected results: ``id``, ``query``, ``reference``
-            (when present), ``split`` and every other input field, including any ``models``
-            already there.
-        line: The input line number.
-    """
-
-    id: str
-    query: str
-    row: Mapping[str, Any]
-    line: int
-
-
-def read_queries(path: str | Path, *, fields: InputFields = DEFAULT_FIELDS) -> list[QueryRow]:
-    """Read a JSONL file of queries.
-
-    Rows without an id get :func:`stable_id`; rows without a ``split`` get
-    :func:`split_for_id`.
-
-    Args:
-        path: One JSON object per line.
-        fields: The fields holding the prompt, the reference answer and the id.
-
-    Returns:
-        The queries in file order.
-
-    Raises:
-        DataError: If the file is missing or empty, a line is malformed, a query is missing
-            or blank, or two rows have the same id (file and line named).
-    """
-    rows: list[QueryRow] = []
-    seen: dict[str, int] = {}
-    for line, obj in read_jsonl(path):
-        query, raw_id = _query_and_id(obj, fields, path, line)
-        key = str(raw_id)
-        if key in seen:
-            raise DataError(
-                f"id {key!r} also on line {seen[key]}; ids must be unique (rows without an id "
-                "get a hash of the query, so identical queries collide: drop duplicates)",
-                path=str(path),
-                line=line,
-            )
-        seen[key] = line
-        row = _contract_row(obj, {"id": raw_id, "query": query}, fields, path, line)
-        row.setdefault("split", split_for_id(key))
-        rows.append(QueryRow(id=key, query=query, row=row, line=line))
-    if not rows:
-        raise DataError("no queries in the file; give one JSON object per line", path=str(path))
-    return rows
-
-
-def _query_and_id(
-    obj: Mapping[str, Any], fields: InputFields, path: str | Path, line: int
-) -> tuple[str, str | int]:
-    """The prompt of an input line and its id (a hash of the prompt where it has none)."""
-    query = obj.get(fields.query)
-    if not isinstance(query, str) or not query.strip():
-        raise DataError(
-            f"field {fields.query!r} must be a non-empty string, got {query!r:.80}; "
-            "choose the field with --query-field",
-            path=str(path),
-            line=line,
-        )
-    raw_id = obj.get(fields.id)
-    if raw_id is None:
-        return query, stable_id(query)
-    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-        raise DataError(
-            f"field {fields.id!r} must be a string or an integer, got {raw_id!r}",
-            path=str(path),
-            line=line,
-        )
-    return query, raw_id
-
-
-def _contract_row(
-    obj: Mapping[str, Any], row: dict[str, Any], fields: InputFields, path: str | Path, line: int
-) -> dict[str, Any]:
-    """``row`` (id and query) with the reference and every other field of the input line."""
-    if obj.get(fields.reference) is not None:
-        row["reference"] = obj[fields.reference]
-    for name, value in obj.items():
-        if name in (fields.query, fields.reference, fields.id):
-            continue
-        if name in row:
-            raise DataError(
-                f"field {name!r} clashes with the renamed {name!r} field; rename one of them",
-                path=str(path),
-                line=line,
-            )
-        row[name] = value
-    if not isinstance(row.get("models", {}), dict):
-        raise DataError(
-            f"'models' must be an object of model name -> result, got {row['models']!r:.60}",
-            path=str(path),
-            line=line,
-        )
-    return row
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -208,6 +99,9 @@ class RequestRunner:
 
     The loop lives as long as the runner, so clients that bind to a loop (HTTP connection
     pools) can be reused across batches. Used by the local engine and by each Ray worker.
+    Each model gets its own :class:`~shared_router._internal.model_threads.ModelThreads` of
+    ``concurrency`` threads for blocking calls, also serving as the loop's default executor
+    for that model's calls; :meth:`close` never waits for a hung one.
 
     Args:
         specs: Model name -> SPEC.
@@ -223,7 +117,9 @@ class RequestRunner:
         self.sources: dict[str, ResponseSource] = {
             name: spec.resolve() for name, spec in specs.items()
         }
+        self.threads = {name: ModelThreads(name, concurrency) for name in self.sources}
         self._loop = asyncio.new_event_loop()
+        self._loop.set_default_executor(LoopExecutor(ModelThreads("collect loop", concurrency)))
         self._rng = random.Random()
 
     def run(self, jobs: Sequence[RequestJob], on_record: Callable[[Record], None]) -> None:
@@ -242,7 +138,10 @@ class RequestRunner:
         return records
 
     def close(self) -> None:
-        """Cancel whatever is still running (after an interrupt) and close the loop."""
+        """Cancel whatever is still running (after an interrupt) and close the loop.
+
+        Blocking calls still running are not waited for: their threads are daemon threads.
+        """
         loop = self._loop
         try:
             pending = asyncio.all_tasks(loop)
@@ -257,9 +156,10 @@ class RequestRunner:
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved: asyncio logs no "never retrieved" warning
             loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
-            loop.close()
+            for threads in self.threads.values():
+                threads.shutdown(wait=False)
+            loop.close()  # shuts the default executor down without waiting
 
     async def _run(self, jobs: Sequence[RequestJob], on_record: Callable[[Record], None]) -> None:
         queue = iter(jobs)
@@ -267,7 +167,11 @@ class RequestRunner:
         async def worker() -> None:
             for job in queue:
                 outcome = await generate_with_retries(
-                    self.sources[job.model], job.prompt, self.policy, self._rng
+                    self.sources[job.model],
+                    job.prompt,
+                    self.policy,
+                    self._rng,
+                    threads=self.threads[job.model],
                 )
                 on_record(_record(job, outcome))
 
@@ -282,6 +186,8 @@ def _record(job: RequestJob, outcome: TimedGeneration) -> Record:
         "prompt_sha": _digest(job.prompt),
         "attempts": outcome.attempts,
     }
+    if outcome.hung:
+        record["hung"] = list(outcome.hung)
     if outcome.generation is None:
         record["error"] = outcome.error
         return record
@@ -300,9 +206,12 @@ class _Results:
 
     done: dict[_Key, Record] = field(default_factory=dict)
     failed: dict[_Key, Record] = field(default_factory=dict)
+    hung: dict[_Key, Record] = field(default_factory=dict)
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, *, new: bool = False) -> None:
         key = (str(record["id"]), str(record["model"]), int(record["sample"]), record["prompt_sha"])
+        if new and record.get("hung"):
+            self.hung[key] = record
         if "text" in record:
             self.done.setdefault(key, record)
         else:
@@ -321,6 +230,9 @@ class CollectSummary:
         skipped: Requests already done by an earlier run.
         completed: Requests answered in this run.
         errors: Requests without a response after this run (a rerun retries them).
+        hung: Requests of this run with a try that timed out while its blocking call went
+            on (the thread is abandoned, not waited for), in input order; their records
+            name the threads.
     """
 
     output: Path
@@ -330,6 +242,7 @@ class CollectSummary:
     skipped: int
     completed: int
     errors: int
+    hung: tuple[RequestJob, ...] = ()
 
 
 def collect(
@@ -368,7 +281,10 @@ def collect(
         raise ConfigurationError("no models given; name at least one SPEC")
     if samples < 1:
         raise ConfigurationError(f"samples must be >= 1, got {samples}")
-    specs = {name: SourceSpec(s) if isinstance(s, str) else s for name, s in models.items()}
+    specs = {
+        encodable_text(name): SourceSpec(s) if isinstance(s, str) else s
+        for name, s in models.items()
+    }
     rows = read_queries(queries, fields=fields)
     journal_path = Path(journal) if journal is not None else Path(str(output) + ".journal")
     runner = (
@@ -397,6 +313,11 @@ def collect(
     write_jsonl_atomic(output, out_rows)
     total = len(rows) * len(specs) * samples
     answered = sum(len(row["models"][name]["responses"]) for row in out_rows for name in specs)
+    hung = tuple(
+        job for job in jobs if (job.id, job.model, job.sample, _digest(job.prompt)) in results.hung
+    )
+    if hung:
+        _warn_hung(hung)
     return CollectSummary(
         output=Path(output),
         journal=journal_path,
@@ -405,6 +326,20 @@ def collect(
         skipped=total - len(jobs),
         completed=answered - (total - len(jobs)),
         errors=total - answered,
+        hung=hung,
+    )
+
+
+def _warn_hung(hung: Sequence[RequestJob]) -> None:
+    shown = ", ".join(f"{job.id} ({job.model}, sample {job.sample})" for job in hung[:10])
+    more = f" and {len(hung) - 10} more" if len(hung) > 10 else ""
+    logger.warning(
+        "%d requests timed out while their model call went on blocking its thread: %s%s. "
+        "The threads were abandoned (the run did not wait for them); check those models "
+        "(a client without its own timeout?), then rerun to retry what failed",
+        len(hung),
+        shown,
+        more,
     )
 
 
@@ -421,7 +356,7 @@ def _run_requests(
 
         def on_record(record: Record) -> None:
             log.append(record)
-            results.add(record)
+            results.add(record, new=True)
             bar.advance()
 
         def on_records(records: list[Record]) -> None:

@@ -6,6 +6,10 @@ run therefore loses at most the work that was in flight; a rerun reads the journ
 what is there. A record counts only once its closing newline is on disk: a torn last line
 (the process died while writing it) is dropped and cut off before anything new is appended.
 
+Both write UTF-8 JSON text: a lone surrogate in a string (``"\ud800"``, valid JSON, not
+encodable) is replaced by U+FFFD, the project's one policy
+(:func:`shared_router._internal.validation.encodable_text`), instead of failing the run.
+
 Final outputs are written with :func:`write_jsonl_atomic` (through
 :func:`shared_router._internal.atomic.atomic_path`: a temporary file in the same folder,
 fsynced, renamed over the destination, the folder fsynced), so a reader sees either the old
@@ -22,6 +26,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from shared_router._internal.atomic import atomic_path
+from shared_router._internal.validation import encodable_text
 from shared_router.errors import DataError, UsageError
 
 __all__ = ["Journal", "write_jsonl_atomic"]
@@ -150,7 +155,9 @@ class Journal:
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    """One JSON line as UTF-8; lone surrogates in its strings (keys too) become U+FFFD."""
+    line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+    return (encodable_text(line) + "\n").encode("utf-8")
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -11,6 +11,11 @@ metric, query, response and reference, so a rerun, or a rerun after ``collect`` 
 responses, scores only what is new. A response the metric could not score (an unreadable
 LLM-judge reply, a failing user function) is recorded with its error; its model entry then
 gets ``score: null`` and ``score_errors`` (so training skips the row) and a rerun retries it.
+
+A lone surrogate in a query, response or reference (``"\ud800"``, valid JSON that cannot be
+encoded as UTF-8) is replaced by U+FFFD, the policy of
+:func:`shared_router._internal.validation.encodable_text`, in what the metric sees, in the
+cache key and in the file written: one such text never fails the run.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shared_router._internal.progress import ProgressBar
+from shared_router._internal.validation import encodable_text
 from shared_router.data import read_jsonl
 from shared_router.errors import ConfigurationError, DataError, ModelNotInDataError
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
@@ -269,10 +275,11 @@ def _response_keys(
                 raise DataError(
                     f"'query' must be a string, got {query!r:.60}", path=str(data), line=line
                 )
+            query = encodable_text(query)
             reference = _reference(obj, reference_field, spec, metric, data, line)
             per_model[name] = [
                 ScoreJob(_key(spec, query, text, reference), ScoreItem(query, text, reference))
-                for text in responses
+                for text in map(encodable_text, responses)
             ]
         out.append(per_model)
     return out
@@ -302,13 +309,13 @@ def _reference(
             path=str(data),
             line=line,
         )
-    return str(value)
+    return encodable_text(str(value))
 
 
 def _key(spec: MetricSpec, query: str, response: str, reference: str | None) -> str:
     digest = hashlib.sha256()
     for part in (spec.identity, query, response, "\x00none" if reference is None else reference):
-        raw = part.encode("utf-8")
+        raw = encodable_text(part).encode("utf-8")
         digest.update(len(raw).to_bytes(8, "little"))
         digest.update(raw)
     return digest.hexdigest()[:32]

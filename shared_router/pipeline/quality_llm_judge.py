@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from shared_router._internal.model_threads import LoopExecutor, ModelThreads
 from shared_router.errors import DataError
 from shared_router.pipeline.answer_parsing import parse_judge_score
 from shared_router.pipeline.quality_base import Judgement, QualityMetric, ScoreItem
@@ -33,7 +34,9 @@ class LLMJudgeMetric(QualityMetric):
     is asked for ``Score: N/scale``. Its reply is read with
     :func:`shared_router.pipeline.answer_parsing.parse_judge_score`; an unreadable reply is
     asked again, up to ``attempts`` times, then recorded as an error with no score. Requests
-    are retried with backoff like collect's (:class:`RetryPolicy`), with ``timeout``.
+    are retried with backoff like collect's (:class:`RetryPolicy`), with ``timeout``; blocking
+    judge calls run on the judge's own ``concurrency`` threads, as collect's do (a call still
+    blocked after its timeout is abandoned and named in the error).
 
     Args:
         model: The judge's SPEC (``provider:model`` or ``module:callable``).
@@ -70,6 +73,7 @@ class LLMJudgeMetric(QualityMetric):
         self.policy = RetryPolicy(timeout=timeout)
         self.settings = dict(settings or {})
         self._source: ResponseSource | None = None
+        self._threads: ModelThreads | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = random.Random()
 
@@ -99,15 +103,24 @@ class LLMJudgeMetric(QualityMetric):
         if self._source is None:
             self._source = SourceSpec(self.model, self.settings).resolve()
         if self._loop is None:
+            self._threads = ModelThreads(f"judge {self.model}", self.concurrency)
             self._loop = asyncio.new_event_loop()
+            self._loop.set_default_executor(
+                LoopExecutor(ModelThreads("judge loop", self.concurrency))
+            )
         return self._loop.run_until_complete(self._judge_all(self._source, items))
 
     def close(self) -> None:
-        """Close the judge's event loop."""
+        """Close the judge's event loop; hung judge calls are not waited for."""
         if self._loop is not None:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-            self._loop = None
+            try:
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            finally:
+                if self._threads is not None:
+                    self._threads.shutdown(wait=False)
+                    self._threads = None
+                self._loop.close()
+                self._loop = None
 
     async def _judge_all(
         self, source: ResponseSource, items: Sequence[ScoreItem]
@@ -124,7 +137,9 @@ class LLMJudgeMetric(QualityMetric):
         prompt = self.prompt(item)
         reply = ""
         for _ in range(self.attempts):
-            outcome = await generate_with_retries(source, prompt, self.policy, self._rng)
+            outcome = await generate_with_retries(
+                source, prompt, self.policy, self._rng, threads=self._threads
+            )
             if outcome.generation is None:
                 return Judgement(None, f"judge request failed: {outcome.error}")
             reply = outcome.generation.text

@@ -19,7 +19,8 @@ rouge      ROUGE-L F1 of the response against the reference                 yes
 embedding  cosine similarity of the response and reference embeddings,     yes
            clipped to [0, 1]
 judge      an LLM grades the response with a rubric, 0..scale -> [0, 1]     optional
-module:fn  ``fn(query, response, reference) -> float`` in [0, 1]           optional
+module:fn  ``fn(query, response, reference) -> float`` in [0, 1], with a    optional
+           ``timeout`` per call (argument ``timeout``, 120 s by default)
 ========== ================================================================ ==============
 
 ``match`` and ``rouge`` are in :mod:`shared_router.pipeline.quality_lexical`, ``bartscore``
@@ -29,6 +30,7 @@ and ``embedding`` in :mod:`shared_router.pipeline.quality_model_based`, ``judge`
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import json
 import math
@@ -38,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from shared_router.errors import DataError
+from shared_router._internal.model_threads import ModelThreads
+from shared_router.errors import DataError, UsageError
 from shared_router.pipeline.quality_base import Judgement, QualityMetric, ScoreItem
 from shared_router.pipeline.quality_lexical import MatchMetric, RougeLMetric
 from shared_router.pipeline.quality_llm_judge import LLMJudgeMetric
@@ -51,21 +54,40 @@ __all__ = ["METRICS", "CallableMetric", "MetricSpec"]
 class CallableMetric(QualityMetric):
     """A user's function ``fn(query, response, reference) -> float`` in [0, 1].
 
-    ``reference`` is None where the row has none. A bool counts as 1.0 / 0.0. An exception or
-    a value outside [0, 1] becomes an error for that response, not for the run.
+    ``reference`` is None where the row has none. A bool counts as 1.0 / 0.0. An exception, a
+    value outside [0, 1] or a call that takes longer than ``timeout`` becomes an error for
+    that response, not for the run. The function runs on a thread of the metric's own (one
+    call at a time); a call still blocked after its timeout is abandoned (its thread is
+    written off as hung and named in the error, never waited for) and the next one gets a
+    fresh thread, so the abandoned call may still be running beside it.
 
     Args:
         target: ``module:function``.
+        timeout: Seconds one call may take.
+
+    Raises:
+        DataError: If the target is not callable or ``timeout`` is not a finite number > 0.
     """
 
     name = "callable"
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, timeout: float = 120.0) -> None:
         function = import_object(target, what="metric")
         if not callable(function):
             raise DataError(f"metric {target!r} is not callable")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise DataError(
+                f"metric {target!r}: timeout must be a finite number > 0 seconds, got {timeout!r}"
+            )
         self.target = target
+        self.timeout = float(timeout)
         self._function: Callable[[str, str, str | None], Any] = function
+        self._threads: ModelThreads | None = None
 
     @property
     def needs_reference(self) -> bool:
@@ -74,13 +96,44 @@ class CallableMetric(QualityMetric):
 
     def score_batch(self, items: Sequence[ScoreItem]) -> list[Judgement]:
         """Call the function on each response."""
-        return [self._score(item) for item in items]
+        if self._threads is None:
+            self._threads = ModelThreads(f"metric {self.target}", 1)
+        return [self._score(self._threads, item) for item in items]
 
-    def _score(self, item: ScoreItem) -> Judgement:
+    def close(self) -> None:
+        """Stop the metric's thread; a hung call is not waited for."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._threads = None
+
+    def _score(self, threads: ModelThreads, item: ScoreItem) -> Judgement:
         try:
-            value = self._function(item.query, item.response, item.reference)
+            future = threads.submit(self._function, item.query, item.response, item.reference)
+        except UsageError as exc:  # too many calls hung: the function is not answering
+            return Judgement(None, f"{self.target}: {exc}")
+        try:
+            value = future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            hung = threads.abandon(future)
+            if hung is not None or not future.done() or future.cancelled():
+                blocked = f"; the call is still blocked in thread {hung!r} (hung)" if hung else ""
+                return Judgement(
+                    None, f"{self.target} gave no score within {self.timeout:g} s{blocked}"
+                )
+            return self._score_done(future)
         except Exception as exc:
             return Judgement(None, f"{self.target} raised {type(exc).__name__}: {exc}")
+        return self._judge_value(value)
+
+    def _score_done(self, future: concurrent.futures.Future[Any]) -> Judgement:
+        """The judgement of a call that finished just as its timeout passed."""
+        try:
+            value = future.result(timeout=0)
+        except Exception as exc:
+            return Judgement(None, f"{self.target} raised {type(exc).__name__}: {exc}")
+        return self._judge_value(value)
+
+    def _judge_value(self, value: Any) -> Judgement:
         if not isinstance(value, (int, float, np.floating, np.integer)):
             return Judgement(None, f"{self.target} returned {type(value).__name__}, not a number")
         number = float(value)
@@ -131,9 +184,13 @@ class MetricSpec:
             except TypeError as exc:
                 raise DataError(f"metric {self.name!r}: {exc}") from exc
         if ":" in self.name:
-            if self.args:
-                raise DataError(f"metric {self.name!r} (a function) takes no arguments")
-            return CallableMetric(self.name)
+            unknown = sorted(set(self.args) - {"timeout"})
+            if unknown:
+                raise DataError(
+                    f"metric {self.name!r} (a function) takes no arguments but timeout; "
+                    f"got {unknown}"
+                )
+            return CallableMetric(self.name, **self.args)
         raise DataError(
             f"unknown metric {self.name!r}; use one of {', '.join(METRICS)} or module:function"
         )

@@ -18,6 +18,7 @@ Build one once and reuse it::
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,8 +47,8 @@ class EngineSettings:
         ray_workers: Ray actors to start; None starts one per CPU Ray offers.
 
     Raises:
-        ConfigurationError: If ``kind`` is not in :data:`ENGINES` or ``concurrency`` is
-            below 1.
+        ConfigurationError: If ``kind`` is not in :data:`ENGINES`, ``concurrency`` is not
+            a whole number >= 1 or ``ray_workers`` is neither None nor one.
     """
 
     kind: Engine = "local"
@@ -60,8 +61,23 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
             raise ConfigurationError(f"engine must be 'local' or 'ray', got {self.kind!r}")
+        if not _whole(self.concurrency):
+            raise ConfigurationError(
+                f"concurrency must be a whole number, got {self.concurrency!r}"
+            )
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.ray_workers is not None and not (
+            _whole(self.ray_workers) and self.ray_workers >= 1
+        ):
+            raise ConfigurationError(
+                f"ray_workers must be a whole number >= 1 or None, got {self.ray_workers!r}"
+            )
+
+
+def _whole(value: object) -> bool:
+    """Whether ``value`` is an integer (a numpy one too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

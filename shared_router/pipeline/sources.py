@@ -8,8 +8,14 @@ A SPEC names a model in one of two forms:
   :data:`CHAT_MODEL_PROVIDERS`.
 - ``module:callable`` (``my_pkg.models:make_small``): an importable module and a callable in
   it that returns a LangChain chat model, a LlamaIndex LLM, or any object with an
-  ``async generate(prompt) -> Generation`` method (a :class:`ResponseSource`). A module-level
-  model object works as well as a factory.
+  ``async generate(prompt) -> Generation`` method (a :class:`ResponseSource`) or a blocking
+  ``generate_sync(prompt) -> Generation`` method (a :class:`BlockingResponseSource`). A
+  module-level model object works as well as a factory.
+
+Blocking calls never run on the event loop's default executor: :func:`generate_with_retries`
+runs a source's ``generate_sync`` (unless the source says ``native_async = True``) on the
+model's own :class:`~shared_router._internal.model_threads.ModelThreads`, and a timeout writes
+a call that is still blocked off as hung (see :mod:`shared_router._internal.model_threads`).
 
 Settings (temperature, max_tokens, ...) go to ``init_chat_model`` or to the callable as
 keyword arguments. The core never imports LangChain or LlamaIndex: the adapters' collect-time
@@ -18,22 +24,29 @@ plugins, declared in :data:`COLLECT_PLUGINS`, are imported by name, only when a 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import inspect
 import json
-import random
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 from shared_router._internal.extras import require_extra
 from shared_router.errors import DataError, MissingDependencyError
+from shared_router.pipeline.model_calls import (
+    BlockingResponseSource,
+    Generation,
+    ResponseSource,
+    RetryPolicy,
+    TimedGeneration,
+    generate_with_retries,
+    sync_generate,
+)
 
 __all__ = [
+    "BlockingResponseSource",
     "CHAT_MODEL_PROVIDERS",
     "COLLECT_PLUGINS",
     "LANGCHAIN_PLUGIN",
@@ -48,6 +61,7 @@ __all__ = [
     "import_object",
     "parse_settings",
     "resolve_source",
+    "sync_generate",
 ]
 
 
@@ -158,36 +172,6 @@ SPEC_FORMS = (
 
 
 @dataclass(frozen=True)
-class Generation:
-    """One response of a model.
-
-    Attributes:
-        text: The response text.
-        input_tokens: Prompt tokens, where the model reports them.
-        output_tokens: Completion tokens, where the model reports them.
-    """
-
-    text: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-class ResponseSource(Protocol):
-    """Anything that answers a prompt asynchronously."""
-
-    async def generate(self, prompt: str) -> Generation:
-        """Answer one prompt.
-
-        Args:
-            prompt: The user message.
-
-        Returns:
-            The response and its token usage.
-        """
-        ...
-
-
-@dataclass(frozen=True)
 class SourceSpec:
     """A SPEC with its settings: a picklable recipe for a :class:`ResponseSource`.
 
@@ -268,11 +252,19 @@ def _as_source(model: Any, spec: str) -> ResponseSource:
         except TypeError as exc:  # a framework object that is not a chat model or an LLM
             raise DataError(f"model SPEC {spec!r} gave an unusable model: {exc}") from exc
         return source
-    if inspect.iscoroutinefunction(getattr(model, "generate", None)):
+    if _is_plain_source(model):
         return model  # type: ignore[no-any-return]
     raise DataError(
         f"model SPEC {spec!r} gave a {type(model).__name__}; it must give a LangChain chat "
-        "model, a LlamaIndex LLM or an object with `async def generate(prompt) -> Generation`"
+        "model, a LlamaIndex LLM or an object with `async def generate(prompt) -> Generation` "
+        "or `def generate_sync(prompt) -> Generation`"
+    )
+
+
+def _is_plain_source(obj: Any) -> bool:
+    """Whether ``obj`` answers prompts itself (async ``generate`` or blocking ``generate_sync``)."""
+    return inspect.iscoroutinefunction(getattr(obj, "generate", None)) or (
+        sync_generate(obj) is not None
     )
 
 
@@ -280,9 +272,7 @@ def _is_model(obj: Any) -> bool:
     """Whether ``obj`` is already a model object rather than a factory (or class) for one."""
     if isinstance(obj, type):
         return False
-    return any(plugin.handles(obj) for plugin in COLLECT_PLUGINS) or inspect.iscoroutinefunction(
-        getattr(obj, "generate", None)
-    )
+    return any(plugin.handles(obj) for plugin in COLLECT_PLUGINS) or _is_plain_source(obj)
 
 
 def _is_module(name: str) -> bool:
@@ -355,93 +345,3 @@ def parse_settings(
         except ValueError:
             settings[key.strip()] = value
     return settings
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try one request.
-
-    Attributes:
-        attempts: Tries per request, the first one included.
-        base_delay: Seconds before the first retry; doubles with every retry.
-        max_delay: The longest wait between two tries, in seconds.
-        timeout: Seconds one try may take before it is abandoned.
-    """
-
-    attempts: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    timeout: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise DataError(f"attempts must be >= 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
-            raise DataError(
-                f"retry delays must be >= 0, got base {self.base_delay}, max {self.max_delay}"
-            )
-        if self.timeout <= 0:
-            raise DataError(f"timeout must be > 0 seconds, got {self.timeout}")
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based): exponential with jitter.
-
-        The cap is ``min(max_delay, base_delay * 2 ** (retry - 1))``; the wait is drawn
-        uniformly from ``[cap / 2, cap]`` so that parallel clients spread out.
-        """
-        cap = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
-        return rng.uniform(cap / 2.0, cap)
-
-
-@dataclass(frozen=True)
-class TimedGeneration:
-    """The outcome of :func:`generate_with_retries`.
-
-    Attributes:
-        generation: The response, or None when every try failed.
-        latency_s: Seconds the successful try took (None on failure).
-        attempts: Tries made.
-        error: The last error as ``"Type: message"``, or None on success.
-    """
-
-    generation: Generation | None
-    latency_s: float | None
-    attempts: int
-    error: str | None = None
-
-
-async def generate_with_retries(
-    source: ResponseSource, prompt: str, policy: RetryPolicy, rng: random.Random
-) -> TimedGeneration:
-    """Ask a source for one response with a per-try timeout and retries with backoff.
-
-    Any exception of a try (``Exception``, a timeout included) is retried; cancellation and
-    ``KeyboardInterrupt`` go through.
-
-    Args:
-        source: The model.
-        prompt: The user message.
-        policy: Tries, delays, timeout.
-        rng: Random numbers for the jitter.
-
-    Returns:
-        The response with its latency, or the last error.
-    """
-    error = ""
-    for attempt in range(1, policy.attempts + 1):
-        if attempt > 1:
-            await asyncio.sleep(policy.delay(attempt - 1, rng))
-        start = time.perf_counter()
-        try:
-            generation = await asyncio.wait_for(source.generate(prompt), policy.timeout)
-        except asyncio.TimeoutError:
-            error = f"TimeoutError: no answer within {policy.timeout:g} s"
-            continue
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            continue
-        if not isinstance(generation, Generation):
-            error = f"TypeError: generate() returned {type(generation).__name__}, not Generation"
-            continue
-        return TimedGeneration(generation, time.perf_counter() - start, attempt)
-    return TimedGeneration(None, None, policy.attempts, error)

@@ -10,7 +10,7 @@ data; :mod:`~shared_router.routing.router_folder` turns a router into a router f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -257,17 +257,19 @@ class Router:
         self.calibration_ = CalibrationTable.from_scores(scores, small_quality, large_quality, **kw)
         return self
 
-    def score(self, texts: str | Sequence[str]) -> np.ndarray:
+    def score(self, texts: str | Iterable[str]) -> np.ndarray:
         """Return p(the small model is good enough) per text.
 
         Args:
-            texts: One text or several.
+            texts: One text, or several: any iterable of str (a generator is consumed once),
+                but not a mapping.
 
         Returns:
             float64 array of shape ``(n,)`` (``(1,)`` for one str).
 
         Raises:
-            RoutingError: When the router is not fitted.
+            RoutingError: When the router is not fitted, or ``texts`` is a mapping, not
+                iterable or holds something other than str.
         """
         items = [texts] if isinstance(texts, str) else text_list(texts, "texts", RoutingError)
         head, encoder = self._fitted()
@@ -348,7 +350,7 @@ class Router:
 
     def route_batch(
         self,
-        texts: Sequence[str],
+        texts: Iterable[str],
         *,
         max_quality_drop: float | None = None,
         large_share: float | None = None,
@@ -356,7 +358,8 @@ class Router:
     ) -> list[RouteDecision]:
         """Decide which model answers each text (one encoder pass for all of them).
 
-        Args and rules as :meth:`route`.
+        Args and rules as :meth:`route`; ``texts`` is any iterable of str (a generator is
+        consumed once), but not one str or a mapping.
 
         Returns:
             One decision per text, in order.
@@ -438,22 +441,31 @@ class Router:
         *,
         cache: EmbeddingCache | str | Path | None = None,
         backend: EncoderBackend = "auto",
+        allow_download: bool = False,
     ) -> Router:
         """Load a router folder, or ``"default"`` for the router bundled with the package.
 
         Args:
-            path_or_name: A folder written by :meth:`save`, or ``"default"``.
+            path_or_name: A folder written by :meth:`save`, or ``"default"`` (always the
+                bundled router; a local folder named ``default`` needs a path: ``./default``).
             cache: An embedding cache for the loaded encoder (None: no cache).
             backend: The encoder's backend (see :class:`~shared_router.encoders.encoder.Encoder`);
                 ``"auto"`` runs ONNX Runtime when the ``onnx`` extra is installed, else numpy.
+            allow_download: Let a folder whose encoder is a hub name (not a local folder)
+                load it through sentence-transformers, which may reach the network; off by
+                default, so loading a router folder never does.
 
         Returns:
             The router, ready to score and route (the encoder loads on first use).
 
         Raises:
-            ArtifactError: When the folder is missing or invalid.
+            ArtifactError: When the folder is missing or invalid, its encoder's identity or
+                precision differs from the one that would run, or it names a hub encoder
+                without ``allow_download``.
         """
-        return load_router(cls, path_or_name, cache=cache, backend=backend)
+        return load_router(
+            cls, path_or_name, cache=cache, backend=backend, allow_download=allow_download
+        )
 
     def _saved_knobs(self) -> QualityKnobs:
         """The default knobs to write: explicit ones, else the calibrated default, else none.

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import numpy as np
 
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.encoders.encoder import Encoder, EncoderBackend
+from shared_router.encoders.folders import IdentityParts, parse_identity, resolve_encoder_path
 from shared_router.errors import ArtifactError
 from shared_router.model.artifacts import CONFIG_FILE, load_router_folder
 from shared_router.model.calibration import CalibrationTable
@@ -31,6 +33,8 @@ __all__ = [
     "router_config",
     "router_folder_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ROUTER = "default"
 """The name :meth:`Router.load` reads as the router bundled in ``shared_router/model/default/``."""
@@ -113,19 +117,44 @@ def load_router(
     *,
     cache: EmbeddingCache | str | Path | None,
     backend: EncoderBackend,
+    allow_download: bool = False,
 ) -> Router:
-    """Build a :class:`Router` of class ``cls`` from a router folder (see :meth:`Router.load`)."""
+    """Build a :class:`Router` of class ``cls`` from a router folder (see :meth:`Router.load`).
+
+    The folder never reaches the network unless ``allow_download``: a config whose encoder
+    is neither ``"default"`` (or its aliases), a local folder, nor a fine-tuned ``encoder/``
+    sub-folder names a Hugging Face hub model, and is refused. The encoder identity in
+    ``config.json`` (``encoder.identity``, written since it was added; older folders lack
+    it) is compared, at load, with the identity of the encoder the router will run: a
+    different precision, token limit or weights fingerprint is refused. This hashes the
+    encoder's folder (once per process, about 0.1 s for MiniLM) but does not load the model.
+    A hub model's weights (``allow_download``) are not known before they are loaded, so
+    only its precision and token limit are compared.
+
+    Raises:
+        ArtifactError: When the folder is missing or invalid, names a hub model without
+            ``allow_download``, or its encoder identity differs from what would run.
+    """
     folder = router_folder_path(path_or_name)
     loaded = load_router_folder(folder)
     config = loaded.config
     enc = config["encoder"]
+    source = loaded.encoder_path or enc["name"]
+    if not allow_download and resolve_encoder_path(source) is None:
+        raise ArtifactError(
+            f"{folder / CONFIG_FILE}: encoder {enc['name']!r} is not a local folder nor "
+            "'default', so routing would download it from the Hugging Face hub; router "
+            "folders do not reach the network unless asked: pass allow_download=True, or "
+            "put the model in a local folder and name its path"
+        )
     encoder = Encoder(
-        loaded.encoder_path or enc["name"],
+        source,
         max_tokens=enc["max_tokens"],
         precision=enc.get("precision", "fp32"),
         backend=backend,
         cache=cache,
     )
+    _check_identity(folder / CONFIG_FILE, enc.get("identity"), encoder, "precision" in enc)
     training = config.get("training") or {}
     knobs = config.get("default_knobs") or {}
     default_knobs = QualityKnobs(**{k: knobs.get(k) for k in KNOB_NAMES})
@@ -162,6 +191,50 @@ def load_router(
     return router
 
 
+def _check_identity(
+    config_path: Path, recorded: str | None, encoder: Encoder, has_precision: bool
+) -> None:
+    """Refuse an encoder whose vectors are not those the head was trained on.
+
+    A config without ``encoder.precision`` is read as written before precisions existed
+    (fp32, as :mod:`~shared_router.model.artifacts` documents): an int8 identity there is
+    warned about, not refused; the weights and the token limit are still compared.
+    """
+    trained = None if recorded is None else parse_identity(recorded)
+    if trained is None:  # an older folder: nothing recorded to compare
+        return
+    if encoder.path is None:  # a hub model: its weights are unknown until it is loaded
+        shown = f"{encoder.name} at {encoder.precision}, max_tokens={encoder.max_tokens}"
+        running: IdentityParts | None = trained._replace(
+            max_tokens=encoder.max_tokens or -1, precision=encoder.precision
+        )
+    else:
+        shown = encoder.identity
+        running = parse_identity(shown)
+    if running is not None and not has_precision and trained.precision != running.precision:
+        logger.warning(
+            "%s has no 'encoder.precision', so the router runs its encoder at %s (the "
+            "default of folders written before precisions existed), but the recorded "
+            "encoder identity %r says the head was trained at %s: set 'encoder.precision' "
+            "to %r in config.json",
+            config_path,
+            running.precision,
+            recorded,
+            trained.precision,
+            trained.precision,
+        )
+        running = running._replace(precision=trained.precision)
+    if running is None or trained[1:] != running[1:]:  # the label is a name only
+        raise ArtifactError(
+            f"{config_path}: the head was trained on vectors of encoder {recorded!r} "
+            f"({trained.precision}), but this router would run encoder {shown!r} "
+            f"({encoder.precision}); their vectors differ, so its scores would be wrong. "
+            "Use the encoder it was trained on (restore 'encoder.precision' or "
+            "'encoder.max_tokens' in config.json, or the model's weights), or train and save "
+            "the router again with this encoder"
+        )
+
+
 def calibration_summary(table: CalibrationTable | None) -> dict[str, Any] | None:
     """A calibration table in brief: size, level, method and cost advantage at a few drops."""
     return (
@@ -185,8 +258,16 @@ def calibration_summary(table: CalibrationTable | None) -> dict[str, Any] | None
 
 
 def router_folder_path(path_or_name: str | Path) -> Path:
-    """The folder a router name stands for: ``"default"`` is the bundled router."""
-    if str(path_or_name) == DEFAULT_ROUTER and not Path(path_or_name).is_dir():
+    """The folder a router name stands for.
+
+    The str ``"default"`` always means the router bundled with the package, even where the
+    working directory has a ``default/`` folder: load that one by a path (``"./default"``
+    or a :class:`~pathlib.Path`). Anything else is a folder path.
+
+    Raises:
+        ArtifactError: When the bundled router is missing from the install.
+    """
+    if isinstance(path_or_name, str) and path_or_name == DEFAULT_ROUTER:
         bundled = Path(str(resources.files("shared_router.model") / DEFAULT_ROUTER))
         if not (bundled / CONFIG_FILE).is_file():
             raise ArtifactError(

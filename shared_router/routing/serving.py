@@ -5,19 +5,30 @@ text (:func:`~shared_router.routing.text.routing_text`), asks :meth:`RoutingServ
 model to call, calls it, and turns the outcome into a :class:`~shared_router.types.RoutingRecord`
 with :meth:`RoutingService.record`. Routing never loses a request: when the router fails, the
 decision is "large" with ``fallback=True`` and the reason.
+
+An inner model that has only a synchronous API runs, in the adapters' async paths, on a
+bounded thread pool the service owns for that model (:meth:`RoutingService.run_sync`,
+:meth:`RoutingService.iterate_sync`), never on the event loop's default executor: a
+blocking model then holds its own threads only, not those every other coroutine of the
+process needs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
+import functools
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from shared_router._internal.model_threads import ModelThreads
 from shared_router.errors import ConfigurationError, KnobError
 from shared_router.types import ModelChoice, QualityKnobs, RouteDecision, RoutingRecord
 
@@ -25,7 +36,16 @@ if TYPE_CHECKING:
     from shared_router.model.calibration import OnlinePacer
     from shared_router.routing.router import Router
 
-__all__ = ["ModelPrices", "Routed", "RoutingService", "StatsSnapshot"]
+__all__ = ["SYNC_MODEL_THREADS", "ModelPrices", "Routed", "RoutingService", "StatsSnapshot"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SYNC_MODEL_THREADS = 16
+"""Threads of the pool each synchronous-only inner model runs on, per routing service."""
+
+_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,9 @@ class StatsSnapshot:
         cost: Estimated cost of the answered calls, or None without prices.
         cost_always_large: Estimated cost had every call gone to the large model, or None.
         cost_saved: ``cost_always_large - cost``, or None without prices.
+        failed: Calls that raised to the caller instead of answering: the answering model
+            failed (the large one, or the small one without fallback), or a stream broke
+            after its first chunk. They are not in ``calls``.
     """
 
     calls: int
@@ -103,6 +126,7 @@ class StatsSnapshot:
     cost: float | None
     cost_always_large: float | None
     cost_saved: float | None
+    failed: int = 0
 
     @property
     def small_share(self) -> float:
@@ -150,7 +174,16 @@ class RoutingService:
         self._lock = threading.Lock()
         self._large_conversations: OrderedDict[str, None] = OrderedDict()
         self._pacers: dict[float, OnlinePacer] = {}
-        self._counts = {"calls": 0, "small": 0, "large": 0, "fallbacks": 0, "router_errors": 0}
+        self._counts = {
+            "calls": 0,
+            "small": 0,
+            "large": 0,
+            "fallbacks": 0,
+            "router_errors": 0,
+            "failed": 0,
+        }
+        self._router_failure_logged = False
+        self._executors: dict[ModelChoice, ModelThreads] = {}
         self._tokens_in = {"small": 0, "large": 0}
         self._tokens_out = {"small": 0, "large": 0}
         self._cost = 0.0
@@ -219,15 +252,29 @@ class RoutingService:
         except KnobError:
             raise
         except Exception as error:  # the router failed: the large model answers, visibly
+            reason = f"router failed: {type(error).__name__}: {error}"
+            self._log_router_failure(reason)
             decision = RouteDecision(
-                model="large",
-                score=None,
-                threshold=None,
-                knob="none",
-                reason=f"router failed: {type(error).__name__}: {error}",
+                model="large", score=None, threshold=None, knob="none", reason=reason
             )
             return Routed(decision, _ms_since(start), True, conversation_key)
         return Routed(decision, _ms_since(start), False, conversation_key)
+
+    def _log_router_failure(self, reason: str) -> None:
+        """Log a router failure: a warning the first time, then at debug level."""
+        with self._lock:
+            first = not self._router_failure_logged
+            self._router_failure_logged = True
+        if first:
+            logger.warning(
+                "router %s: %s; the large model answers this call and any other the router "
+                "fails on (each has fallback=True and the reason in its routing record, and "
+                "stats.router_errors counts them); check the router and its input",
+                self.router_name,
+                reason,
+            )
+        else:
+            logger.debug("router %s: %s; the large model answers", self.router_name, reason)
 
     def _route(self, text: str, level: QualityKnobs) -> RouteDecision:
         active = level.active
@@ -302,14 +349,30 @@ class RoutingService:
         Returns:
             The record to attach to the response.
         """
-        is_fallback = fallback or routed.router_failed
-        if self.sticky and routed.conversation_key is not None and answered_by == "large":
-            self._remember_large(routed.conversation_key)
-        with self._lock:
-            self._counts["calls"] += 1
-            self._counts[answered_by] += 1
-            self._counts["fallbacks"] += int(is_fallback)
-            self._counts["router_errors"] += int(routed.router_failed)
+        record = self.make_record(
+            routed,
+            answered_by=answered_by,
+            model_name=model_name,
+            fallback=fallback,
+            reason=reason,
+        )
+        self.count_answer(routed, record)
+        return record
+
+    def make_record(
+        self,
+        routed: Routed,
+        *,
+        answered_by: ModelChoice,
+        model_name: str,
+        fallback: bool = False,
+        reason: str | None = None,
+    ) -> RoutingRecord:
+        """Build the routing record of one call without counting it (see :meth:`record`).
+
+        A stream carries its record on every chunk but is counted only once it has ended
+        (:meth:`count_answer`) or broken (:meth:`count_failure`).
+        """
         decision = routed.decision
         return RoutingRecord(
             model=answered_by,
@@ -319,9 +382,30 @@ class RoutingService:
             knob=decision.knob,
             router=self.router_name,
             router_ms=round(routed.router_ms, 3),
-            fallback=is_fallback,
+            fallback=fallback or routed.router_failed,
             reason=reason if reason is not None else decision.reason,
         )
+
+    def count_answer(self, routed: Routed, record: RoutingRecord) -> None:
+        """Count one answered call (built with :meth:`make_record`)."""
+        if self.sticky and routed.conversation_key is not None and record.model == "large":
+            self._remember_large(routed.conversation_key)
+        with self._lock:
+            self._counts["calls"] += 1
+            self._counts[record.model] += 1
+            self._counts["fallbacks"] += int(record.fallback)
+            self._counts["router_errors"] += int(routed.router_failed)
+
+    def count_failure(self, routed: Routed) -> None:
+        """Count one call that raised to its caller instead of answering.
+
+        Such a call is not an answer: it is counted in ``stats.failed`` (and, when the router
+        failed on it too, in ``stats.router_errors``), never in ``calls``, ``small`` or
+        ``large``.
+        """
+        with self._lock:
+            self._counts["failed"] += 1
+            self._counts["router_errors"] += int(routed.router_failed)
 
     def account(
         self, record: RoutingRecord, *, input_tokens: int | None, output_tokens: int | None
@@ -351,7 +435,67 @@ class RoutingService:
                 cost=self._cost if priced else None,
                 cost_always_large=self._cost_large if priced else None,
                 cost_saved=self._cost_large - self._cost if priced else None,
+                failed=self._counts["failed"],
             )
+
+    def executor(self, choice: ModelChoice) -> ModelThreads:
+        """The bounded thread pool the synchronous-only ``choice`` model runs on (lazy)."""
+        with self._lock:
+            pool = self._executors.get(choice)
+            if pool is None:
+                pool = ModelThreads(f"{choice} model", SYNC_MODEL_THREADS)
+                self._executors[choice] = pool
+            return pool
+
+    async def run_sync(
+        self, choice: ModelChoice, func: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """Run a synchronous model call on the model's own pool (see :meth:`executor`).
+
+        The call runs in a copy of the caller's context (tracing and callback context
+        variables travel with it). Cancelling the await frees the caller; the call itself
+        runs to its end on its thread, which holds only that model's pool.
+
+        Args:
+            choice: Which model is called.
+            func: The synchronous call.
+            *args: Its positional arguments.
+            **kwargs: Its keyword arguments.
+
+        Returns:
+            What ``func`` returned.
+        """
+        call = functools.partial(func, *args, **kwargs)
+        return await self._run_in(choice, contextvars.copy_context(), call)
+
+    async def iterate_sync(
+        self, choice: ModelChoice, open_stream: Callable[[], Iterable[T]]
+    ) -> AsyncIterator[T]:
+        """Open and iterate a synchronous stream on the model's own pool, a hop per chunk.
+
+        Every hop runs in one copy of the caller's context, so what the stream sets in a
+        context variable at one chunk is still set at the next.
+
+        Args:
+            choice: Which model streams.
+            open_stream: Opens the stream (runs on the pool too: opening may block).
+
+        Yields:
+            The stream's chunks.
+        """
+        context = contextvars.copy_context()
+        chunks = iter(await self._run_in(choice, context, open_stream))
+        while True:
+            chunk = await self._run_in(choice, context, functools.partial(next, chunks, _DONE))
+            if chunk is _DONE:
+                return
+            yield chunk
+
+    async def _run_in(
+        self, choice: ModelChoice, context: contextvars.Context, call: Callable[[], T]
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor(choice), context.run, call)
 
 
 def _ms_since(start: float) -> float:

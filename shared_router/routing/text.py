@@ -4,6 +4,10 @@ Both adapters reduce their message types to ``(role, text)`` turns and call
 :func:`routing_text` for the text that is routed (the encoder then clips tokens the same way,
 head and tail; clipping by characters first keeps routing time bounded for huge inputs) and
 :func:`conversation_key` for the name sticky routing keeps a conversation under.
+
+Both apply the project's policy for unencodable text
+(:func:`shared_router._internal.validation.encodable_text`): a lone surrogate becomes U+FFFD,
+so that no text makes routing or the conversation key fail.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
+from shared_router._internal.validation import encodable_text
 from shared_router.errors import ConfigurationError
 
 __all__ = [
@@ -73,7 +78,8 @@ def routing_text(
             conversation is routed in bounded time.
 
     Returns:
-        The text to route; ``""`` when no turn has any text.
+        The text to route (lone surrogates replaced by U+FFFD); ``""`` when no turn has any
+        text.
 
     Raises:
         ConfigurationError: If ``mode`` is not one of the two modes.
@@ -83,9 +89,9 @@ def routing_text(
     if mode == "last_user":
         for role, text in reversed(turns):
             if role.lower() in _USER_ROLES and text.strip():
-                return clip_head_tail(text.strip(), max_chars)
+                return encodable_text(clip_head_tail(text.strip(), max_chars))
     parts = [f"{role}: {text.strip()}" for role, text in turns if text.strip()]
-    return clip_head_tail("\n".join(parts), max_chars)
+    return encodable_text(clip_head_tail("\n".join(parts), max_chars))
 
 
 def conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
@@ -99,11 +105,11 @@ def conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
         turns: ``(role, text)`` pairs in order, as for :func:`routing_text`.
 
     Returns:
-        The SHA-256 hex digest of the first user turn's text (stripped), or None when no user
-        turn has text.
+        The SHA-256 hex digest of the first user turn's text (stripped, lone surrogates
+        replaced by U+FFFD), or None when no user turn has text.
     """
     for role, text in turns:
         stripped = text.strip()
         if role.lower() in _USER_ROLES and stripped:
-            return hashlib.sha256(stripped.encode("utf-8")).hexdigest()
+            return hashlib.sha256(encodable_text(stripped).encode("utf-8")).hexdigest()
     return None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+
 from shared_router.data import PairData
-from shared_router.errors import TrainingError
+from shared_router.errors import DataError, TrainingError
 from shared_router.routing.router import Router
 from shared_router.training.labels import LabelKind, make_labels
 from shared_router.types import ModelPair
@@ -14,6 +17,8 @@ MIN_TRAIN_ROWS = 10
 """The fewest ``train`` rows :func:`train_router` accepts."""
 MIN_VAL_ROWS = 5
 """The fewest ``val`` rows :func:`train_router` accepts."""
+
+logger = logging.getLogger(__name__)
 
 
 def train_router(
@@ -44,11 +49,13 @@ def train_router(
         metric and validation metrics recorded.
 
     Raises:
-        DataError: When a split is missing.
+        DataError: When a split is missing or an id is on more than one row (a query in
+            ``train`` that is also in ``val`` or ``test`` is logged as a warning).
         TrainingError: When training cannot run on the data.
     """
     from shared_router.evaluation.report import evaluate_scores
 
+    _check_rows(data)
     train, val = data.split("train"), data.split("val")
     if len(train) < MIN_TRAIN_ROWS or len(val) < MIN_VAL_ROWS:
         raise TrainingError(
@@ -92,3 +99,36 @@ def train_router(
         },
     }
     return model
+
+
+def _check_rows(data: PairData) -> None:
+    """Refuse duplicated ids; warn when a ``val`` or ``test`` query is also in ``train``.
+
+    Raises:
+        DataError: Naming a duplicated id and how many rows hold it.
+    """
+    counts = Counter(data.ids)
+    repeated = [row_id for row_id, n in counts.items() if n > 1]
+    if repeated:
+        raise DataError(
+            f"{len(repeated)} id(s) are on more than one row, for example id {repeated[0]!r} "
+            f"on {counts[repeated[0]]} rows; each query needs an id of its own: remove the "
+            "duplicated rows (or give different queries different ids)",
+            path=data.source,
+        )
+    train_queries = {
+        q for q, split in zip(data.queries, data.splits, strict=True) if split == "train"
+    }
+    for name in ("val", "test"):
+        held_out = [q for q, split in zip(data.queries, data.splits, strict=True) if split == name]
+        shared = [q for q in held_out if q in train_queries]
+        if shared:
+            logger.warning(
+                "%d of %d %r queries are also in 'train' (for example %.80r), so results on "
+                "%r overstate the router; remove them from one of the two splits",
+                len(shared),
+                len(held_out),
+                name,
+                shared[0],
+                name,
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -60,3 +61,15 @@ def test_a_provider_spec_without_langchain_names_the_extra(
     monkeypatch.setitem(sys.modules, "langchain.chat_models", None)  # import fails
     with pytest.raises(MissingDependencyError, match=r"pip install 'hybrid-llm\[collect\]'"):
         resolve_source("anthropic:claude-3-5-haiku-latest")
+
+
+def test_a_sync_only_model_is_asked_through_its_blocking_api() -> None:
+    class NativeAsync(GenericFakeChatModel):
+        async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+            return self._generate(*args, **kwargs)
+
+    sync_only = ChatModelSource(GenericFakeChatModel(messages=iter([AIMessage(content="b")])))
+    assert sync_only.native_async is False  # the pipeline runs generate_sync on its own threads
+    assert sync_only.generate_sync("q").text == "b"
+    native = NativeAsync(messages=iter([AIMessage(content="a")]))
+    assert ChatModelSource(native).native_async is True

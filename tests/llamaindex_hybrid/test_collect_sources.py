@@ -59,3 +59,9 @@ def test_llamaindex_source_sends_one_user_message() -> None:
 def test_llamaindex_source_rejects_other_objects() -> None:
     with pytest.raises(TypeError, match="expected a LlamaIndex LLM, got int"):
         LlamaIndexSource(3)  # type: ignore[arg-type]
+
+
+def test_a_custom_llm_is_asked_through_its_blocking_chat() -> None:
+    source = LlamaIndexSource(MockLLM())  # a CustomLLM: its achat runs chat on the event loop
+    assert source.native_async is False
+    assert isinstance(source.generate_sync("hello"), Generation)
