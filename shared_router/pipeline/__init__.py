@@ -6,9 +6,7 @@ Modules:
   ``langchain_hybrid`` and ``llamaindex_hybrid``, imported by name only when a SPEC needs
   them); it re-exports ``model_calls``;
 - ``model_calls``: the response-source protocol and one robust call (timeout, retries with
-  backoff, blocking calls on the model's own threads);
-- ``model_threads``: the bounded daemon-thread pool of each model, hung calls written off
-  and counted, never the event loop's default executor;
+  backoff, blocking calls on the model's own threads, :mod:`shared_router._internal.model_threads`);
 - ``settings``: ``EngineSettings`` (local or Ray, requests in flight, retries, progress) and
   ``InputFields`` (query, reference and id field names), passed down unchanged;
 - ``journal``: the crash-safe append-only journal and atomic JSONL output;

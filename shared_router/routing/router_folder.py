@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,6 @@ __all__ = [
     "router_folder_path",
 ]
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_ROUTER = "default"
 """The name :meth:`Router.load` reads as the router bundled in ``shared_router/model/default/``."""
@@ -196,9 +194,10 @@ def _check_identity(
 ) -> None:
     """Refuse an encoder whose vectors are not those the head was trained on.
 
-    A config without ``encoder.precision`` is read as written before precisions existed
-    (fp32, as :mod:`~shared_router.model.artifacts` documents): an int8 identity there is
-    warned about, not refused; the weights and the token limit are still compared.
+    The weights' fingerprint, the token limit and the precision of the recorded identity are
+    compared with the encoder that would run (its name is only a label). A config without
+    ``encoder.precision`` runs fp32 (folders written before precisions existed); an int8
+    identity there is a mismatch like any other.
     """
     trained = None if recorded is None else parse_identity(recorded)
     if trained is None:  # an older folder: nothing recorded to compare
@@ -211,19 +210,6 @@ def _check_identity(
     else:
         shown = encoder.identity
         running = parse_identity(shown)
-    if running is not None and not has_precision and trained.precision != running.precision:
-        logger.warning(
-            "%s has no 'encoder.precision', so the router runs its encoder at %s (the "
-            "default of folders written before precisions existed), but the recorded "
-            "encoder identity %r says the head was trained at %s: set 'encoder.precision' "
-            "to %r in config.json",
-            config_path,
-            running.precision,
-            recorded,
-            trained.precision,
-            trained.precision,
-        )
-        running = running._replace(precision=trained.precision)
     if running is None or trained[1:] != running[1:]:  # the label is a name only
         raise ArtifactError(
             f"{config_path}: the head was trained on vectors of encoder {recorded!r} "

@@ -359,3 +359,12 @@ def test_the_tokenizer_reads_a_bounded_part_of_any_text(text: str) -> None:
     assert encoder.token_ids_batch([text, "hi"])[0] == ids
     bound = MAX_CHARS_PER_TOKEN * (encoder.max_tokens - 2) + 1024
     assert max(counting.lengths) <= bound < len(text)
+
+
+def test_encode_consumes_a_generator_and_refuses_a_mapping() -> None:
+    from shared_router.encoders.encoder import Encoder as FrontEnd
+
+    encoder = FrontEnd("default", backend="numpy")
+    assert encoder.encode(text for text in ("a", "b", "c")).shape == (3, 384)  # was 0 rows
+    with pytest.raises(EncoderError, match="mapping"):
+        encoder.encode({"query": "x"})  # type: ignore[arg-type]  # its keys were encoded

@@ -5,7 +5,6 @@ always the bundled router."""
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -102,13 +101,9 @@ def test_default_is_the_bundled_router_whatever_the_working_directory_holds(
     assert Router.load(Path("default")).name == "a-local-router"
 
 
-def test_an_int8_identity_without_a_precision_is_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_an_int8_identity_without_a_precision_is_refused(tmp_path: Path) -> None:
     def no_precision(config: dict[str, Any]) -> None:
-        del config["encoder"]["precision"]  # read as a folder from before precisions: fp32
+        del config["encoder"]["precision"]  # would run fp32 vectors through an int8 head
 
-    with caplog.at_level(logging.WARNING):
-        router = Router.load(_copy_default(tmp_path / "router", no_precision))
-    assert router.encoder_ is not None and router.encoder_.precision == "fp32"
-    assert "says the head was trained at int8" in caplog.text
+    with pytest.raises(ArtifactError, match=r"\(int8\), but this router would run.*\(fp32\)"):
+        Router.load(_copy_default(tmp_path / "router", no_precision))

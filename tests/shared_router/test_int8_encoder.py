@@ -350,10 +350,14 @@ def test_router_keeps_its_precision_through_save_and_load(
     assert loaded.encoder_.identity == encoder.identity
     np.testing.assert_allclose(loaded.score(texts[:4]), router.score(texts[:4]), atol=1e-6)
 
-    # A router saved before precisions existed has no encoder.precision: it is fp32.
+    # A router saved before precisions existed has no encoder.precision (and an fp32
+    # identity): it is fp32.
     del config["encoder"]["precision"]
+    int8_identity = config["encoder"]["identity"]
+    config["encoder"]["identity"] = int8_identity.removesuffix("|int8")
     (folder / "config.json").write_text(json.dumps(config))
     assert Router.load(folder).encoder_.precision == "fp32"
+    config["encoder"]["identity"] = int8_identity
 
     config["encoder"]["precision"] = "int4"
     (folder / "config.json").write_text(json.dumps(config))
