@@ -22,37 +22,12 @@ from pydantic import PrivateAttr
 
 from langchain_hybrid import ChatHybrid
 from shared_router.errors import EncoderError
-from shared_router.types import QualityKnobs, RouteDecision
+from tests.fixed_router import FixedRouter
 from tests.langchain_hybrid.stand_ins import StandInChatModel
 
 QUESTION = "What is 2 + 2?"
 SMALL_ANSWER = f"small-model answers: {QUESTION}"
 LARGE_ANSWER = f"large-model answers: {QUESTION}"
-
-
-class FixedRouter:
-    """A stand-in router that sends everything to one model, or raises ``error``."""
-
-    name = "fixed"
-    default_knobs = QualityKnobs(threshold=0.5)
-
-    def __init__(self, model: str = "small", error: Exception | None = None) -> None:
-        self.model = model
-        self.error = error
-        self.routed: list[str] = []
-
-    def route(self, text: str, **knobs: float) -> RouteDecision:
-        self.routed.append(text)
-        if self.error is not None:
-            raise self.error
-        score = 0.9 if self.model == "small" else 0.1
-        return RouteDecision(
-            model=self.model,  # type: ignore[arg-type]
-            score=score,
-            threshold=0.5,
-            knob="threshold",
-            reason=f"score {score} vs threshold 0.5",
-        )
 
 
 class _Tokens(BaseCallbackHandler):
