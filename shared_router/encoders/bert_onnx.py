@@ -37,7 +37,6 @@ by :func:`int8_kernel_is_exact`).
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared_router._internal.extras import require_extra
 from shared_router.encoders.bert_folder import LayerWeights, Precision
 from shared_router.encoders.bert_numpy import NumpyBertEncoder, check_encode_args
 from shared_router.encoders.onnx_cache import (
@@ -55,111 +53,26 @@ from shared_router.encoders.onnx_cache import (
     warn_once,
     write_graph,
 )
-from shared_router.errors import EncoderError, MissingDependencyError
+from shared_router.encoders.onnx_runtime import (
+    IR_VERSION,
+    OPSET,
+    import_onnx,
+    import_runtime,
+    int8_kernel_is_exact,
+)
+from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
     import onnx
     import onnxruntime
 
-__all__ = [
-    "OPSET",
-    "OnnxBertEncoder",
-    "build_model",
-    "int8_kernel_is_exact",
-    "onnx_available",
-]
+__all__ = ["OnnxBertEncoder", "build_model"]
 
-_REQUIREMENTS = ("onnxruntime>=1.20", "onnx>=1.16")
-_PURPOSE = "the ONNX backend (or backend='numpy': the same vectors, slower)"
-
-OPSET = 17
-"""The ONNX opset of the graphs (17: the first with ``LayerNormalization``)."""
-
-_IR_VERSION = 8  # the IR version of opset 17
 # Bump when build_model or the cache's files change: cached graphs of older versions are
 # ignored. 2: a sidecar records each graph's sha256.
 _GRAPH_VERSION = 2
-_UINT8_MAX = 255
 _INPUT = "input_ids"
 _OUTPUT = "last_hidden_state"
-
-
-def onnx_available() -> bool:
-    """Tell whether the ONNX backend can run: onnxruntime imports and onnx is installed.
-
-    Imports onnxruntime (needed to run anyway), not onnx (needed only to build a graph).
-    """
-    from importlib.util import find_spec
-
-    try:
-        _import_runtime()
-        return find_spec("onnx") is not None
-    except (MissingDependencyError, ValueError):
-        return False
-
-
-@functools.cache
-def int8_kernel_is_exact() -> bool:
-    """Tell whether ONNX Runtime's fused int8 kernel gives exact integer sums on this CPU.
-
-    The ``"int8"`` function sums products of uint8 activations (0..255) and int8 weights
-    (-127..127) exactly, as the numpy encoder does. ONNX Runtime documents that on x86 CPUs
-    without VNNI its u8 x s8 kernel can saturate pairs of products to 16 bits, which would
-    silently compute another function. This runs one tiny graph built to saturate (all
-    activations 255, all weights 127) through the same fused kernel and checks the sums;
-    the answer is kept for the process.
-
-    Raises:
-        MissingDependencyError: When onnx or onnxruntime is missing.
-    """
-    module, ort = _import_onnx(), _import_runtime()
-    helper, k, n = module.helper, 64, 16
-    nodes = [
-        helper.make_node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
-        helper.make_node("MatMulInteger", ["x_q", "w", "x_zp"], ["acc"]),
-        helper.make_node("Cast", ["acc"], ["acc_f"], to=1),
-        helper.make_node("Mul", ["x_s", "w_s"], ["m"]),
-        helper.make_node("Mul", ["acc_f", "m"], ["y0"]),
-        helper.make_node("Add", ["y0", "b"], ["y"]),
-    ]
-    constants = [
-        module.numpy_helper.from_array(np.full((k, n), 127, dtype=np.int8), "w"),
-        module.numpy_helper.from_array(np.ones(n, dtype=np.float32), "w_s"),
-        module.numpy_helper.from_array(np.zeros(n, dtype=np.float32), "b"),
-    ]
-    float_type = module.TensorProto.FLOAT
-    graph = helper.make_graph(
-        nodes,
-        "int8_probe",
-        [helper.make_tensor_value_info("x", float_type, ["m", k])],
-        [helper.make_tensor_value_info("y", float_type, ["m", n])],
-        constants,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=_IR_VERSION
-    )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    scale = np.float32(1.0) / np.float32(_UINT8_MAX)  # what DynamicQuantizeLinear finds for x = 1
-    expected = np.float32(k * _UINT8_MAX * 127) * scale
-    for rows in (1, 24):  # one-row and multi-row kernels
-        (y,) = session.run(["y"], {"x": np.ones((rows, k), dtype=np.float32)})
-        if not np.allclose(y, expected, rtol=1e-6):
-            return False
-    return True
-
-
-def _import_runtime() -> Any:
-    return require_extra("onnxruntime", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)
-
-
-def _import_onnx() -> Any:
-    return require_extra("onnx", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)
 
 
 class _Graph:
@@ -263,7 +176,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
     Raises:
         MissingDependencyError: When onnx is not installed.
     """
-    module = _import_onnx()
+    module = import_onnx()
     graph = _Graph(module)
     weights = encoder.weights
     eps = float(encoder._eps)
@@ -305,7 +218,7 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
             ],
         ),
         opset_imports=[module.helper.make_opsetid("", OPSET)],
-        ir_version=_IR_VERSION,
+        ir_version=IR_VERSION,
         producer_name="hybrid-llm",
     )
     graph.write_constants(model.graph)  # after make_model, which copies the graph
@@ -391,7 +304,7 @@ class OnnxBertEncoder:
             MissingDependencyError: When onnx or onnxruntime is missing.
             EncoderError: When the folder cannot be run.
         """
-        _import_runtime()  # fail before reading the folder
+        import_runtime()  # fail before reading the folder
         # The weights are read only if the graph has to be built (not cached).
         numpy_encoder = NumpyBertEncoder.from_folder(
             path, max_tokens=max_tokens, precision=precision, load_weights=False
@@ -492,7 +405,7 @@ class OnnxBertEncoder:
         self, data: bytes, *, raise_error: bool = False
     ) -> onnxruntime.InferenceSession | None:
         """An ONNX Runtime session on serialised model bytes (None when they do not load)."""
-        ort = _import_runtime()
+        ort = import_runtime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1

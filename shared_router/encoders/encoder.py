@@ -366,6 +366,6 @@ def _is_storage_failure(exc: EncoderError) -> bool:
 
 def _onnx_runs(precision: Precision) -> bool:
     """Whether the onnx backend can run: onnx and onnxruntime installed, exact int8 kernel."""
-    from shared_router.encoders.bert_onnx import int8_kernel_is_exact, onnx_available
+    from shared_router.encoders.onnx_runtime import int8_kernel_is_exact, onnx_available
 
     return onnx_available() and (precision == "fp32" or int8_kernel_is_exact())

@@ -98,7 +98,7 @@ def test_bad_arguments_are_rejected() -> None:
 def test_auto_picks_onnx_or_numpy_for_minilm_on_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared_router.encoders.bert_onnx import onnx_available
+    from shared_router.encoders.onnx_runtime import onnx_available
 
     monkeypatch.setenv("HYBRID_LLM_CACHE", str(tmp_path / "embeddings.sqlite"))
     expected = "onnx" if onnx_available() else "numpy"

@@ -35,8 +35,9 @@ def onnx_modules() -> tuple[Any, Any]:
 
 def _plant(cache_dir: Path, data: bytes) -> Path:
     """Put a graph where the fp32 graph of KEY is kept, with a sidecar that matches it."""
-    from shared_router.encoders.bert_onnx import _GRAPH_VERSION, OPSET
+    from shared_router.encoders.bert_onnx import _GRAPH_VERSION
     from shared_router.encoders.onnx_cache import graph_path, write_graph
+    from shared_router.encoders.onnx_runtime import OPSET
 
     path = graph_path(cache_dir, KEY, "fp32", opset=OPSET, version=_GRAPH_VERSION)
     assert path is not None

@@ -78,7 +78,7 @@ def exact_int8_kernel() -> None:
     """Skips where ONNX Runtime's int8 kernel cannot compute the int8 function exactly."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.encoders.bert_onnx import int8_kernel_is_exact
+    from shared_router.encoders.onnx_runtime import int8_kernel_is_exact
 
     if not int8_kernel_is_exact():
         pytest.skip("ONNX Runtime's int8 kernel saturates on this CPU (no VNNI)")
@@ -151,7 +151,8 @@ def test_int8_linear_is_the_same_function_in_numpy_and_onnx(
 ) -> None:
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from shared_router.encoders.bert_onnx import OPSET, _Graph, _linear
+    from shared_router.encoders.bert_onnx import _Graph, _linear
+    from shared_router.encoders.onnx_runtime import OPSET
 
     layer = numpy_int8.weights.layers[2]
     assert layer.up_s is not None
@@ -270,7 +271,7 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(
 def test_auto_picks_onnx_when_installed(model_cache: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from shared_router.encoders.bert_onnx import int8_kernel_is_exact
+    from shared_router.encoders.onnx_runtime import int8_kernel_is_exact
 
     assert Encoder("default").resolved_backend == "onnx"
     int8 = Encoder("default", precision="int8")
