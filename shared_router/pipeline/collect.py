@@ -11,8 +11,8 @@ run loses at most its in-flight requests, and rows are never lost or duplicated.
 
 Output rows follow the data contract: the input row (query under ``query``, reference under
 ``reference``, id under ``id``, every other field kept; a row without ``split`` gets one
-from a hash of its id, :func:`split_for_id`, so that ``hybrid-llm train`` can use the file
-as it is) plus, per model name::
+from a hash of its id, :func:`~shared_router.pipeline.queries.split_for_id`, so that
+``hybrid-llm train`` can use the file as it is) plus, per model name::
 
     "models": {NAME: {"spec": SPEC, "responses": [...], "response": first or null,
                       "latency_s": [...], "usage": [{"input_tokens", "output_tokens"}, ...],
@@ -45,12 +45,7 @@ from shared_router._internal.progress import ProgressBar
 from shared_router._internal.validation import encodable_text
 from shared_router.errors import ConfigurationError
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
-from shared_router.pipeline.queries import (  # re-exported: collect's own names before
-    QueryRow,
-    read_queries,
-    split_for_id,
-    stable_id,
-)
+from shared_router.pipeline.queries import QueryRow, read_queries
 from shared_router.pipeline.queries import text_digest as _digest
 from shared_router.pipeline.ray_engine import run_on_ray
 from shared_router.pipeline.settings import (
@@ -69,13 +64,9 @@ from shared_router.pipeline.sources import (
 
 __all__ = [
     "CollectSummary",
-    "QueryRow",
     "RequestJob",
     "RequestRunner",
     "collect",
-    "read_queries",
-    "split_for_id",
-    "stable_id",
 ]
 
 Record = dict[str, Any]
@@ -258,7 +249,7 @@ def collect(
     """Collect ``samples`` responses of every model to every query; resumable.
 
     Args:
-        queries: JSONL input (see :func:`read_queries`).
+        queries: JSONL input (see :func:`~shared_router.pipeline.queries.read_queries`).
         output: JSONL output (see the module docstring); written atomically at the end.
         models: Output model name -> SPEC (a :class:`SourceSpec` or a SPEC string).
         samples: Responses per model and query (sampling needs a temperature > 0 in the

@@ -16,8 +16,9 @@ import pytest
 
 from shared_router.cli.app import main
 from shared_router.errors import DataError
-from shared_router.pipeline.collect import collect, read_queries, split_for_id, stable_id
+from shared_router.pipeline.collect import collect
 from shared_router.pipeline.journal import Journal, write_jsonl_atomic
+from shared_router.pipeline.queries import read_queries, split_for_id, stable_id
 from shared_router.pipeline.settings import EngineSettings, InputFields
 from shared_router.pipeline.sources import (
     RetryPolicy,

@@ -14,11 +14,12 @@ from shared_router.errors import (
     MissingDependencyError,
     UsageError,
 )
-from shared_router.pipeline.collect import collect, read_queries
+from shared_router.pipeline.collect import collect
 from shared_router.pipeline.journal import Journal
 from shared_router.pipeline.judge import judge_file
 from shared_router.pipeline.quality_base import ScoreItem
 from shared_router.pipeline.quality_model_based import BartScoreMetric
+from shared_router.pipeline.queries import read_queries
 from shared_router.pipeline.ray_engine import run_on_ray
 from shared_router.pipeline.settings import DEFAULT_ENGINE, EngineSettings, InputFields
 from shared_router.pipeline.sources import RetryPolicy
