@@ -169,6 +169,7 @@ class NumpyBertEncoder:
     Attributes:
         path: The model folder.
         dim: Size of the sentence vectors.
+        hidden_size: Size of the transformer's token vectors.
         max_tokens: Most word pieces fed to the model per text, special tokens included.
         pooling_modes: Pooling modes, concatenated in this order.
         normalize: Whether vectors are scaled to unit length.
@@ -197,6 +198,7 @@ class NumpyBertEncoder:
         self.precision: Precision = precision
         self.pooling_modes = spec.pooling_modes
         self.normalize = spec.normalize
+        self.hidden_size = hidden
         self.dim = hidden * len(spec.pooling_modes)
         self._tokenizer = tokenizer
         self._cls_id, self._sep_id = special_ids(tokenizer, spec.transformer_dir)
@@ -220,6 +222,21 @@ class NumpyBertEncoder:
                 if self._weights is None:
                     self._weights = read_weights(self._spec, self._heads, self.precision)
         return self._weights
+
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether :attr:`weights` has been read (a cached ONNX graph never needs them)."""
+        return self._weights is not None
+
+    def unloaded_copy(self) -> NumpyBertEncoder:
+        """The same model with its own, not yet read, weights: a reference to use and drop."""
+        return NumpyBertEncoder(
+            path=self.path,
+            tokenizer=self._tokenizer,
+            spec=self._spec,
+            max_tokens=self.max_tokens,
+            precision=self.precision,
+        )
 
     @classmethod
     def from_folder(

@@ -261,7 +261,7 @@ class OnnxBertEncoder:
         if threads is not None and threads < 1:
             raise EncoderError(f"threads must be >= 1 or None, got {threads}")
         self._numpy = encoder
-        self._hidden_size = int(encoder._spec.config["hidden_size"])
+        self._hidden_size = encoder.hidden_size
         self.threads = threads or min(2, os.cpu_count() or 1)
         if encoder.precision == "int8" and not int8_kernel_is_exact():
             raise EncoderError(

@@ -184,15 +184,8 @@ def probe_problem(
         return f"fails on a probe text ({exc})"
     if not np.all(np.isfinite(got)):
         return "gives a vector that is not finite on a probe text"
-    reference = encoder
-    if encoder._weights is None:  # a copy that reads the weights, dropped after the probe
-        reference = NumpyBertEncoder(
-            path=encoder.path,
-            tokenizer=encoder._tokenizer,
-            spec=encoder._spec,
-            max_tokens=encoder.max_tokens,
-            precision=encoder.precision,
-        )
+    # A copy reads the weights for the probe and is dropped, so a cached graph keeps sparing them.
+    reference = encoder if encoder.weights_loaded else encoder.unloaded_copy()
     expected = reference.encode([PROBE_TEXT])[0]
     if encoder.precision == "fp32":
         error = float(np.max(np.abs(got - expected)))
