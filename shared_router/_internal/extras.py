@@ -15,12 +15,13 @@ def install_hint(extra: str | None, requirements: Sequence[str]) -> str:
     """The pip command that installs what is missing: a hybrid-llm extra where one has it.
 
     Args:
-        extra: The hybrid-llm extra (``"train"``), or None for packages hybrid-llm depends on.
+        extra: The hybrid-llm extra (``"train"``: ``pip install "hybrid-llm[train]"``), or
+            None for packages hybrid-llm depends on.
         requirements: The pip requirements (``"onnxruntime>=1.20"``), used when ``extra`` is
             None.
     """
     if extra is not None:
-        return f"pip install 'hybrid-llm[{extra}]'"
+        return f'pip install "hybrid-llm[{extra}]"'  # double quotes: POSIX shells and cmd.exe
     quoted = " ".join(f'"{requirement}"' for requirement in requirements)
     return f"pip install {quoted} (dependencies of hybrid-llm)"
 

@@ -6,6 +6,9 @@
 - ``folders``: what an encoder name stands for; folder fingerprints.
 - ``bert_folder``: a BERT sentence-transformers folder read into numpy (config, weights,
   tokenizer, int8 quantisation).
+- ``int8_folder``: the shipped int8 MiniLM folder (``all-MiniLM-L6-v2-int8/``, package
+  data) and its versioned manifest, verified before use.
+- ``int8_export``: writes that folder, byte for byte, from the fp32 weights.
 - ``clipping``: the head + tail clipping of long texts, without tokenizing them whole.
 - ``bert_numpy``: the MiniLM forward pass in numpy (the reference of the int8 function).
 - ``bert_onnx``: the same function on ONNX Runtime (the fast path).

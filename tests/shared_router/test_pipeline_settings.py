@@ -80,11 +80,11 @@ def test_the_ray_engine_without_ray_names_the_extra(monkeypatch: pytest.MonkeyPa
         run_on_ray(list, [[1]], print)
     assert isinstance(error.value, ImportError) and isinstance(error.value, HybridLLMError)
     assert "engine 'ray' needs ray" in str(error.value)
-    assert "pip install 'hybrid-llm[ray]'" in str(error.value)
+    assert 'pip install "hybrid-llm[ray]"' in str(error.value)
 
 
 def test_bartscore_without_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError, match=r"the bartscore metric needs") as error:
         BartScoreMetric().score_batch([ScoreItem("q", "a")])
-    assert "pip install 'hybrid-llm[train]'" in str(error.value)
+    assert 'pip install "hybrid-llm[train]"' in str(error.value)
