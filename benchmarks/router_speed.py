@@ -6,7 +6,9 @@ Measures, each in fresh subprocesses where start-up matters:
 - cold start: import + ``Router.load("default")`` + the first decision;
 - decision latency p50/p99 of ``Router.route`` for a short (~20 tokens) and a long (~200
   tokens) query, after warm-up;
-- throughput of ``Router.route_batch`` at batch 64;
+- throughput of ``Router.route_batch`` at batch 64, of 64 distinct short and of 64 distinct
+  long queries (every text distinct: the encoder encodes a repeated text once, so copies
+  would measure nothing);
 - resident memory after the first decision;
 - the import time that ``langchain_hybrid`` / ``llamaindex_hybrid`` add on top of the
   framework's own base classes.
@@ -16,6 +18,7 @@ Run from the repository root::
     python benchmarks/router_speed.py            # writes benchmarks/results/router_speed.json
     python benchmarks/router_speed.py --backend numpy   # without ONNX Runtime
     python benchmarks/router_speed.py --repeats 500
+    python benchmarks/router_speed.py --quick           # fewer repeats, one start-up run
 
 Timings are medians over repeated runs; close other heavy processes first (2-core machines).
 """
@@ -127,12 +130,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=300, help="Decisions per latency run.")
     parser.add_argument("--runs", type=int, default=5, help="Fresh processes per start-up.")
     parser.add_argument(
+        "--quick", action="store_true", help="60 repeats, 1 start-up run, 3 batch rounds."
+    )
+    parser.add_argument("--out", help="Report file name in results/ (default by backend).")
+    parser.add_argument(
         "--backend",
         choices=("auto", "numpy", "onnx"),
         default="auto",
         help="The encoder's backend ('auto': ONNX Runtime when installed, else numpy).",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.runs = 60, 1
+    rounds = 3 if args.quick else 10
 
     from shared_router import Router
     from shared_router.encoders.bert_numpy import NumpyBertEncoder
@@ -145,7 +155,8 @@ def main() -> None:
     tokenizer = NumpyBertEncoder.from_folder(folder)
     short_tokens = len(tokenizer.token_ids(SHORT_QUERY))
     long_tokens = len(tokenizer.token_ids(LONG_QUERY))
-    batch = [f"{SHORT_QUERY} ({i})" for i in range(32)] + [LONG_QUERY] * 32
+    short_batch = [f"{SHORT_QUERY} (case {i})" for i in range(64)]
+    long_batch = [f"Case {i}. {LONG_QUERY}" for i in range(64)]
 
     report = {
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
@@ -162,7 +173,8 @@ def main() -> None:
         ),
         "short_query": {"tokens": short_tokens, **latency(router, SHORT_QUERY, args.repeats)},
         "long_query": {"tokens": long_tokens, **latency(router, LONG_QUERY, args.repeats)},
-        "batch64_decisions_per_s": throughput(router, batch, rounds=10),
+        "batch64_distinct_short_decisions_per_s": throughput(router, short_batch, rounds),
+        "batch64_distinct_long_decisions_per_s": throughput(router, long_batch, rounds),
         "adapter_import_overhead_s": {
             adapter: median_of_runs(ADAPTER_IMPORT_CODE.format(base=base, adapter=adapter), 3)
             for adapter, base in (
@@ -172,7 +184,9 @@ def main() -> None:
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "router_speed.json" if args.backend == "auto" else f"router_speed_{args.backend}.json"
+    name = args.out or (
+        "router_speed.json" if args.backend == "auto" else f"router_speed_{args.backend}.json"
+    )
     (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -33,12 +33,19 @@ if TYPE_CHECKING:
     )
     from shared_router.evaluation.plots import plot_curves
     from shared_router.evaluation.report import EvaluationReport, evaluate_scores
+    from shared_router.live.judges import CallableJudge, PairwiseJudge, PointwiseJudge
+    from shared_router.live.live_routing import LiveRouting
+    from shared_router.live.recalibration import LiveCalibrator, LiveThreshold
+    from shared_router.live.retraining import Retrainer
+    from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
+    from shared_router.live.store import open_store
     from shared_router.model.artifacts import load_router_folder, save_router_folder
     from shared_router.model.calibration import CalibrationTable, OnlinePacer
     from shared_router.model.head import MLPHead
     from shared_router.model.router_config import FORMAT_VERSION
+    from shared_router.routing.accounting import ModelPrices
     from shared_router.routing.router import Router
-    from shared_router.routing.serving import ModelPrices, RoutingService
+    from shared_router.routing.serving import RoutingService
     from shared_router.routing.text import clip_head_tail, routing_text
     from shared_router.routing.train_router import train_router
     from shared_router.training.fine_tune import fine_tune_encoder
@@ -50,6 +57,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "CallableJudge": "live.judges",
+    "LiveCalibrator": "live.recalibration",
+    "LiveRouting": "live.live_routing",
+    "LiveThreshold": "live.recalibration",
+    "PairwiseJudge": "live.judges",
+    "PointwiseJudge": "live.judges",
+    "Retrainer": "live.retraining",
+    "ShadowCosts": "live.shadow",
+    "ShadowEvaluator": "live.shadow",
+    "open_store": "live.store",
     "FORMAT_VERSION": "model.router_config",
     "load_router_folder": "model.artifacts",
     "save_router_folder": "model.artifacts",
@@ -80,7 +97,7 @@ _EXPORTS: dict[str, str] = {
     "make_labels": "training.labels",
     "Router": "routing.router",
     "train_router": "routing.train_router",
-    "ModelPrices": "routing.serving",
+    "ModelPrices": "routing.accounting",
     "RoutingService": "routing.serving",
     "clip_head_tail": "routing.text",
     "routing_text": "routing.text",
@@ -97,6 +114,7 @@ __all__ = [
     "ArtifactError",
     "CalibrationError",
     "CalibrationTable",
+    "CallableJudge",
     "DEFAULT_ENCODER",
     "DataError",
     "EmbeddingCache",
@@ -108,18 +126,26 @@ __all__ = [
     "HybridLLMError",
     "KnobError",
     "Labels",
+    "LiveCalibrator",
+    "LiveRouting",
+    "LiveThreshold",
     "MLPHead",
     "ModelNotInDataError",
     "ModelPair",
     "ModelPrices",
     "OnlinePacer",
     "PairData",
+    "PairwiseJudge",
+    "PointwiseJudge",
     "QualityKnobs",
+    "Retrainer",
     "RouteDecision",
     "Router",
     "RoutingError",
     "RoutingRecord",
     "RoutingService",
+    "ShadowCosts",
+    "ShadowEvaluator",
     "TrainingError",
     "__version__",
     "clip_head_tail",
@@ -130,6 +156,7 @@ __all__ = [
     "load_router_folder",
     "make_labels",
     "model_names",
+    "open_store",
     "plot_curves",
     "read_jsonl",
     "routing_text",

@@ -69,8 +69,11 @@ class QualityKnobs:
                 object.__setattr__(self, name, value)
             if not math.isfinite(float(value)):
                 raise KnobError(f"{name} must be finite, got {value!r}")
-            if name == "max_quality_drop" and float(value) < 0.0:
-                raise KnobError(f"max_quality_drop must be >= 0 (0.01 means 1%), got {value!r}")
+            if name == "max_quality_drop" and not 0.0 <= float(value) <= 1.0:
+                raise KnobError(
+                    "max_quality_drop is a fraction of the large model's quality, in [0, 1] "
+                    f"(for 5% write 0.05), got {value!r}"
+                )
             if name in ("large_share", "threshold") and not 0.0 <= float(value) <= 1.0:
                 raise KnobError(f"{name} must be in [0, 1], got {value!r}")
         if len(self.set_knobs()) > 1:
@@ -164,10 +167,16 @@ class RoutingRecord:
         threshold: The threshold used, or None.
         knob: Which knob set the threshold (see :class:`RouteDecision`).
         router: The router's name.
-        router_ms: Time spent deciding, in milliseconds.
+        router_ms: Time spent deciding, in milliseconds: ``router_queue_ms`` plus
+            ``router_compute_ms`` plus the service's own bookkeeping.
         fallback: True when the answer came from the large model after the small model or
             the router failed.
         reason: A short human-readable explanation.
+        router_queue_ms: Of ``router_ms``, the time the decision waited for the router's
+            thread (behind other decisions) before its batch started.
+        router_compute_ms: Of ``router_ms``, the time the router spent scoring the batch this
+            decision was part of (the whole batch: what the caller waited for).
+        cached: True when the answer came from an LLM cache instead of a model call.
     """
 
     model: ModelChoice
@@ -179,6 +188,9 @@ class RoutingRecord:
     router_ms: float
     fallback: bool = False
     reason: str = ""
+    router_queue_ms: float = 0.0
+    router_compute_ms: float = 0.0
+    cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:

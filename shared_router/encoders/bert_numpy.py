@@ -161,10 +161,10 @@ class NumpyBertEncoder:
     ``lo = min(0, min x)``, ``hi = max(0, max x)``,
     ``s = (hi - lo) / 255`` (1.0 when 0), ``zp = rint(clip(-lo / s, 0, 255))``,
     ``x_q = clip(rint(x / s) + zp, 0, 255)``; the output is
-    ``((x_q - zp) @ W_q) * (s * scale) + bias``. :meth:`encode` runs int8 texts one at a
-    time, unpadded, so a text's vector is the same bits whatever texts come with it. The
-    integer products are summed in float32, exact while a sum stays below 2**24 in magnitude
-    (MiniLM's stay below 2**21).
+    ``((x_q - zp) @ W_q) * (s * scale) + bias``. :meth:`encode` batches texts without
+    padding and quantises each on its own, so a text's vector is the same bits whatever
+    texts come with it. The integer products are summed in float32, exact while a sum
+    stays below 2**24 in magnitude (MiniLM's stay below 2**21).
 
     Attributes:
         path: The model folder.
@@ -204,8 +204,7 @@ class NumpyBertEncoder:
         self._cls_id, self._sep_id = special_ids(tokenizer, spec.transformer_dir)
         self._heads = int(config["num_attention_heads"])
         self._eps = np.float32(config.get("layer_norm_eps", 1e-12))
-        self._mean_row = np.full(hidden, 1.0 / hidden, dtype=np.float32)
-        self._mean_row.flags.writeable = False
+        self._inverse_hidden = np.float32(1.0 / hidden)
         self._spec = spec
         self._weights: BertWeights | None = None
         self._weights_lock = threading.Lock()
@@ -332,12 +331,16 @@ class NumpyBertEncoder:
         return ids
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Array:
-        """Embed texts.
+        """Embed texts, ``batch_size`` texts per forward pass, without padding.
 
-        At ``"fp32"`` texts are sorted by length and run in batches padded to their longest
-        text, so the result does not depend on ``batch_size`` beyond float rounding. At
-        ``"int8"`` each text runs alone, so its vector is the same bits whatever texts come
-        with it: int8 rounding can turn a batch's float rounding differences into larger ones.
+        A batch is *ragged*: its texts' tokens sit side by side, each text at its own length,
+        so no work goes to padding. The Linear layers, LayerNorm and GELU run on all of a
+        batch's tokens at once (the weights are read once a batch, not once a text);
+        attention and pooling run per group of texts of one length. At ``"int8"`` a text's
+        vector is the same bits whatever texts come with it (its activations are quantised on
+        their own, the integer products are exact, and every other step treats each token or
+        text alone in a fixed order); at ``"fp32"`` it is the same to float rounding (BLAS
+        sums a matrix product in an order that depends on its width).
 
         Args:
             texts: The texts; a single ``str`` is rejected (wrap it in a list).
@@ -355,8 +358,6 @@ class NumpyBertEncoder:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return self._forward([self.token_ids(texts[0])])
         ids = self.token_ids_batch(texts)
-        if self.precision == "int8":
-            return np.concatenate([self._forward([seq]) for seq in ids])
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
@@ -368,23 +369,26 @@ class NumpyBertEncoder:
         return [self._cls_id, *clip_token_ids(content, self._budget), self._sep_id]
 
     def _forward(self, batch: Sequence[Sequence[int]]) -> Array:
-        """Run the model on id lists of possibly different lengths; returns pooled vectors."""
-        n, width = len(batch), max(len(ids) for ids in batch)
-        ids = np.zeros((n, width), dtype=np.intp)
-        mask = np.zeros((n, width), dtype=np.float32)
-        for row, seq in enumerate(batch):
-            ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1.0
-        # A large negative bias (not -inf) on padded keys: exp() of it is exactly 0.
-        padded = any(len(seq) < width for seq in batch)
-        key_bias = ((mask - 1.0) * np.float32(1e9))[:, None, None, :] if padded else None
+        """Run the model on id lists, side by side at their own lengths; returns pooled vectors.
+
+        ``batch`` sorted by length keeps texts of one length next to each other, so that
+        attention and pooling run once per length (any order gives the same vectors).
+        """
+        layout = _Ragged([len(seq) for seq in batch])
+        ids = np.fromiter((i for seq in batch for i in seq), dtype=np.intp, count=layout.tokens)
+        positions = np.concatenate([np.arange(length, dtype=np.intp) for length in layout.lengths])
         weights = self.weights
-        tokens = weights.word[ids] + weights.position[:width]  # (n, width, hidden)
-        x = np.ascontiguousarray(tokens.reshape(n * width, -1).T)
+        tokens = weights.word[ids] + weights.position[positions]  # (tokens, hidden)
+        x = np.ascontiguousarray(tokens.T)
         x = self._layer_norm(x, weights.emb_g, weights.emb_b)
         for layer in weights.layers:
-            x = self._layer(x, layer, n, width, key_bias)
-        return self.pool(x.T.reshape(n, width, -1), mask)
+            x = self._layer(x, layer, layout)
+        out = np.empty((len(batch), self.dim), dtype=np.float32)
+        rows = np.ascontiguousarray(x.T)  # (tokens, hidden); a view would sum in other orders
+        for first, count, length, column in layout.groups:
+            hidden = rows[column : column + count * length].reshape(count, length, -1)
+            out[first : first + count] = self.pool(hidden, np.ones((count, length), np.float32))
+        return out
 
     def pool(self, hidden: Array, mask: Array) -> Array:
         """Turn a batch's last hidden states into sentence vectors: pooling, then normalising.
@@ -406,49 +410,87 @@ class NumpyBertEncoder:
         return pooled
 
     def _layer_norm(self, x: Array, gain: Array, bias: Array) -> Array:
-        """LayerNorm over features (axis 0); means as a matrix-vector product (fast)."""
-        centred = x - self._mean_row @ x
-        variance = self._mean_row @ np.square(centred)
+        """LayerNorm over features (axis 0) of feature-major x; returns a new array.
+
+        Each token's features are summed as one contiguous row (pairwise, in an order fixed
+        by the hidden size alone), so a token's result does not depend on how many tokens sit
+        beside it: a sum over axis 0, or a matrix-vector product, takes other orders (other
+        kernels) for other widths.
+        """
+        rows = np.ascontiguousarray(x.T)  # (tokens, hidden)
+        rows -= (np.add.reduce(rows, axis=1) * self._inverse_hidden)[:, None]
+        variance = np.add.reduce(np.square(rows), axis=1)
+        variance *= self._inverse_hidden
         variance += self._eps
-        centred *= 1.0 / np.sqrt(variance)
+        rows *= (1.0 / np.sqrt(variance))[:, None]
+        centred = np.ascontiguousarray(rows.T)
         centred *= gain
         centred += bias
         return centred
 
-    def _layer(
-        self,
-        x: Array,
-        layer: LayerWeights,
-        n: int,
-        width: int,
-        key_bias: Array | None,
-    ) -> Array:
-        """One encoder layer on x of shape (hidden, n * width); returns the same shape."""
+    def _layer(self, x: Array, layer: LayerWeights, layout: _Ragged) -> Array:
+        """One encoder layer on x of shape (hidden, tokens); returns the same shape."""
         hidden, tokens = x.shape
-        qkv = _dense(layer.qkv_w, layer.qkv_s, layer.qkv_b, x, n)
+        qkv = _dense(layer.qkv_w, layer.qkv_s, layer.qkv_b, x, layout)
+        context = np.empty((hidden, tokens), dtype=np.float32)
+        for _, count, length, column in layout.groups:
+            span = slice(column, column + count * length)
+            context[:, span] = self._attention(qkv[:, span], count, length)
+        attended = _dense(layer.out_w, layer.out_s, layer.out_b, context, layout)
+        attended += x
+        x = self._layer_norm(attended, layer.norm1_g, layer.norm1_b)
+        up = _dense(layer.up_w, layer.up_s, layer.up_b, x, layout)
+        # GELU by blocks of rows that stay in cache: ~3x faster than in one go on long texts.
+        rows = max(1, _GELU_BLOCK // tokens)
+        for start in range(0, up.shape[0], rows):
+            _gelu(up[start : start + rows])
+        down = _dense(layer.down_w, layer.down_s, layer.down_b, up, layout)
+        down += x
+        return self._layer_norm(down, layer.norm2_g, layer.norm2_b)
+
+    def _attention(self, qkv: Array, n: int, width: int) -> Array:
+        """Self-attention of n texts of ``width`` tokens each, qkv (3 * hidden, n * width)."""
+        hidden = qkv.shape[0] // 3
         qkv = qkv.reshape(3, self._heads, hidden // self._heads, n, width)
         q = qkv[0].transpose(2, 0, 3, 1)  # (n, heads, width, head_dim), pre-scaled
         k = qkv[1].transpose(2, 0, 1, 3)  # (n, heads, head_dim, width)
         v = qkv[2].transpose(2, 0, 3, 1)  # (n, heads, width, head_dim)
         scores = q @ k
-        if key_bias is not None:
-            scores += key_bias
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         context = scores @ v
         context /= scores.sum(axis=-1, keepdims=True)  # softmax's division, on fewer numbers
-        context = context.transpose(1, 3, 0, 2).reshape(hidden, tokens)
-        attended = _dense(layer.out_w, layer.out_s, layer.out_b, context, n)
-        attended += x
-        x = self._layer_norm(attended, layer.norm1_g, layer.norm1_b)
-        up = _dense(layer.up_w, layer.up_s, layer.up_b, x, n)
-        # GELU by blocks of rows that stay in cache: ~3x faster than in one go on long texts.
-        rows = max(1, _GELU_BLOCK // tokens)
-        for start in range(0, up.shape[0], rows):
-            _gelu(up[start : start + rows])
-        down = _dense(layer.down_w, layer.down_s, layer.down_b, up, n)
-        down += x
-        return self._layer_norm(down, layer.norm2_g, layer.norm2_b)
+        out: Array = context.transpose(1, 3, 0, 2).reshape(hidden, n * width)
+        return out
+
+
+class _Ragged:
+    """Texts side by side in one array of tokens, each at its own length.
+
+    Args:
+        lengths: Tokens per text, in the order the texts sit.
+
+    Attributes:
+        lengths: Tokens per text.
+        tokens: All of them.
+        starts: Each text's first token (column), shape (texts,).
+        groups: ``(first text, count, length, first column)`` per run of texts of one length.
+    """
+
+    def __init__(self, lengths: Sequence[int]) -> None:
+        self.lengths = np.asarray(lengths, dtype=np.intp)
+        self.tokens = int(self.lengths.sum())
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.intp)
+        self.groups: list[tuple[int, int, int, int]] = []
+        first = 0
+        for i in range(1, len(lengths) + 1):
+            if i == len(lengths) or lengths[i] != lengths[first]:
+                self.groups.append((first, i - first, lengths[first], int(self.starts[first])))
+                first = i
+
+    def per_token(self, values: Array) -> Array:
+        """One value per text, repeated over its tokens: shape (tokens,)."""
+        return np.repeat(values, self.lengths)
 
 
 def _dense(
@@ -456,43 +498,44 @@ def _dense(
     scale: Array | None,
     bias: Array,
     x: Array,
-    n: int,
+    layout: _Ragged | int,
 ) -> Array:
-    """A Linear layer on feature-major x (inputs, n * width): fp32, or int8 when ``scale``."""
+    """A Linear layer on feature-major x (inputs, tokens): fp32, or int8 when ``scale``.
+
+    ``layout`` says where each text's tokens are (an int n: n texts of one length).
+    """
     if scale is None:
         out = weight @ x
         out += bias
         return out
-    x_q, x_scale = _quantize_activations(x, n)
-    out = weight @ x_q  # integer-valued float32: (x_q - zp) @ W_q
-    # Multiplier (s * scale) per output feature and sequence, as ONNX's Mul(s, scale).
-    multiplier = x_scale[None, :] * scale
-    by_sequence = out.reshape(out.shape[0], n, -1)  # a view
-    by_sequence *= multiplier[:, :, None]
+    if isinstance(layout, int):
+        layout = _Ragged([x.shape[1] // layout] * layout)
+    x_q, x_scale = _quantize_activations(x, layout)
+    out = weight @ x_q  # integer-valued float32, exact: (x_q - zp) @ W_q
+    # Multiplier (s * scale) per output feature and text, as ONNX's Mul(s, scale).
+    out *= scale * layout.per_token(x_scale)[None, :]
     out += bias
     return out
 
 
-def _quantize_activations(x: Array, n: int) -> tuple[Array, Array]:
-    """Quantise feature-major x (inputs, n * width) to uint8 per sequence, as ONNX does.
+def _quantize_activations(x: Array, layout: _Ragged) -> tuple[Array, Array]:
+    """Quantise feature-major x (inputs, tokens) to uint8 per text, as ONNX does to one text.
 
-    The n sequences must be unpadded (same length): :meth:`NumpyBertEncoder.encode` runs int8
-    texts one at a time. Returns ``x_q - zp`` (integer-valued float32, x's shape) and the
-    scales ``s``, shape (n,).
+    Returns ``x_q - zp`` (integer-valued float32, x's shape) and the scales ``s``, one per
+    text.
     """
-    seqs = x.reshape(x.shape[0], n, -1)
-    low = np.minimum(seqs.min(axis=(0, 2)), np.float32(0.0))
-    high = np.maximum(seqs.max(axis=(0, 2)), np.float32(0.0))
+    low = np.minimum(np.minimum.reduceat(x.min(axis=0), layout.starts), np.float32(0.0))
+    high = np.maximum(np.maximum.reduceat(x.max(axis=0), layout.starts), np.float32(0.0))
     s = ((high - low) / np.float32(_UINT8_MAX)).astype(np.float32)
     s[s == 0] = 1.0
     zero_point = np.rint(np.clip(-low / s, 0.0, _UINT8_MAX)).astype(np.float32)
-    quantised = seqs / s[None, :, None]
+    quantised = x / layout.per_token(s)[None, :]
     np.rint(quantised, out=quantised)
     # clip(rint(x / s) + zp, 0, 255) - zp, without the two shifts.
     np.clip(
         quantised,
-        -zero_point[None, :, None],
-        (_UINT8_MAX - zero_point)[None, :, None],
+        -layout.per_token(zero_point)[None, :],
+        layout.per_token(_UINT8_MAX - zero_point)[None, :],
         out=quantised,
     )
-    return quantised.reshape(x.shape), s
+    return quantised, s

@@ -33,21 +33,23 @@ def fit_router_head(
     texts: list[str],
     y: np.ndarray,
     val: tuple[list[str], np.ndarray] | None,
-) -> tuple[Encoder, MLPHead, float | None]:
+) -> tuple[Encoder, MLPHead, float | None, np.ndarray | None]:
     """Train the head ``router``'s settings ask for on the encoder's vectors of ``texts``.
 
     Returns:
-        The encoder to route with (a fine-tuned one after fine-tuning), the head, and the
-        chosen L2 strength of a logistic head (else None).
+        The encoder to route with (a fine-tuned one after fine-tuning), the head, the
+        chosen L2 strength of a logistic head (else None), and the validation texts' vectors
+        from that encoder (None without validation data or after fine-tuning), so that the
+        caller need not encode them again.
     """
     if router.fine_tune:
-        return (*_fine_tune(router, encoder, texts, y, val), None)
+        return (*_fine_tune(router, encoder, texts, y, val), None, None)
     X = encoder.encode(texts, progress=router.progress)
     X_val = None if val is None else encoder.encode(val[0], progress=router.progress)
     y_val = None if val is None else val[1]
     if router.head_type == "logistic":
         fitted = fit_logistic(X, y, X_val=X_val, y_val=y_val, l2=router.l2)
-        return encoder, fitted.head, fitted.l2
+        return encoder, fitted.head, fitted.l2, X_val
     head = train_head(
         X,
         y,
@@ -63,7 +65,7 @@ def fit_router_head(
         seed=router.seed,
         progress=router.progress,
     )
-    return encoder, head, None
+    return encoder, head, None, X_val
 
 
 def _fine_tune(

@@ -3,13 +3,16 @@
 A :class:`Router` is an :class:`~shared_router.encoders.encoder.Encoder` (text -> embedding) and an
 :class:`~shared_router.model.head.MLPHead` (embedding -> p(small is good enough)), plus a
 :class:`~shared_router.model.calibration.CalibrationTable` that turns quality knobs into thresholds.
-A score ``p >= threshold`` goes to the small model.
+A score ``p >= threshold`` goes to the small model: how a knob and a score become a decision
+(:meth:`~Router.threshold_for`, :meth:`~Router.route`, :meth:`~Router.route_batch`,
+:meth:`~Router.route_scored`) is :class:`~shared_router.routing.decisions.RoutingDecisions`.
 :func:`~shared_router.routing.train_router.train_router` runs the paper's recipe on a model pair's
 data; :mod:`~shared_router.routing.router_folder` turns a router into a router folder and back.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,15 +22,11 @@ import numpy as np
 from shared_router._internal.validation import text_list
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.encoders.encoder import Encoder, EncoderBackend
-from shared_router.errors import (
-    CalibrationError,
-    KnobError,
-    RoutingError,
-    TrainingError,
-)
+from shared_router.errors import RoutingError, TrainingError, UsageError
 from shared_router.model.artifacts import save_router_folder
 from shared_router.model.calibration import CalibrationTable
 from shared_router.model.head import MLPHead
+from shared_router.routing.decisions import RoutingDecisions
 from shared_router.routing.head_fitting import fit_router_head
 from shared_router.routing.router_folder import (
     DEFAULT_ROUTER,
@@ -36,7 +35,7 @@ from shared_router.routing.router_folder import (
     router_config,
 )
 from shared_router.training.logistic import DEFAULT_L2_GRID
-from shared_router.types import KNOB_NAMES, ModelPair, QualityKnobs, RouteDecision
+from shared_router.types import ModelPair, QualityKnobs
 
 __all__ = ["HeadType", "Router"]
 
@@ -45,12 +44,11 @@ HeadType = Literal["mlp", "logistic"]
 logistic regression fitted exactly in numpy, its L2 strength chosen on validation data."""
 
 
-_EMPTY_REASON = "empty text: routed to the large model"
 _DEFAULT_QUALITY_DROP = QualityKnobs(max_quality_drop=0.01)
 _UNCALIBRATED_DEFAULT = QualityKnobs(threshold=0.5)
 
 
-class Router:
+class Router(RoutingDecisions):
     """Routes each query to a small or a large LLM by its predicted difficulty.
 
     ``__init__`` stores parameters only; :meth:`fit` learns. Scoring and routing are safe
@@ -142,6 +140,7 @@ class Router:
         self.pair_: ModelPair | None = None
         self.metadata_: dict[str, Any] = {}
         self._knobs = default_knobs
+        self._source: str | None = None  # the folder it equals, for pickling (see __reduce__)
 
     @property
     def default_knobs(self) -> QualityKnobs:
@@ -153,6 +152,7 @@ class Router:
     @default_knobs.setter
     def default_knobs(self, knobs: QualityKnobs) -> None:
         self._knobs = knobs
+        self._source = None
 
     @property
     def is_fitted(self) -> bool:
@@ -211,16 +211,20 @@ class Router:
                 f"route with precision={encoder.precision!r}; fine-tune with an fp32 Encoder, "
                 "or keep the encoder frozen (fine_tune=False) to train on int8 vectors"
             )
-        self.encoder_, self.head_, l2_chosen = fit_router_head(
+        self.encoder_, self.head_, l2_chosen, val_vectors = fit_router_head(
             self, encoder, train_texts, y_arr, val
         )
         self.calibration_ = None
         self.label_type_ = None
         self.t_star_ = None
         self.pair_ = None
+        self._source = None
         metrics: dict[str, Any] = {}
-        if val is not None:
-            metrics["val_bce"] = _bce(self.score(val[0]), val[1])
+        if val is not None:  # the validation vectors are encoded once, not again here
+            val_scores = (
+                self.score(val[0]) if val_vectors is None else _head_scores(self.head_, val_vectors)
+            )
+            metrics["val_bce"] = _bce(val_scores, val[1])
         self.metadata_ = {
             "n_train": len(train_texts),
             "n_val": 0 if val is None else len(val[0]),
@@ -254,7 +258,30 @@ class Router:
             CalibrationError: When the table cannot be built.
         """
         scores = self.score(text_list(texts, "texts", TrainingError))
-        self.calibration_ = CalibrationTable.from_scores(scores, small_quality, large_quality, **kw)
+        return self.calibrate_scores(scores, small_quality, large_quality, **kw)
+
+    def calibrate_scores(
+        self,
+        scores: np.ndarray | Sequence[float],
+        small_quality: np.ndarray | Sequence[float],
+        large_quality: np.ndarray | Sequence[float],
+        **kw: Any,
+    ) -> Router:
+        """:meth:`calibrate` from held-out queries' scores already computed (:meth:`score`).
+
+        For a caller that needs the scores anyway (to evaluate on them too): the queries are
+        then encoded once.
+
+        Returns:
+            self, with ``calibration_`` set.
+
+        Raises:
+            CalibrationError: When the table cannot be built.
+        """
+        self.calibration_ = CalibrationTable.from_scores(
+            np.asarray(scores, dtype=np.float64), small_quality, large_quality, **kw
+        )
+        self._source = None
         return self
 
     def score(self, texts: str | Iterable[str]) -> np.ndarray:
@@ -265,7 +292,9 @@ class Router:
                 but not a mapping.
 
         Returns:
-            float64 array of shape ``(n,)`` (``(1,)`` for one str).
+            float64 array of shape ``(n,)`` (``(1,)`` for one str). A text's score does not
+            depend on the texts scored with it (its vector does not, see
+            :class:`~shared_router.encoders.encoder.Encoder`, and the head scores each alone).
 
         Raises:
             RoutingError: When the router is not fitted, or ``texts`` is a mapping, not
@@ -275,132 +304,12 @@ class Router:
         head, encoder = self._fitted()
         if not items:
             return np.zeros(0, dtype=np.float64)
-        return head.predict_proba(encoder.encode(items))
+        return _head_scores(head, encoder.encode(items))
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         """Return ``[P(needs the large model), P(small is good enough)]`` per text, ``(n, 2)``."""
         p = self.score(texts)
         return np.column_stack([1.0 - p, p])
-
-    def threshold_for(self, knobs: QualityKnobs) -> float:
-        """Turn a quality level into a score threshold.
-
-        Args:
-            knobs: Exactly one knob set.
-
-        Returns:
-            The threshold; ``p >= threshold`` goes small.
-
-        Raises:
-            KnobError: When no knob is set.
-            CalibrationError: For ``max_quality_drop`` / ``large_share`` on an uncalibrated
-                router.
-        """
-        active = knobs.active
-        if active is None:
-            raise KnobError(
-                "give exactly one of max_quality_drop, large_share, threshold; got none "
-                f"(this router's default is {self.default_knobs.set_knobs()})"
-            )
-        knob, value = active
-        if knob == "threshold":
-            return value
-        if self.calibration_ is None:
-            raise CalibrationError(
-                f"router {self.name!r} has no calibration table, so {knob}={value} cannot be "
-                "turned into a threshold; call router.calibrate(texts, small_quality, "
-                "large_quality) on held-out data, or route with threshold=..."
-            )
-        if knob == "max_quality_drop":
-            return self.calibration_.threshold_for_quality_drop(value)
-        return self.calibration_.threshold_for_large_share(value)
-
-    def route(
-        self,
-        text: str,
-        *,
-        max_quality_drop: float | None = None,
-        large_share: float | None = None,
-        threshold: float | None = None,
-    ) -> RouteDecision:
-        """Decide which model answers one text.
-
-        Args:
-            text: The query (see :func:`shared_router.routing.text.routing_text` for conversations).
-            max_quality_drop: Most relative quality drop versus all-large (0.01 is 1%).
-            large_share: Share of traffic to send large (0.3 is 30%).
-            threshold: A raw score threshold.
-
-        Returns:
-            The decision. Empty or whitespace-only text goes large without scoring.
-
-        Raises:
-            KnobError: Unless exactly one knob is given (pass ``**router.default_knobs
-                .set_knobs()`` for the router's default).
-            CalibrationError: For a calibrated knob on an uncalibrated router.
-        """
-        if not isinstance(text, str):
-            raise RoutingError(f"text must be a str, got {type(text).__name__}")
-        return self.route_batch(
-            [text],
-            max_quality_drop=max_quality_drop,
-            large_share=large_share,
-            threshold=threshold,
-        )[0]
-
-    def route_batch(
-        self,
-        texts: Iterable[str],
-        *,
-        max_quality_drop: float | None = None,
-        large_share: float | None = None,
-        threshold: float | None = None,
-    ) -> list[RouteDecision]:
-        """Decide which model answers each text (one encoder pass for all of them).
-
-        Args and rules as :meth:`route`; ``texts`` is any iterable of str (a generator is
-        consumed once), but not one str or a mapping.
-
-        Returns:
-            One decision per text, in order.
-        """
-        if isinstance(texts, str):
-            raise RoutingError("route_batch takes a sequence of texts; use route() for one str")
-        items = text_list(texts, "texts", RoutingError)
-        knobs = QualityKnobs(
-            max_quality_drop=max_quality_drop, large_share=large_share, threshold=threshold
-        )
-        if knobs.is_empty:
-            raise KnobError(
-                f"give exactly one of {', '.join(KNOB_NAMES)}; got none. For the router's "
-                f"default use router.route(text, **router.default_knobs.set_knobs()) "
-                f"(here {self.default_knobs.set_knobs()})"
-            )
-        knob, value = knobs.set_knobs().popitem()
-        thr = self.threshold_for(knobs)
-        scored = [i for i, text in enumerate(items) if text.strip()]
-        scores = self.score([items[i] for i in scored]) if scored else np.zeros(0)
-        by_row = dict(zip(scored, scores.tolist(), strict=True))
-        decisions = []
-        for i in range(len(items)):
-            if i not in by_row:
-                decisions.append(
-                    RouteDecision("large", None, None, knob, knob_value=value, reason=_EMPTY_REASON)
-                )
-                continue
-            s = by_row[i]
-            small = s >= thr
-            reason = (
-                f"score {s:.4f} {'>=' if small else '<'} threshold {thr:.4f} from "
-                f"{knob}={value:g}: "
-                + ("the small model is predicted good enough" if small else "needs the large model")
-            )
-            decisions.append(
-                RouteDecision(
-                    "small" if small else "large", s, thr, knob, knob_value=value, reason=reason
-                )
-            )
-        return decisions
 
     def save(self, path: str | Path) -> Path:
         """Write the router folder (see :mod:`shared_router.model.artifacts`).
@@ -416,13 +325,15 @@ class Router:
             ArtifactError: When the folder cannot be written.
         """
         _, encoder = self._fitted()
-        return save_router_folder(
+        folder = save_router_folder(
             path,
             config=router_config(self),
             head=self.head_,
             calibration=self.calibration_,
             encoder_dir=encoder.path if self.metadata_.get("fine_tuned") else None,
         )
+        self._source = str(Path(folder).resolve())
+        return folder
 
     def describe(self) -> dict[str, Any]:
         """Return the router's configuration and a calibration summary, JSON-ready.
@@ -484,10 +395,61 @@ class Router:
             )
         return self.head_, self.encoder_
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickle a router as the folder it was loaded from (or saved to), or ``"default"``.
+
+        Unpickling gives that process's one router for the folder
+        (:func:`~shared_router.routing.registry.shared_router`), so a pickled adapter or
+        service shares the router already loaded there. (``copy.copy`` and ``copy.deepcopy``
+        make copies in this process instead, see :meth:`__deepcopy__`.)
+
+        Raises:
+            UsageError: For a router that matches no folder: built or refitted in memory,
+                or recalibrated since it was loaded or saved.
+        """
+        if self._source is None:
+            raise UsageError(
+                f"router {self.name!r} was built (or changed) in memory, so it has no folder to "
+                "be pickled as; save it with router.save(folder) and give the folder (or pickle "
+                "the router after saving it)"
+            )
+        from shared_router.routing.registry import shared_router
+
+        return shared_router, (self._source,)
+
+    def __copy__(self) -> Router:
+        """A shallow copy: the same head, calibration and encoder objects."""
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Router:
+        """A deep copy of the head, calibration and settings that shares the encoder.
+
+        An :class:`Encoder` is read-only once loaded and safe to share between threads, so
+        the copy uses the same one (and its loaded weights) rather than a second.
+        """
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            shared = isinstance(value, Encoder)
+            copied.__dict__[name] = value if shared else copy.deepcopy(value, memo)
+        return copied
+
     def __repr__(self) -> str:
         state = "fitted" if self.is_fitted else "not fitted"
         calibrated = ", calibrated" if self.calibration_ is not None else ""
         return f"Router(name={self.name!r}, {state}{calibrated})"
+
+
+def _head_scores(head: MLPHead, vectors: np.ndarray) -> np.ndarray:
+    """The head's p per vector, each row on its own (~40 us a row).
+
+    BLAS sums a row in another order when other rows come with it, so a batch would score a
+    text a rounding away from the same text alone; a decision batched with others must be
+    the one it gets alone.
+    """
+    return np.concatenate([head.predict_proba(vectors[i : i + 1]) for i in range(len(vectors))])
 
 
 def _bce(p: np.ndarray, y: np.ndarray) -> float:

@@ -186,6 +186,8 @@ def load_router(
         "package_version": config.get("package_version"),
         "path": str(folder),
     }
+    bundled = isinstance(path_or_name, str) and path_or_name == DEFAULT_ROUTER
+    router._source = DEFAULT_ROUTER if bundled else str(folder.resolve())
     return router
 
 

@@ -1,77 +1,58 @@
 """What both framework adapters share: lazy router, knob resolution, fallbacks, records, stats.
 
 An adapter (LangChain's ``ChatHybrid``, LlamaIndex's ``HybridLLM``) turns its messages into
-text (:func:`~shared_router.routing.text.routing_text`), asks :meth:`RoutingService.decide` which
-model to call, calls it, and turns the outcome into a :class:`~shared_router.types.RoutingRecord`
-with :meth:`RoutingService.record`. Routing never loses a request: when the router fails, the
-decision is "large" with ``fallback=True`` and the reason.
+text (:func:`~shared_router.routing.text.routing_text`), asks :meth:`RoutingService.decide` (or,
+in async code, :meth:`RoutingService.adecide`) which model to call, calls it, and turns the
+outcome into a :class:`~shared_router.types.RoutingRecord` with :meth:`RoutingService.record`.
+Routing never loses a request: when the router fails to score, the decision is "large" with
+``fallback=True`` and the reason. A router that cannot be *loaded* is a setup error, raised:
+a misspelt folder fails when the service is made, a broken one on the first decision.
+
+Services over one source share one router (:mod:`~shared_router.routing.registry`), and
+decisions over one :class:`~shared_router.routing.router.Router` are scored in micro-batches on
+its own thread (:mod:`~shared_router.routing.batching`): many concurrent callers, sync or
+async, make one encoder pass each few milliseconds, not one each, and an async caller never
+holds the event loop or its default executor while it waits.
 
 An inner model that has only a synchronous API runs, in the adapters' async paths, on a
-bounded thread pool the service owns for that model (:meth:`RoutingService.run_sync`,
-:meth:`RoutingService.iterate_sync`), never on the event loop's default executor: a
-blocking model then holds its own threads only, not those every other coroutine of the
-process needs.
+bounded thread pool the service owns for that model, never on the event loop's default
+executor (:mod:`~shared_router.routing.service_threads`). Stats and prices, sticky routing's
+memory and paced shares are in ``accounting``, ``sticky`` and ``pacing`` next to this module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import dataclasses
 import functools
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared_router._internal.model_threads import ModelThreads
 from shared_router.errors import ConfigurationError, KnobError
+from shared_router.routing.accounting import CallCounters, ModelPrices, StatsSnapshot
+from shared_router.routing.batching import BatchedScore, ScoreBatcher, batcher_for
+from shared_router.routing.pacing import LargeSharePacers
+from shared_router.routing.registry import check_router_source, shared_router, source_key
+from shared_router.routing.router_failures import RouterFailureLog, large_decision
+from shared_router.routing.service_threads import ServiceThreads
+from shared_router.routing.sticky import LargeConversations
 from shared_router.types import ModelChoice, QualityKnobs, RouteDecision, RoutingRecord
 
 if TYPE_CHECKING:
-    from shared_router.model.calibration import OnlinePacer
     from shared_router.routing.router import Router
 
-__all__ = ["SYNC_MODEL_THREADS", "ModelPrices", "Routed", "RoutingService", "StatsSnapshot"]
+__all__ = ["Routed", "RoutingService"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SYNC_MODEL_THREADS = 16
-"""Threads of the pool each synchronous-only inner model runs on, per routing service."""
-
-_DONE = object()
-
-
-@dataclass(frozen=True)
-class ModelPrices:
-    """Token prices of one model, in any currency, per million tokens.
-
-    Attributes:
-        input_per_million: Price of one million prompt tokens.
-        output_per_million: Price of one million completion tokens.
-    """
-
-    input_per_million: float
-    output_per_million: float
-
-    def __post_init__(self) -> None:
-        if self.input_per_million < 0 or self.output_per_million < 0:
-            raise ConfigurationError(
-                "prices must be >= 0, got "
-                f"input={self.input_per_million!r}, output={self.output_per_million!r}"
-            )
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Return the price of one call."""
-        return (
-            input_tokens * self.input_per_million + output_tokens * self.output_per_million
-        ) / 1e6
+_SETTINGS = ("router", "knobs", "sticky", "pace_large_share", "prices", "sticky_capacity")
+_STICKY_REASON = "sticky: this conversation already went to the large model"
 
 
 @dataclass(frozen=True)
@@ -80,15 +61,21 @@ class Routed:
 
     Attributes:
         decision: The router's decision (or the forced/fallback one).
-        router_ms: Time spent deciding, in milliseconds.
+        router_ms: Time spent deciding, in milliseconds (all of it: queue, compute and the
+            service's own work).
         router_failed: True when the router raised and the large model was chosen instead.
         conversation_key: The conversation this call belongs to, for sticky routing.
+        queue_ms: Of ``router_ms``, the time the text waited for the router's thread.
+        compute_ms: Of ``router_ms``, the time the router took to score the batch the text
+            was in (0 when the router was not asked: a forced or sticky decision).
     """
 
     decision: RouteDecision
     router_ms: float
     router_failed: bool = False
     conversation_key: str | None = None
+    queue_ms: float = 0.0
+    compute_ms: float = 0.0
 
     @property
     def model(self) -> ModelChoice:
@@ -96,51 +83,15 @@ class Routed:
         return self.decision.model
 
 
-@dataclass(frozen=True)
-class StatsSnapshot:
-    """Counters of a routing service at one moment.
-
-    Attributes:
-        calls: Calls answered.
-        small: Calls answered by the small model.
-        large: Calls answered by the large model (fallbacks included).
-        fallbacks: Calls the large model answered because the small model or the router failed.
-        router_errors: Calls on which the router failed.
-        input_tokens: Prompt tokens by answering model (``"small"``/``"large"``).
-        output_tokens: Completion tokens by answering model.
-        cost: Estimated cost of the answered calls, or None without prices.
-        cost_always_large: Estimated cost had every call gone to the large model, or None.
-        cost_saved: ``cost_always_large - cost``, or None without prices.
-        failed: Calls that raised to the caller instead of answering: the answering model
-            failed (the large one, or the small one without fallback), or a stream broke
-            after its first chunk. They are not in ``calls``.
-    """
-
-    calls: int
-    small: int
-    large: int
-    fallbacks: int
-    router_errors: int
-    input_tokens: Mapping[str, int]
-    output_tokens: Mapping[str, int]
-    cost: float | None
-    cost_always_large: float | None
-    cost_saved: float | None
-    failed: int = 0
-
-    @property
-    def small_share(self) -> float:
-        """Share of calls the small model answered (the realised cost advantage)."""
-        return self.small / self.calls if self.calls else 0.0
-
-
 class RoutingService:
     """Thread-safe routing front end shared by the adapters.
 
     Args:
-        router: A :class:`~shared_router.routing.router.Router`, ``"default"`` for the bundled
-        router,
-            or a router folder. Loaded on first use, not here.
+        router: A :class:`~shared_router.routing.router.Router` (used as given), ``"default"``
+            for the bundled router, or a router folder. A folder is checked here (it must
+            exist and hold a ``config.json``) and loaded on first use, once per process: every
+            service over the same folder shares one router
+            (:func:`~shared_router.routing.registry.shared_router`).
         knobs: The default quality level; empty means the router's own default level.
         sticky: Once a conversation went to the large model, later turns stay there.
         pace_large_share: Hold a ``large_share`` knob on live traffic with an
@@ -148,6 +99,14 @@ class RoutingService:
             scores) instead of the calibration table's quantile.
         prices: Optional ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
         sticky_capacity: How many conversations to remember for sticky routing (LRU).
+
+    Raises:
+        ArtifactError: When ``router`` names a folder that does not exist or holds no router.
+        KnobError: When ``prices`` lacks ``"small"`` or ``"large"``.
+
+    A service copies with :meth:`replace` (same router, fresh stats), and pickles as its
+    router's source and its settings (:meth:`__getstate__`); ``copy.deepcopy`` is
+    :meth:`replace`.
     """
 
     def __init__(
@@ -164,6 +123,8 @@ class RoutingService:
             raise KnobError(
                 f"prices must have exactly the keys 'small' and 'large', got {sorted(prices)}"
             )
+        if isinstance(router, (str, Path)):
+            check_router_source(router)
         self.router_spec = router
         self.knobs = knobs if knobs is not None else QualityKnobs()
         self.sticky = sticky
@@ -171,34 +132,84 @@ class RoutingService:
         self.prices = dict(prices) if prices is not None else None
         self._sticky_capacity = sticky_capacity
         self._router: Router | None = None if isinstance(router, (str, Path)) else router
+        self._batcher: ScoreBatcher | None = None
+        self._threads = ServiceThreads()
+        self._counters = CallCounters(self.prices)
         self._lock = threading.Lock()
-        self._large_conversations: OrderedDict[str, None] = OrderedDict()
-        self._pacers: dict[float, OnlinePacer] = {}
-        self._counts = {
-            "calls": 0,
-            "small": 0,
-            "large": 0,
-            "fallbacks": 0,
-            "router_errors": 0,
-            "failed": 0,
-        }
-        self._router_failure_logged = False
-        self._executors: dict[ModelChoice, ModelThreads] = {}
-        self._tokens_in = {"small": 0, "large": 0}
-        self._tokens_out = {"small": 0, "large": 0}
-        self._cost = 0.0
-        self._cost_large = 0.0
+        self._large_conversations = LargeConversations(sticky_capacity)
+        self._pacers = LargeSharePacers(lambda: self.router.calibration_)
+        self._failures = RouterFailureLog(logger)
 
     @property
     def router(self) -> Router:
-        """The router, loaded on first use (thread-safe)."""
+        """The router, loaded on first use, once per process per source (thread-safe).
+
+        Raises:
+            ArtifactError: When the router folder cannot be loaded (it names the folder and
+                the cause).
+            RoutingError: When the router fails to load for another reason.
+        """
         if self._router is None:
+            loaded = shared_router(self.router_spec)  # type: ignore[arg-type]
             with self._lock:
                 if self._router is None:
-                    from shared_router.routing.router import Router
-
-                    self._router = Router.load(self.router_spec)  # type: ignore[arg-type]
+                    self._router = loaded
         return self._router
+
+    def replace(self, **settings: Any) -> RoutingService:
+        """A new service with the same router (and batcher) and some settings changed.
+
+        Its stats, sticky conversations and pacers start afresh.
+
+        Args:
+            **settings: Any of the constructor's arguments (``router``, ``knobs``,
+                ``sticky``, ``pace_large_share``, ``prices``, ``sticky_capacity``); a new
+                ``router`` gives the copy that router instead.
+
+        Raises:
+            ConfigurationError: For a name that is not a setting.
+        """
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise ConfigurationError(
+                f"RoutingService.replace takes {', '.join(_SETTINGS)}; got {', '.join(unknown)}"
+            )
+        merged = {**self._settings(), **settings}
+        copy = RoutingService(merged.pop("router"), **merged)
+        if "router" not in settings:
+            copy._router, copy._batcher = self._router, self._batcher
+        return copy
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "router": self.router_spec,
+            "knobs": self.knobs,
+            "sticky": self.sticky,
+            "pace_large_share": self.pace_large_share,
+            "prices": self.prices,
+            "sticky_capacity": self._sticky_capacity,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Its router's source and its settings: no stats, locks, threads or loaded router.
+
+        A source given as a folder is pickled as that folder's absolute path; a router object
+        is pickled as itself (a :class:`~shared_router.routing.router.Router` as the folder it
+        was loaded from, see :meth:`Router.__reduce__`).
+        """
+        state = self._settings()
+        if isinstance(self.router_spec, (str, Path)) and self.router_spec != "default":
+            state["router"] = source_key(self.router_spec)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the service from :meth:`__getstate__`'s settings, on this process's router."""
+        settings = dict(state)
+        self.__init__(settings.pop("router"), **settings)  # type: ignore[misc]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RoutingService:
+        """:meth:`replace` with no change: the same router, fresh stats."""
+        return self.replace()
 
     @property
     def router_name(self) -> str:
@@ -226,8 +237,10 @@ class RoutingService:
     ) -> Routed:
         """Decide which model answers ``text``.
 
-        Never raises because of the router: a failing router yields a large decision with
-        ``router_failed=True``. Bad knobs raise :class:`~shared_router.errors.KnobError`.
+        Never raises because the router fails to score: such a decision is large, with
+        ``router_failed=True``. Texts of concurrent calls are scored together, in one batch
+        (see :mod:`~shared_router.routing.batching`); each decision is the one the call would
+        get alone.
 
         Args:
             text: The routed text (see :func:`shared_router.routing.text.routing_text`).
@@ -238,95 +251,140 @@ class RoutingService:
 
         Returns:
             The decision with its timing.
+
+        Raises:
+            KnobError: For bad knobs.
+            ArtifactError: When the router cannot be loaded (see :attr:`router`).
         """
         start = time.perf_counter()
-        if force_large is not None:
-            return self._forced(force_large, start, conversation_key)
-        if self.sticky and conversation_key is not None and self._is_sticky(conversation_key):
-            return self._forced(
-                "sticky: this conversation already went to the large model", start, conversation_key
-            )
+        early = self._forced_or_sticky(force_large, conversation_key, start)
+        if early is not None:
+            return early
+        router = self.router
+        batcher = self._batcher_of(router)
+        if batcher is None:  # a router object of another kind: asked text by text
+            return self._decide_directly(router, text, knobs, conversation_key, start)
         try:
             level = self.resolve_knobs(knobs)
-            decision = self._route(text, level)
+            scored = batcher.score(text) if _scorable(text) else None
+            return self._scored(router, text, scored, level, conversation_key, start)
         except KnobError:
             raise
         except Exception as error:  # the router failed: the large model answers, visibly
-            reason = f"router failed: {type(error).__name__}: {error}"
-            self._log_router_failure(reason)
-            decision = RouteDecision(
-                model="large", score=None, threshold=None, knob="none", reason=reason
-            )
-            return Routed(decision, _ms_since(start), True, conversation_key)
-        return Routed(decision, _ms_since(start), False, conversation_key)
+            return self._failed(error, conversation_key, start)
 
-    def _log_router_failure(self, reason: str) -> None:
-        """Log a router failure: a warning the first time, then at debug level."""
-        with self._lock:
-            first = not self._router_failure_logged
-            self._router_failure_logged = True
-        if first:
-            logger.warning(
-                "router %s: %s; the large model answers this call and any other the router "
-                "fails on (each has fallback=True and the reason in its routing record, and "
-                "stats.router_errors counts them); check the router and its input",
-                self.router_name,
-                reason,
+    async def adecide(
+        self,
+        text: str,
+        knobs: QualityKnobs | None = None,
+        *,
+        conversation_key: str | None = None,
+        force_large: str | None = None,
+    ) -> Routed:
+        """:meth:`decide` for async callers: awaiting it never blocks the event loop.
+
+        The text is scored in a batch on the router's own thread, never on the loop's
+        default executor (which DNS lookups and every other ``run_in_executor(None, ...)``
+        of the process need); the first call loads the router on the service's router
+        threads. Same arguments, result and errors as :meth:`decide`.
+        """
+        start = time.perf_counter()
+        early = self._forced_or_sticky(force_large, conversation_key, start)
+        if early is not None:
+            return early
+        router = self._router
+        if router is None:
+            router = await self._threads.on_router_threads(lambda: self.router)
+        batcher = self._batcher_of(router)
+        if batcher is None:
+            asked = functools.partial(self._decide_directly, router, text, knobs, conversation_key)
+            routed = await self._threads.on_router_threads(lambda: asked(time.perf_counter()))
+            total = _ms_since(start)
+            return dataclasses.replace(
+                routed, router_ms=total, queue_ms=max(0.0, total - routed.router_ms)
             )
+        try:
+            level = self.resolve_knobs(knobs)
+            scored = await batcher.ascore(text) if _scorable(text) else None
+            return self._scored(router, text, scored, level, conversation_key, start)
+        except KnobError:
+            raise
+        except Exception as error:  # the router failed: the large model answers, visibly
+            return self._failed(error, conversation_key, start)
+
+    def _forced_or_sticky(
+        self, force_large: str | None, key: str | None, start: float
+    ) -> Routed | None:
+        if force_large is not None:
+            return self._forced(force_large, start, key)
+        if self.sticky and key is not None and self._large_conversations.remembers(key):
+            return self._forced(_STICKY_REASON, start, key)
+        return None
+
+    def _batcher_of(self, router: Router) -> ScoreBatcher | None:
+        """The router's batcher, or None for a router object that is not a Router."""
+        if self._batcher is None:
+            from shared_router.routing.router import Router
+
+            if isinstance(router, Router):
+                self._batcher = batcher_for(router)
+        return self._batcher
+
+    def _scored(
+        self,
+        router: Router,
+        text: str,
+        scored: BatchedScore | None,
+        level: QualityKnobs,
+        key: str | None,
+        start: float,
+    ) -> Routed:
+        """The decision for a text the batcher scored (None: not scorable, decided as such)."""
+        if scored is None and not isinstance(text, str):
+            decide: Callable[..., RouteDecision] = functools.partial(router.route, text)
         else:
-            logger.debug("router %s: %s; the large model answers", self.router_name, reason)
+            decide = functools.partial(
+                router.route_scored, None if scored is None else scored.score
+            )
+        decision = self._paced_or_plain(level, decide)
+        queue_ms, compute_ms = (
+            (0.0, 0.0) if scored is None else (scored.queue_ms, scored.compute_ms)
+        )
+        return Routed(decision, _ms_since(start), False, key, queue_ms, compute_ms)
 
-    def _route(self, text: str, level: QualityKnobs) -> RouteDecision:
+    def _decide_directly(
+        self,
+        router: Router,
+        text: str,
+        knobs: QualityKnobs | None,
+        key: str | None,
+        start: float,
+    ) -> Routed:
+        try:
+            level = self.resolve_knobs(knobs)
+            decision = self._paced_or_plain(level, functools.partial(router.route, text))
+        except KnobError:
+            raise
+        except Exception as error:  # the router failed: the large model answers, visibly
+            return self._failed(error, key, start)
+        total = _ms_since(start)
+        return Routed(decision, total, False, key, 0.0, total)
+
+    def _failed(self, error: Exception, key: str | None, start: float) -> Routed:
+        decision = self._failures.decision_for(error, self.router_name)
+        return Routed(decision, _ms_since(start), True, key)
+
+    def _paced_or_plain(
+        self, level: QualityKnobs, route: Callable[..., RouteDecision]
+    ) -> RouteDecision:
+        """``route(**knobs)`` at ``level``, or at the pacer's threshold for a paced share."""
         active = level.active
         if self.pace_large_share and active is not None and active[0] == "large_share":
-            pacer = self._pacer(active[1])
-            threshold = pacer.threshold()
-            # The pacer may ask for more than 1 (large_share=1: everything large), which a
-            # threshold knob cannot express; route at the clipped value, then compare again.
-            decision = self.router.route(text, threshold=min(1.0, max(0.0, threshold)))
-            if decision.score is None:
-                return decision
-            pacer.observe(decision.score)
-            return dataclasses.replace(
-                decision,
-                model="small" if decision.score >= threshold else "large",
-                threshold=threshold,
-                knob="large_share (paced)",
-                knob_value=active[1],
-            )
-        return self.router.route(text, **level.set_knobs())
-
-    def _pacer(self, share: float) -> OnlinePacer:
-        with self._lock:
-            pacer = self._pacers.get(share)
-            if pacer is None:
-                from shared_router.model.calibration import OnlinePacer
-
-                table = self.router.calibration_
-                start = table.threshold_for_large_share(share) if table is not None else None
-                pacer = OnlinePacer(share, initial_threshold=start)
-                self._pacers[share] = pacer
-            return pacer
+            return self._pacers.route(active[1], route)
+        return route(**level.set_knobs())
 
     def _forced(self, reason: str, start: float, key: str | None) -> Routed:
-        decision = RouteDecision(
-            model="large", score=None, threshold=None, knob="none", reason=reason
-        )
-        return Routed(decision, _ms_since(start), False, key)
-
-    def _is_sticky(self, key: str) -> bool:
-        with self._lock:
-            if key in self._large_conversations:
-                self._large_conversations.move_to_end(key)
-                return True
-            return False
-
-    def _remember_large(self, key: str) -> None:
-        with self._lock:
-            self._large_conversations[key] = None
-            self._large_conversations.move_to_end(key)
-            while len(self._large_conversations) > self._sticky_capacity:
-                self._large_conversations.popitem(last=False)
+        return Routed(large_decision(reason), _ms_since(start), False, key)
 
     def record(
         self,
@@ -384,17 +442,17 @@ class RoutingService:
             router_ms=round(routed.router_ms, 3),
             fallback=fallback or routed.router_failed,
             reason=reason if reason is not None else decision.reason,
+            router_queue_ms=round(routed.queue_ms, 3),
+            router_compute_ms=round(routed.compute_ms, 3),
         )
 
     def count_answer(self, routed: Routed, record: RoutingRecord) -> None:
         """Count one answered call (built with :meth:`make_record`)."""
         if self.sticky and routed.conversation_key is not None and record.model == "large":
-            self._remember_large(routed.conversation_key)
-        with self._lock:
-            self._counts["calls"] += 1
-            self._counts[record.model] += 1
-            self._counts["fallbacks"] += int(record.fallback)
-            self._counts["router_errors"] += int(routed.router_failed)
+            self._large_conversations.add(routed.conversation_key)
+        self._counters.count_answer(
+            record.model, fallback=record.fallback, router_failed=routed.router_failed
+        )
 
     def count_failure(self, routed: Routed) -> None:
         """Count one call that raised to its caller instead of answering.
@@ -403,100 +461,40 @@ class RoutingService:
         failed on it too, in ``stats.router_errors``), never in ``calls``, ``small`` or
         ``large``.
         """
-        with self._lock:
-            self._counts["failed"] += 1
-            self._counts["router_errors"] += int(routed.router_failed)
+        self._counters.count_failure(router_failed=routed.router_failed)
 
     def account(
         self, record: RoutingRecord, *, input_tokens: int | None, output_tokens: int | None
     ) -> None:
         """Add one call's token usage to the stats (and its cost, when prices are set)."""
-        tokens_in, tokens_out = input_tokens or 0, output_tokens or 0
-        with self._lock:
-            self._tokens_in[record.model] += tokens_in
-            self._tokens_out[record.model] += tokens_out
-            if self.prices is not None:
-                self._cost += self.prices[record.model].cost(tokens_in, tokens_out)
-                self._cost_large += self.prices["large"].cost(tokens_in, tokens_out)
+        self._counters.count_tokens(record.model, input_tokens or 0, output_tokens or 0)
 
     @property
     def stats(self) -> StatsSnapshot:
         """A consistent snapshot of the counters."""
-        with self._lock:
-            priced = self.prices is not None
-            return StatsSnapshot(
-                calls=self._counts["calls"],
-                small=self._counts["small"],
-                large=self._counts["large"],
-                fallbacks=self._counts["fallbacks"],
-                router_errors=self._counts["router_errors"],
-                input_tokens=dict(self._tokens_in),
-                output_tokens=dict(self._tokens_out),
-                cost=self._cost if priced else None,
-                cost_always_large=self._cost_large if priced else None,
-                cost_saved=self._cost_large - self._cost if priced else None,
-                failed=self._counts["failed"],
-            )
-
-    def executor(self, choice: ModelChoice) -> ModelThreads:
-        """The bounded thread pool the synchronous-only ``choice`` model runs on (lazy)."""
-        with self._lock:
-            pool = self._executors.get(choice)
-            if pool is None:
-                pool = ModelThreads(f"{choice} model", SYNC_MODEL_THREADS)
-                self._executors[choice] = pool
-            return pool
+        return self._counters.snapshot()
 
     async def run_sync(
         self, choice: ModelChoice, func: Callable[..., T], *args: Any, **kwargs: Any
     ) -> T:
-        """Run a synchronous model call on the model's own pool (see :meth:`executor`).
+        """Run a synchronous ``choice`` model call on that model's own pool, in the caller's
+        context (:meth:`ServiceThreads.run_sync
+        <shared_router.routing.service_threads.ServiceThreads.run_sync>`)."""
+        return await self._threads.run_sync(choice, func, *args, **kwargs)
 
-        The call runs in a copy of the caller's context (tracing and callback context
-        variables travel with it). Cancelling the await frees the caller; the call itself
-        runs to its end on its thread, which holds only that model's pool.
-
-        Args:
-            choice: Which model is called.
-            func: The synchronous call.
-            *args: Its positional arguments.
-            **kwargs: Its keyword arguments.
-
-        Returns:
-            What ``func`` returned.
-        """
-        call = functools.partial(func, *args, **kwargs)
-        return await self._run_in(choice, contextvars.copy_context(), call)
-
-    async def iterate_sync(
+    def iterate_sync(
         self, choice: ModelChoice, open_stream: Callable[[], Iterable[T]]
     ) -> AsyncIterator[T]:
-        """Open and iterate a synchronous stream on the model's own pool, a hop per chunk.
-
-        Every hop runs in one copy of the caller's context, so what the stream sets in a
-        context variable at one chunk is still set at the next.
-
-        Args:
-            choice: Which model streams.
-            open_stream: Opens the stream (runs on the pool too: opening may block).
-
-        Yields:
-            The stream's chunks.
-        """
-        context = contextvars.copy_context()
-        chunks = iter(await self._run_in(choice, context, open_stream))
-        while True:
-            chunk = await self._run_in(choice, context, functools.partial(next, chunks, _DONE))
-            if chunk is _DONE:
-                return
-            yield chunk
-
-    async def _run_in(
-        self, choice: ModelChoice, context: contextvars.Context, call: Callable[[], T]
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor(choice), context.run, call)
+        """Open and iterate a synchronous stream on the ``choice`` model's own pool
+        (:meth:`ServiceThreads.iterate_sync
+        <shared_router.routing.service_threads.ServiceThreads.iterate_sync>`)."""
+        return self._threads.iterate_sync(choice, open_stream)
 
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
+
+
+def _scorable(text: object) -> bool:
+    """Whether the router scores ``text`` (a str that is not blank) or decides it unscored."""
+    return isinstance(text, str) and bool(text.strip())

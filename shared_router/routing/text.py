@@ -2,17 +2,17 @@
 
 Both adapters reduce their message types to ``(role, text)`` turns and call
 :func:`routing_text` for the text that is routed (the encoder then clips tokens the same way,
-head and tail; clipping by characters first keeps routing time bounded for huge inputs) and
-:func:`conversation_key` for the name sticky routing keeps a conversation under.
+head and tail; clipping by characters first keeps routing time bounded for huge inputs).
+Sticky routing keys a conversation on an id the caller gives (each adapter documents where
+it reads it from), never on the conversation's text.
 
 Both apply the project's policy for unencodable text
 (:func:`shared_router._internal.validation.encodable_text`): a lone surrogate becomes U+FFFD,
-so that no text makes routing or the conversation key fail.
+so that no text makes routing fail.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -23,7 +23,6 @@ __all__ = [
     "DEFAULT_MAX_CHARS",
     "RoutedTextMode",
     "clip_head_tail",
-    "conversation_key",
     "routing_text",
 ]
 
@@ -92,24 +91,3 @@ def routing_text(
                 return encodable_text(clip_head_tail(text.strip(), max_chars))
     parts = [f"{role}: {text.strip()}" for role, text in turns if text.strip()]
     return encodable_text(clip_head_tail("\n".join(parts), max_chars))
-
-
-def conversation_key(turns: Sequence[tuple[str, str]]) -> str | None:
-    """Name a conversation by its first user turn, for sticky routing.
-
-    Later turns of a conversation repeat its first user turn, so its hash names the
-    conversation without any state on the caller's side. Two conversations that open with
-    the same words share a key; pass an explicit conversation id where that matters.
-
-    Args:
-        turns: ``(role, text)`` pairs in order, as for :func:`routing_text`.
-
-    Returns:
-        The SHA-256 hex digest of the first user turn's text (stripped, lone surrogates
-        replaced by U+FFFD), or None when no user turn has text.
-    """
-    for role, text in turns:
-        stripped = text.strip()
-        if role.lower() in _USER_ROLES and stripped:
-            return hashlib.sha256(encodable_text(stripped).encode("utf-8")).hexdigest()
-    return None

@@ -69,15 +69,15 @@ def train_router(
     )
     model = router if router is not None else Router(name=f"{data.small}-vs-{data.large}")
     model.fit(train.queries, labels.y, val_texts=val.queries, val_y=val_labels.y)
-    model.calibrate(
-        val.queries,
+    val_scores = model.score(val.queries)  # once, for the calibration and the metrics
+    model.calibrate_scores(
+        val_scores,
         val.small_quality,
         val.large_quality,
         confidence=confidence,
         n_bootstrap=n_bootstrap,
         seed=model.seed,
     )
-    val_scores = model.score(val.queries)
     report = evaluate_scores(val_scores, val.small_quality, val.large_quality)
     val_metrics = report.metric("router").to_dict()
     val_metrics.pop("name", None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from shared_router.errors import KnobError
+from shared_router.routing.accounting import ModelPrices
 from shared_router.routing.router import Router
-from shared_router.routing.serving import ModelPrices, RoutingService
+from shared_router.routing.serving import RoutingService
 from shared_router.types import QualityKnobs
 from tests.conftest import EASY_QUERIES, HARD_QUERIES
 
