@@ -31,7 +31,7 @@ from langchain_core.tools import BaseTool, tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_hybrid import ChatHybrid
-from shared_router.routing.serving import ModelPrices, StatsSnapshot
+from shared_router.routing.accounting import ModelPrices, StatsSnapshot
 
 EASY = "What is 2 + 2?"
 HARD = (

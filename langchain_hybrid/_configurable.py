@@ -1,24 +1,27 @@
-"""Quality knobs per chain: a chain's ``configurable`` knobs become per-call keyword arguments.
+"""Quality knobs per chain: ``configurable`` knob ids, and the level of one call.
 
-LangChain hands ``config`` to ``invoke`` and its siblings but not to ``_generate`` /
-``_stream``, so :class:`KnobConfigurableChatModel` overrides every entry point to fold the
-knobs a chain set in ``configurable`` (and LangGraph's ``thread_id``, which names a
-conversation) into the call's keyword arguments. A knob given per call (keyword arguments,
-``bind``) replaces the chain's, which replaces the model's own.
+A chain sets a quality level with ``with_config(configurable={"max_quality_drop": 0.0})``;
+:class:`KnobConfigurableChatModel` declares the three knob ids as configurable fields, and
+:func:`call_level` picks the level of one call: the knobs given per call (keyword arguments,
+``bind``) replace the chain's ``configurable`` ones, which replace the model's own. Each layer
+sets at most one knob.
+
+``stream_events(version="v3")`` runs ChatHybrid's ``_stream`` without the call's config, so
+:class:`KnobConfigurableChatModel` passes the config's knobs and conversation id on as
+keyword arguments there (:func:`with_config_options`).
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import ConfigurableFieldSpec, RunnableConfig
 from typing_extensions import override
 
-from shared_router.types import KNOB_NAMES
+from langchain_hybrid._conversation import CONVERSATION_ID, conversation_id
+from shared_router.types import KNOB_NAMES, QualityKnobs
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_model_stream import (
@@ -27,12 +30,8 @@ if TYPE_CHECKING:
     )
     from langchain_core.runnables.schema import StreamEvent
 
-__all__ = ["CONVERSATION_ID", "KnobConfigurableChatModel"]
+__all__ = ["KnobConfigurableChatModel", "call_level", "with_config_options"]
 
-CONVERSATION_ID = "conversation_id"
-"""The keyword argument (and ``configurable`` key) that names a call's conversation."""
-
-_THREAD_ID = "thread_id"
 _KNOB_DESCRIPTIONS = {
     "max_quality_drop": "Most relative quality drop accepted versus always-large (0.01 is 1%).",
     "large_share": "Share of calls to send to the large model (0.3 is 30%).",
@@ -40,18 +39,43 @@ _KNOB_DESCRIPTIONS = {
 }
 
 
-class KnobConfigurableChatModel(BaseChatModel):
-    """A chat model whose quality knobs a chain can set in ``configurable``.
+def call_level(config: Mapping[str, Any], kwargs: dict[str, Any]) -> QualityKnobs | None:
+    """Take the knobs out of ``kwargs`` and return the call's level (None: the model's own).
 
-    Every entry point passes the knobs of ``config["configurable"]`` on to ``_generate`` /
-    ``_stream`` as keyword arguments, unless the call set a knob itself; ``thread_id`` becomes
-    ``conversation_id`` where :attr:`_thread_names_conversation` says so.
+    Args:
+        config: The call's config (its ``configurable`` knobs apply when no knob is given
+            per call).
+        kwargs: The call's keyword arguments; the knobs are removed from it.
+
+    Returns:
+        The per-call level, else the chain's, else None.
+
+    Raises:
+        KnobError: When one layer sets more than one knob, or a knob is out of range.
     """
+    given = {name: kwargs.pop(name) for name in KNOB_NAMES if name in kwargs}
+    level = {name: value for name, value in given.items() if value is not None}
+    if not level:
+        configurable = config.get("configurable") or {}
+        level = {n: configurable[n] for n in KNOB_NAMES if configurable.get(n) is not None}
+    return QualityKnobs(**level) if level else None
 
-    @property
-    @abstractmethod
-    def _thread_names_conversation(self) -> bool:
-        """Whether a chain's ``thread_id`` is passed on as the call's conversation id."""
+
+def with_config_options(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the config's knobs (unless a knob is given) and conversation id added."""
+    config = config or {}
+    configurable = config.get("configurable") or {}
+    extra: dict[str, Any] = {}
+    if all(kwargs.get(name) is None for name in KNOB_NAMES):
+        extra = {n: configurable[n] for n in KNOB_NAMES if configurable.get(n) is not None}
+    named = conversation_id(config) if kwargs.get(CONVERSATION_ID) is None else None
+    if named is not None:
+        extra[CONVERSATION_ID] = named
+    return {**kwargs, **extra} if extra else kwargs
+
+
+class KnobConfigurableChatModel(BaseChatModel):
+    """A chat model whose quality knobs a chain can set in ``configurable``."""
 
     @property
     @override
@@ -67,72 +91,6 @@ class KnobConfigurableChatModel(BaseChatModel):
             for name in KNOB_NAMES
         ]
         return [*super().config_specs, *knobs]
-
-    def _routing_kwargs(
-        self, config: RunnableConfig | None, kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Add the quality knobs (and conversation id) a chain set in ``configurable``."""
-        configurable = config.get("configurable") if config else None
-        if not configurable:
-            return kwargs
-        extra: dict[str, Any] = {}
-        if all(kwargs.get(name) is None for name in KNOB_NAMES):
-            extra = {
-                name: configurable[name]
-                for name in KNOB_NAMES
-                if configurable.get(name) is not None
-            }
-        thread = configurable.get(_THREAD_ID)
-        names_conversation = self._thread_names_conversation and thread is not None
-        if names_conversation and kwargs.get(CONVERSATION_ID) is None:
-            extra[CONVERSATION_ID] = str(thread)
-        return {**kwargs, **extra} if extra else kwargs
-
-    @override
-    def invoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        return super().invoke(input, config, stop=stop, **self._routing_kwargs(config, kwargs))
-
-    @override
-    async def ainvoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        return await super().ainvoke(
-            input, config, stop=stop, **self._routing_kwargs(config, kwargs)
-        )
-
-    @override
-    def stream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[AIMessageChunk]:
-        return super().stream(input, config, stop=stop, **self._routing_kwargs(config, kwargs))
-
-    @override
-    def astream(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[AIMessageChunk]:
-        return super().astream(input, config, stop=stop, **self._routing_kwargs(config, kwargs))
 
     @overload  # type: ignore[override]
     def stream_events(
@@ -165,9 +123,9 @@ class KnobConfigurableChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[StreamEvent] | ChatModelStream:
-        return super().stream_events(
-            input, config, version=version, stop=stop, **self._routing_kwargs(config, kwargs)
-        )
+        if version == "v3":
+            kwargs = with_config_options(config, kwargs)
+        return super().stream_events(input, config, version=version, stop=stop, **kwargs)
 
     @overload
     def astream_events(
@@ -200,6 +158,6 @@ class KnobConfigurableChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[StreamEvent] | Awaitable[AsyncChatModelStream]:
-        return super().astream_events(
-            input, config, version=version, stop=stop, **self._routing_kwargs(config, kwargs)
-        )
+        if version == "v3":
+            kwargs = with_config_options(config, kwargs)
+        return super().astream_events(input, config, version=version, stop=stop, **kwargs)

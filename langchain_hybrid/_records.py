@@ -2,11 +2,14 @@
 
 Every answer carries ``response_metadata["routing"]``, the
 :class:`~shared_router.types.RoutingRecord` of its call; the inner model's own message is
-copied, never changed.
+copied, never changed. An answer the inner model took from LangChain's LLM cache is marked
+``cached=True`` (langchain-core zeroes ``usage_metadata["total_cost"]`` on the messages it
+replays from its cache), and its tokens, which cost nothing, are not added to the stats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -16,9 +19,14 @@ from langchain_hybrid._fallback import Answer
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import RoutingRecord
 
-__all__ = ["record_answer", "with_routing"]
+__all__ = ["from_llm_cache", "record_answer", "with_routing"]
 
 M = TypeVar("M", bound=BaseMessage)
+
+
+def from_llm_cache(usage: Mapping[str, Any] | None) -> bool:
+    """Whether a message with this ``usage_metadata`` was replayed from an LLM cache."""
+    return usage is not None and usage.get("total_cost", None) == 0
 
 
 def record_answer(
@@ -38,7 +46,7 @@ def record_answer(
         usage: Its ``usage_metadata`` (``input_tokens``, ``output_tokens``), where reported.
 
     Returns:
-        The record.
+        The record (``cached=True`` for an answer from an LLM cache).
     """
     failure = answer.failure
     record = service.record(
@@ -48,6 +56,8 @@ def record_answer(
         fallback=failure is not None,
         reason=None if failure is None else _fallback_reason(failure, routed),
     )
+    if from_llm_cache(usage):
+        return dataclasses.replace(record, cached=True)
     usage = usage or {}
     service.account(
         record,

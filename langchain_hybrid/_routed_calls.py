@@ -1,8 +1,12 @@
 """One ChatHybrid call: decide, run the chosen model (the large one on a failure), record.
 
 :class:`RoutedCalls` holds what a call needs from ChatHybrid; ChatHybrid makes one per call
-from its current fields, so a changed field or a ``model_copy`` takes effect at once. The
-decisions themselves are the :class:`~shared_router.routing.serving.RoutingService`'s.
+from its current fields. A call is planned first (:meth:`RoutedCalls.plan`: the routing
+arguments taken out of its keywords, configurable models resolved, the decision made, in
+async code with :meth:`~shared_router.routing.serving.RoutingService.adecide`; the plan is
+:mod:`langchain_hybrid._call_plan`'s), then run under ChatHybrid's own run
+(:mod:`langchain_hybrid._runs`), whose metadata is the decision; the answer gets its routing
+record (:mod:`langchain_hybrid._answers`).
 """
 
 from __future__ import annotations
@@ -12,293 +16,403 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.runnables import RunnableConfig
 
-from langchain_hybrid._capabilities import (
-    generates_sync_only,
-    only_large,
-    streams_sync_only,
-    takes_tools,
-)
-from langchain_hybrid._configurable import CONVERSATION_ID
-from langchain_hybrid._conversation import message_turns
+from langchain_hybrid._answers import answer_message, final_chunk, merged, structured_result
+from langchain_hybrid._call_plan import CallPlan, CallRequest, call_request
+from langchain_hybrid._capabilities import generates_sync_only, streams_sync_only
+from langchain_hybrid._configurable import call_level
+from langchain_hybrid._conversation import CONVERSATION_ID, conversation_id
 from langchain_hybrid._fallback import (
-    Answer,
-    SmallStreamBroke,
-    WholeAnswer,
     acall_with_fallback,
     astream_with_fallback,
     call_with_fallback,
     stream_with_fallback,
-    whole_answer,
 )
-from langchain_hybrid._records import record_answer, with_routing
+from langchain_hybrid._inner_models import InnerModel, resolved
+from langchain_hybrid._runs import (
+    ParentRun,
+    acall_in,
+    aiterate_in,
+    astart_run,
+    call_in,
+    child_config,
+    decision_metadata,
+    iterate_in,
+    start_run,
+)
 from langchain_hybrid._streaming import StreamTally
-from langchain_hybrid._structured_output import (
-    StructuredOutput,
-    raise_if_unparsed,
-    structured_value,
-)
-from langchain_hybrid._tracing import child_callbacks, child_config, tagged
-from shared_router.routing.serving import Routed, RoutingService
-from shared_router.routing.text import RoutedTextMode, conversation_key, routing_text
-from shared_router.types import KNOB_NAMES, ModelChoice, QualityKnobs, RoutingRecord
+from langchain_hybrid._structured_output import StructuredOutput, raise_if_unparsed
+from shared_router.routing.failures import FallbackPolicy
+from shared_router.routing.serving import RoutingService
+from shared_router.routing.text import RoutedTextMode
+from shared_router.types import ModelChoice
 
-__all__ = ["CallPlan", "RoutedCalls"]
-
-
-@dataclass(frozen=True, slots=True)
-class CallPlan:
-    """A routed call: the decision and what goes to the chosen model.
-
-    Attributes:
-        routed: The routing decision.
-        kwargs: The keyword arguments for the chosen model (routing arguments taken out).
-        tools: The tools bound with ``bind_tools``, or None.
-        tool_choice: The ``tool_choice`` given with them, or None.
-        tool_kwargs: The other ``bind_tools`` arguments.
-    """
-
-    routed: Routed
-    kwargs: dict[str, Any]
-    tools: list[Any] | None
-    tool_choice: Any
-    tool_kwargs: dict[str, Any]
-
-    def target(self, model: BaseChatModel) -> Runnable[LanguageModelInput, BaseMessage]:
-        """The model to call, with the call's tools bound on it."""
-        if self.tools is None:
-            return model
-        if self.tool_choice is None:
-            return model.bind_tools(self.tools, **self.tool_kwargs)
-        return model.bind_tools(self.tools, tool_choice=self.tool_choice, **self.tool_kwargs)
+__all__ = ["RoutedCalls"]
 
 
 @dataclass(frozen=True)
 class RoutedCalls:
-    """What ChatHybrid's calls need: the two models, the routing service and the settings.
+    """What ChatHybrid's calls need: its models, routing service and settings.
 
     Attributes:
-        small: The small chat model.
-        large: The large chat model.
+        owner: The ChatHybrid (its callbacks, tags and metadata are its run's).
+        small: The small model, as given.
+        large: The large model, as given.
         service: The routing service (decisions, stickiness, statistics).
         routed_text: What of a conversation is routed.
         sticky: Whether conversations that went large stay there.
-        fallback_to_large: Whether the large model answers when the small one fails.
+        policy: Which small-model errors fall back to the large model.
         default_stop: The stop sequences of calls that give none.
-        label: The configured name of the small or the large model.
+        streaming: Whether ``invoke`` streams from the chosen model.
+        label: The configured name of a model (for records of answers that name none).
+        unnamed: Called when a sticky call names no conversation.
     """
 
-    small: BaseChatModel
-    large: BaseChatModel
+    owner: BaseChatModel
+    small: InnerModel
+    large: InnerModel
     service: RoutingService
     routed_text: RoutedTextMode
     sticky: bool
-    fallback_to_large: bool
+    policy: FallbackPolicy
     default_stop: list[str] | None
-    label: Callable[[ModelChoice], str]
+    streaming: bool
+    label: Callable[[InnerModel], str]
+    unnamed: Callable[[], None]
+
+    # -- planning --
+
+    def _request(
+        self,
+        messages: Sequence[BaseMessage],
+        config: RunnableConfig,
+        kwargs: dict[str, Any],
+        force_large: str | None,
+    ) -> CallRequest:
+        kwargs = dict(kwargs)
+        level = call_level(config, kwargs)
+        given_id = kwargs.pop(CONVERSATION_ID, None)
+        key = None
+        if self.sticky:
+            key = conversation_id(config, given_id)
+            if key is None:
+                self.unnamed()
+        small, large = resolved(self.small, config), resolved(self.large, config)
+        return call_request(
+            messages,
+            kwargs,
+            small,
+            large,
+            routed_text=self.routed_text,
+            level=level,
+            key=key,
+            force_large=force_large,
+        )
 
     def plan(
         self,
         messages: Sequence[BaseMessage],
+        config: RunnableConfig,
         kwargs: dict[str, Any],
         force_large: str | None = None,
-        retry: SmallStreamBroke | None = None,
     ) -> CallPlan:
         """Take the routing arguments out of ``kwargs`` and decide which model answers.
 
-        ``retry`` (the second attempt of an ``invoke`` whose small-model stream broke) keeps
-        that attempt's decision instead of routing again.
+        Args:
+            messages: The conversation.
+            config: The call's config (knobs, conversation id, configurable models).
+            kwargs: The call's keyword arguments.
+            force_large: Why the call must go large (structured output only the large model
+                takes), or None.
+
+        Returns:
+            The plan.
         """
-        kwargs = dict(kwargs)
-        knobs = {name: kwargs.pop(name) for name in KNOB_NAMES if name in kwargs}
-        level = {name: value for name, value in knobs.items() if value is not None}
-        conversation_id = kwargs.pop(CONVERSATION_ID, None)
-        tools = kwargs.pop("tools", None) or None
-        tool_choice = kwargs.pop("tool_choice", None)
-        tool_kwargs = kwargs.pop("tool_kwargs", None) or {}
-        if tools is not None and force_large is None and not takes_tools(self.small):
-            force_large = only_large("tool calling", self.small)
-        if retry is not None:
-            return CallPlan(retry.routed, kwargs, tools, tool_choice, tool_kwargs)
-        turns = message_turns(messages)
-        key = None
-        if self.sticky:
-            key = str(conversation_id) if conversation_id else conversation_key(turns)
+        request = self._request(messages, config, kwargs, force_large)
         routed = self.service.decide(
-            routing_text(turns, mode=self.routed_text),
-            QualityKnobs(**level) if level else None,
-            conversation_key=key,
-            force_large=force_large,
+            request.text,
+            request.level,
+            conversation_key=request.key,
+            force_large=request.force_large,
         )
-        return CallPlan(routed, kwargs, tools, tool_choice, tool_kwargs)
+        return request.plan(routed)
 
-    def model(self, choice: ModelChoice) -> BaseChatModel:
-        """The small or the large model."""
-        return self.small if choice == "small" else self.large
+    async def aplan(
+        self,
+        messages: Sequence[BaseMessage],
+        config: RunnableConfig,
+        kwargs: dict[str, Any],
+        force_large: str | None = None,
+    ) -> CallPlan:
+        """The async form of :meth:`plan` (the router is not run on the event loop)."""
+        request = self._request(messages, config, kwargs, force_large)
+        routed = await self.service.adecide(
+            request.text,
+            request.level,
+            conversation_key=request.key,
+            force_large=request.force_large,
+        )
+        return request.plan(routed)
 
-    # -- ChatHybrid._generate / _agenerate / _stream / _astream --
+    def metadata(self, plan: CallPlan) -> dict[str, Any]:
+        """The decision as ChatHybrid's run metadata."""
+        calibration = None
+        if plan.routed.decision.score is not None:  # the router ran, so it is loaded
+            table = getattr(self.service.router, "calibration_", None)
+            if table is not None:
+                calibration = f"{table.method}, n={table.n}, confidence={table.confidence}"
+        return decision_metadata(plan.routed, self.service.router_name, calibration)
 
-    def generate(
+    def _start(
+        self,
+        model_input: Any,
+        config: RunnableConfig,
+        kwargs: dict[str, Any],
+        force_large: str | None = None,
+    ) -> tuple[list[BaseMessage], CallPlan, CallbackManagerForChainRun]:
+        """Plan a whole call and open ChatHybrid's run for it."""
+        messages = self.owner._convert_input(model_input).to_messages()
+        plan = self.plan(messages, config, kwargs, force_large)
+        return messages, plan, start_run(self.owner, config, model_input, self.metadata(plan))
+
+    async def _astart(
+        self,
+        model_input: Any,
+        config: RunnableConfig,
+        kwargs: dict[str, Any],
+        force_large: str | None = None,
+    ) -> tuple[list[BaseMessage], CallPlan, AsyncCallbackManagerForChainRun]:
+        """The async form of :meth:`_start`."""
+        messages = self.owner._convert_input(model_input).to_messages()
+        plan = await self.aplan(messages, config, kwargs, force_large)
+        run = await astart_run(self.owner, config, model_input, self.metadata(plan))
+        return messages, plan, run
+
+    # -- ChatHybrid.invoke / ainvoke (and _generate / _agenerate) --
+
+    def invoke(
+        self,
+        model_input: Any,
+        config: RunnableConfig,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """A whole ``invoke``: plan, open ChatHybrid's run, answer, close the run."""
+        messages, plan, run = self._start(model_input, config, kwargs)
+        try:
+            message = self.answer(messages, stop, config, plan, run)
+        except BaseException as error:
+            run.on_chain_error(error)
+            raise
+        run.on_chain_end(message)
+        return message
+
+    async def ainvoke(
+        self,
+        model_input: Any,
+        config: RunnableConfig,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> AIMessage:
+        """The async form of :meth:`invoke`."""
+        messages, plan, run = await self._astart(model_input, config, kwargs)
+        try:
+            message = await self.aanswer(messages, stop, config, plan, run)
+        except BaseException as error:
+            await run.on_chain_error(error)
+            raise
+        await run.on_chain_end(message)
+        return message
+
+    def answer(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        kwargs: dict[str, Any],
-    ) -> ChatResult:
-        """Answer with the chosen model."""
-        plan = self.plan(messages, kwargs)
-        callbacks = child_callbacks(run_manager)
+        config: RunnableConfig,
+        plan: CallPlan,
+        run: ParentRun | None,
+    ) -> AIMessage:
+        """Answer with the chosen model, nested under ``run``."""
         stop = self.default_stop if stop is None else stop
 
         def call(choice: ModelChoice) -> BaseMessage:
-            config = child_config(callbacks, choice)
-            return plan.target(self.model(choice)).invoke(
-                messages, config, stop=stop, **plan.kwargs
+            target = plan.target(choice)
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice))
+            if self.streaming:
+                opened = iterate_in(
+                    child, lambda: target.stream(messages, child, stop=stop, **plan.kwargs)
+                )
+                return merged(opened)
+            message: BaseMessage = call_in(
+                child, target.invoke, messages, child, stop=stop, **plan.kwargs
             )
+            return message
 
         with self._counting_failures(plan):
-            answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
-        return self._result(plan, answer)
+            answer = call_with_fallback(call, plan.routed.model, self.policy)
+        return answer_message(self.service, plan, answer, self.label)
 
-    async def agenerate(
+    async def aanswer(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None,
-        run_manager: AsyncCallbackManagerForLLMRun | None,
-        kwargs: dict[str, Any],
-    ) -> ChatResult:
-        """Answer with the chosen model (the router scores in a worker thread)."""
-        plan = await run_in_executor(None, self.plan, messages, kwargs)
-        callbacks = child_callbacks(run_manager)
-        sync_callbacks = child_callbacks(run_manager.get_sync() if run_manager else None)
+        config: RunnableConfig,
+        plan: CallPlan,
+        run: ParentRun | None,
+    ) -> AIMessage:
+        """The async form of :meth:`answer` (a sync-only model runs on its own pool)."""
         stop = self.default_stop if stop is None else stop
 
         async def call(choice: ModelChoice) -> BaseMessage:
-            target = plan.target(self.model(choice))
-            if generates_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
-                config = child_config(sync_callbacks, choice)
-                return await self.service.run_sync(
-                    choice, target.invoke, messages, config, stop=stop, **plan.kwargs
-                )
-            config = child_config(callbacks, choice)
-            return await target.ainvoke(messages, config, stop=stop, **plan.kwargs)
+            target = plan.target(choice)
+            sync = generates_sync_only(plan.model(choice))
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice), sync=sync)
+            if self.streaming:
+                chunks = [c async for c in self._aopen(plan, choice, messages, stop, child)]
+                return merged(chunks)
+            message: BaseMessage = await self._ainvoke_on(
+                choice, target, messages, child, sync, stop=stop, **plan.kwargs
+            )
+            return message
 
         with self._counting_failures(plan):
-            answer = await acall_with_fallback(
-                call, plan.routed.model, fallback=self.fallback_to_large
-            )
-        return self._result(plan, answer)
+            answer = await acall_with_fallback(call, plan.routed.model, self.policy)
+        return answer_message(self.service, plan, answer, self.label)
+
+    # -- ChatHybrid.stream / astream (and _stream / _astream) --
 
     def stream(
         self,
-        messages: list[BaseMessage],
+        model_input: Any,
+        config: RunnableConfig,
         stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
         kwargs: dict[str, Any],
-    ) -> Iterator[ChatGenerationChunk]:
-        """Stream the chosen model's chunks, then a last chunk with the routing record.
-
-        The fallback rule of streams is :mod:`langchain_hybrid._fallback`'s.
-        """
-        mode = whole_answer(self.service)
-        plan = self.plan(messages, kwargs, retry=mode.retry if mode is not None else None)
-        callbacks = child_callbacks(run_manager)
-        stop = self.default_stop if stop is None else stop
-
-        def open_stream(choice: ModelChoice) -> Iterator[BaseMessage]:
-            model = plan.target(self.model(choice))
-            config = child_config(callbacks, choice)
-            return iter(model.stream(messages, config, stop=stop, **plan.kwargs))
-
-        with self._counting_failures(plan):
-            if mode is not None and mode.retry is not None:
-                chunks = Answer(open_stream("large"), "large", mode.retry.failure)
-            else:
-                chunks = stream_with_fallback(
-                    open_stream, plan.routed.model, fallback=self.fallback_to_large
-                )
-        tally = StreamTally()
+    ) -> Iterator[AIMessageChunk]:
+        """A whole ``stream``: plan, open ChatHybrid's run, pass the chunks on, close it."""
+        messages, plan, run = self._start(model_input, config, kwargs)
+        delivered: list[AIMessageChunk] = []
         try:
-            for chunk in chunks.value:
-                yield tally.add(chunk)
-        except Exception as error:
-            broke = self._broken_stream(mode, plan, chunks, error, tally)
-            if broke is not None:
-                raise broke from error
+            for chunk in self.chunks(messages, stop, config, plan, run):
+                delivered.append(chunk)
+                yield chunk
+        except BaseException as error:
+            run.on_chain_error(error)
             raise
-        yield self._final_chunk(plan, chunks, tally)
+        run.on_chain_end(merged(delivered))
 
     async def astream(
         self,
+        model_input: Any,
+        config: RunnableConfig,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> AsyncIterator[AIMessageChunk]:
+        """The async form of :meth:`stream`."""
+        messages, plan, run = await self._astart(model_input, config, kwargs)
+        delivered: list[AIMessageChunk] = []
+        try:
+            async for chunk in self.achunks(messages, stop, config, plan, run):
+                delivered.append(chunk)
+                yield chunk
+        except BaseException as error:
+            await run.on_chain_error(error)
+            raise
+        await run.on_chain_end(merged(delivered))
+
+    def chunks(
+        self,
         messages: list[BaseMessage],
         stop: list[str] | None,
-        run_manager: AsyncCallbackManagerForLLMRun | None,
-        kwargs: dict[str, Any],
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        """The async form of :meth:`stream`."""
-        mode = whole_answer(self.service)
-        retry = mode.retry if mode is not None else None
-        plan = await run_in_executor(None, self.plan, messages, kwargs, None, retry)
-        callbacks = child_callbacks(run_manager)
-        sync_callbacks = child_callbacks(run_manager.get_sync() if run_manager else None)
+        config: RunnableConfig,
+        plan: CallPlan,
+        run: ParentRun | None,
+    ) -> Iterator[AIMessageChunk]:
+        """The chosen model's chunks, then a last chunk with the routing record.
+
+        The fallback rule of streams is :mod:`langchain_hybrid._fallback`'s.
+        """
+        stop = self.default_stop if stop is None else stop
+
+        def open_stream(choice: ModelChoice) -> Iterator[BaseMessage]:
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice))
+            target = plan.target(choice)
+            return iterate_in(
+                child, lambda: target.stream(messages, child, stop=stop, **plan.kwargs)
+            )
+
+        with self._counting_failures(plan):
+            chunks = stream_with_fallback(open_stream, plan.routed.model, self.policy)
+        tally = StreamTally()
+        with self._counting_failures(plan):
+            for chunk in chunks.value:
+                yield tally.add(chunk)
+        yield final_chunk(self.service, plan, chunks, tally, self.label)
+
+    async def achunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        config: RunnableConfig,
+        plan: CallPlan,
+        run: ParentRun | None,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """The async form of :meth:`chunks`."""
         stop = self.default_stop if stop is None else stop
 
         def open_stream(choice: ModelChoice) -> AsyncIterator[BaseMessage]:
-            model = plan.target(self.model(choice))
-            if streams_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
-                sync_config = child_config(sync_callbacks, choice)
-                return aiter(
-                    self.service.iterate_sync(
-                        choice,
-                        lambda: model.stream(messages, sync_config, stop=stop, **plan.kwargs),
-                    )
-                )
-            config = child_config(callbacks, choice)
-            return aiter(model.astream(messages, config, stop=stop, **plan.kwargs))
+            sync = streams_sync_only(plan.model(choice))
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice), sync=sync)
+            return self._aopen(plan, choice, messages, stop, child)
 
         with self._counting_failures(plan):
-            if retry is not None:
-                chunks = Answer(open_stream("large"), "large", retry.failure)
-            else:
-                chunks = await astream_with_fallback(
-                    open_stream, plan.routed.model, fallback=self.fallback_to_large
-                )
+            chunks = await astream_with_fallback(open_stream, plan.routed.model, self.policy)
         tally = StreamTally()
-        try:
+        with self._counting_failures(plan):
             async for chunk in chunks.value:
                 yield tally.add(chunk)
-        except Exception as error:
-            broke = self._broken_stream(mode, plan, chunks, error, tally)
-            if broke is not None:
-                raise broke from error
-            raise
-        yield self._final_chunk(plan, chunks, tally)
+        yield final_chunk(self.service, plan, chunks, tally, self.label)
 
-    def _broken_stream(
+    async def _ainvoke_on(
         self,
-        mode: WholeAnswer | None,
-        plan: CallPlan,
-        answer: Answer[Any],
-        error: Exception,
-        tally: StreamTally,
-    ) -> SmallStreamBroke | None:
-        """What a stream that broke after its first chunk raises.
+        choice: ModelChoice,
+        runnable: InnerModel,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        sync: bool,
+        **kwargs: Any,
+    ) -> Any:
+        """``runnable.ainvoke``, or for a sync-only model its ``invoke`` on ChatHybrid's pool."""
+        if sync:  # on ChatHybrid's pool for the model, not the loop's default executor
+            return await acall_in(
+                config, self.service.run_sync, choice, runnable.invoke, messages, config, **kwargs
+            )
+        return await acall_in(config, runnable.ainvoke, messages, config, **kwargs)
 
-        In an ``invoke`` (``mode``) a broken small-model stream becomes a
-        :class:`SmallStreamBroke`, which makes the invoke answer with the large model;
-        otherwise the error itself is raised, and the call is counted as failed.
-        """
-        small_may_fall_back = answer.choice == "small" and self.fallback_to_large
-        if mode is not None and mode.retry is None and small_may_fall_back:
-            return SmallStreamBroke(self.service, plan.routed, error, tally.chunks)
-        self.service.count_failure(plan.routed)
-        return None
+    def _aopen(
+        self,
+        plan: CallPlan,
+        choice: ModelChoice,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        config: RunnableConfig,
+    ) -> AsyncIterator[BaseMessage]:
+        target = plan.target(choice)
+        if streams_sync_only(plan.model(choice)):  # on ChatHybrid's pool for the model
+            return aiter(
+                self.service.iterate_sync(
+                    choice,
+                    lambda: iterate_in(
+                        config, lambda: target.stream(messages, config, stop=stop, **plan.kwargs)
+                    ),
+                )
+            )
+        return aiterate_in(
+            config, lambda: target.astream(messages, config, stop=stop, **plan.kwargs)
+        )
 
     @contextmanager
     def _counting_failures(self, plan: CallPlan) -> Iterator[None]:
@@ -313,81 +427,59 @@ class RoutedCalls:
 
     def structured(
         self,
-        messages: list[BaseMessage],
+        model_input: Any,
         config: RunnableConfig,
         kwargs: dict[str, Any],
         output: StructuredOutput,
     ) -> Any:
-        """Answer with the chosen model's structured output."""
-        plan = self.plan(messages, kwargs, output.force_large)
+        """A structured-output call: plan, open ChatHybrid's run, parse, close it."""
+        messages, plan, run = self._start(model_input, config, kwargs, output.force_large)
 
         def call(choice: ModelChoice) -> dict[str, Any]:
-            result: dict[str, Any] = output.runnable(choice).invoke(
-                messages, tagged(config, choice)
-            )
-            if choice == "small" and self.fallback_to_large:
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice))
+            runnable = output.runnable(plan.model(choice))
+            result: dict[str, Any] = call_in(child, runnable.invoke, messages, child, **plan.kwargs)
+            if choice == "small" and self.policy.enabled:
                 raise_if_unparsed(result)
             return result
 
-        with self._counting_failures(plan):
-            answer = call_with_fallback(call, plan.routed.model, fallback=self.fallback_to_large)
-        return self._structured_result(plan, answer, output.include_raw)
+        try:
+            with self._counting_failures(plan):
+                answer = call_with_fallback(call, plan.routed.model, self.policy)
+            value = structured_result(self.service, plan, answer, self.label, output.include_raw)
+        except BaseException as error:
+            run.on_chain_error(error)
+            raise
+        run.on_chain_end(value if isinstance(value, dict) else {"output": value})
+        return value
 
     async def astructured(
         self,
-        messages: list[BaseMessage],
+        model_input: Any,
         config: RunnableConfig,
         kwargs: dict[str, Any],
         output: StructuredOutput,
     ) -> Any:
         """The async form of :meth:`structured`."""
-        plan = await run_in_executor(None, self.plan, messages, kwargs, output.force_large)
+        messages, plan, run = await self._astart(model_input, config, kwargs, output.force_large)
 
         async def call(choice: ModelChoice) -> dict[str, Any]:
-            runnable = output.runnable(choice)
-            result: dict[str, Any]
-            if generates_sync_only(self.model(choice)):  # on ChatHybrid's pool for the model
-                result = await self.service.run_sync(
-                    choice, runnable.invoke, messages, tagged(config, choice)
-                )
-            else:
-                result = await runnable.ainvoke(messages, tagged(config, choice))
-            if choice == "small" and self.fallback_to_large:
+            sync = generates_sync_only(plan.model(choice))
+            child = child_config(config, run, choice, fallback=plan.falls_back(choice), sync=sync)
+            runnable = output.runnable(plan.model(choice))
+            result: dict[str, Any] = await self._ainvoke_on(
+                choice, runnable, messages, child, sync, **plan.kwargs
+            )
+            if choice == "small" and self.policy.enabled:
                 raise_if_unparsed(result)
             return result
 
-        with self._counting_failures(plan):
-            answer = await acall_with_fallback(
-                call, plan.routed.model, fallback=self.fallback_to_large
-            )
-        return self._structured_result(plan, answer, output.include_raw)
-
-    # -- records --
-
-    def _message_record(
-        self, plan: CallPlan, answer: Answer[Any], message: BaseMessage
-    ) -> RoutingRecord:
-        name = message.response_metadata.get("model_name")
-        if not (isinstance(name, str) and name):
-            name = self.label(answer.choice)
-        usage = getattr(message, "usage_metadata", None)
-        return record_answer(self.service, plan.routed, answer, name, usage)
-
-    def _result(self, plan: CallPlan, answer: Answer[BaseMessage]) -> ChatResult:
-        record = self._message_record(plan, answer, answer.value)
-        message = with_routing(answer.value, record)
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _final_chunk(
-        self, plan: CallPlan, answer: Answer[Any], tally: StreamTally
-    ) -> ChatGenerationChunk:
-        name = tally.model_name or self.label(answer.choice)
-        record = record_answer(self.service, plan.routed, answer, name, tally.usage)
-        return tally.final_chunk(record)
-
-    def _structured_result(
-        self, plan: CallPlan, answer: Answer[dict[str, Any]], include_raw: bool
-    ) -> Any:
-        raw = answer.value["raw"]
-        record = self._message_record(plan, answer, raw)
-        return structured_value(answer.value, with_routing(raw, record), include_raw=include_raw)
+        try:
+            with self._counting_failures(plan):
+                answer = await acall_with_fallback(call, plan.routed.model, self.policy)
+            value = structured_result(self.service, plan, answer, self.label, output.include_raw)
+        except BaseException as error:
+            await run.on_chain_error(error)
+            raise
+        await run.on_chain_end(value if isinstance(value, dict) else {"output": value})
+        return value

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
 
 from shared_router.types import RoutingRecord
 
@@ -20,21 +19,37 @@ __all__ = ["StreamTally"]
 class StreamTally:
     """What a stream needs for its routing record: usage, model name, content kind."""
 
-    __slots__ = ("chunks", "input_tokens", "list_content", "model_name", "output_tokens")
+    __slots__ = (
+        "chunks",
+        "input_tokens",
+        "list_content",
+        "message_id",
+        "model_name",
+        "output_tokens",
+        "total_cost",
+    )
 
     def __init__(self) -> None:
         self.chunks = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.model_name: str | None = None
+        self.message_id: str | None = None
         self.list_content = False
+        self.total_cost: float | None = None
 
     @property
     def usage(self) -> dict[str, Any]:
         """The tokens counted so far, as ``usage_metadata`` names them."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        usage: dict[str, Any] = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+        if self.total_cost is not None:
+            usage["total_cost"] = self.total_cost
+        return usage
 
-    def add(self, chunk: BaseMessage) -> ChatGenerationChunk:
+    def add(self, chunk: BaseMessage) -> AIMessageChunk:
         """Count one inner chunk; return it as a chunk that is not the last one.
 
         Args:
@@ -49,26 +64,30 @@ class StreamTally:
         if usage:
             self.input_tokens += usage.get("input_tokens", 0)
             self.output_tokens += usage.get("output_tokens", 0)
+            if "total_cost" in usage:
+                self.total_cost = (self.total_cost or 0) + usage["total_cost"]
         name = chunk.response_metadata.get("model_name")
         if isinstance(name, str) and name:
             self.model_name = name
         self.list_content = isinstance(chunk.content, list)
-        return ChatGenerationChunk(message=_not_last(chunk))
+        if chunk.id is not None:
+            self.message_id = chunk.id
+        return _not_last(chunk)
 
-    def final_chunk(self, record: RoutingRecord) -> ChatGenerationChunk:
+    def final_chunk(self, record: RoutingRecord) -> AIMessageChunk:
         """The stream's last chunk: no content, the routing record in its metadata."""
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=[] if self.list_content else "",
-                response_metadata={"routing": record.as_dict()},
-                chunk_position="last",
-            )
+        return AIMessageChunk(
+            content=[] if self.list_content else "",
+            id=self.message_id,
+            response_metadata={"routing": record.as_dict()},
+            chunk_position="last",
         )
 
 
-def _not_last(chunk: BaseMessage) -> BaseMessageChunk:
-    if not isinstance(chunk, BaseMessageChunk):  # a model without streaming gives a message
-        return AIMessageChunk(**chunk.model_dump(exclude={"type"}))
-    if getattr(chunk, "chunk_position", None) == "last":
+def _not_last(chunk: BaseMessage) -> AIMessageChunk:
+    if not isinstance(chunk, AIMessageChunk):  # a model without streaming gives a message
+        fields = chunk.model_dump(exclude={"type"})
+        return AIMessageChunk(**fields)
+    if chunk.chunk_position == "last":
         return chunk.model_copy(update={"chunk_position": None})
     return chunk

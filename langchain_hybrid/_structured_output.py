@@ -7,74 +7,76 @@ small-model answer that does not parse can count as a failure (the large model a
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.exceptions import OutputParserException
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 
 from langchain_hybrid._capabilities import only_large, takes_structured_output
-from shared_router.types import ModelChoice
+from langchain_hybrid._inner_models import InnerModel, with_schema
 
 __all__ = ["StructuredOutput", "raise_if_unparsed", "structured_value"]
 
 
-@dataclass(frozen=True)
 class StructuredOutput:
-    """The two models' structured-output runnables for one schema.
+    """Structured output for one schema, bound on whichever model a call runs.
+
+    Args:
+        small: The small model.
+        large: The large model, known to support structured output.
+        schema: The output schema.
+        include_raw: Whether the caller asked for ``{"raw", "parsed", "parsing_error"}``.
+        options: The other ``with_structured_output`` arguments (``method``, ...).
 
     Attributes:
-        small: The small model's runnable, or None when it cannot take the schema.
-        large: The large model's runnable.
-        include_raw: Whether the caller asked for ``{"raw", "parsed", "parsing_error"}``.
-        force_large: Why every call goes large (the small model cannot take the schema),
-            or None.
+        include_raw: As given.
+        force_large: Why every call goes large (the small model cannot take the schema or
+            these arguments), or None.
     """
 
-    small: Runnable[LanguageModelInput, Any] | None
-    large: Runnable[LanguageModelInput, Any]
-    include_raw: bool
-    force_large: str | None
-
-    @classmethod
-    def for_schema(
-        cls,
-        small: BaseChatModel,
-        large: BaseChatModel,
+    def __init__(
+        self,
+        small: InnerModel,
+        large: InnerModel,
         schema: dict[str, Any] | type,
         *,
         include_raw: bool,
         options: Mapping[str, Any],
-    ) -> StructuredOutput:
-        """Bind ``schema`` on both models (on the small one where it takes the arguments).
-
-        Args:
-            small: The small chat model.
-            large: The large chat model, known to support structured output.
-            schema: The output schema.
-            include_raw: Whether the caller wants the raw message too.
-            options: The other ``with_structured_output`` arguments (``method``, ...).
-
-        Returns:
-            The runnables.
-        """
-        bound_large = large.with_structured_output(schema, include_raw=True, **options)
-        bound_small = None
-        if takes_structured_output(small):
+    ) -> None:
+        self.schema = schema
+        self.options = dict(options)
+        self.include_raw = include_raw
+        # Bound now on the models as given (a configurable one is bound per call); the large
+        # model's binding raises when it refuses these arguments.
+        self._bound: dict[int, tuple[InnerModel, InnerModel]] = {}
+        self._bind(large, remember=True)
+        self.force_large: str | None = None
+        if not takes_structured_output(small):
+            self.force_large = only_large("structured output", small)
+        else:
             # The large model accepted these arguments; if the small one refuses them, it
             # cannot take this schema or method, and such calls go large.
-            with contextlib.suppress(NotImplementedError, ValueError):
-                bound_small = small.with_structured_output(schema, include_raw=True, **options)
-        reason = None if bound_small is not None else only_large("structured output", small)
-        return cls(bound_small, bound_large, include_raw, reason)
+            try:
+                self._bind(small, remember=True)
+            except (NotImplementedError, ValueError):
+                self.force_large = only_large("structured output", small)
 
-    def runnable(self, choice: ModelChoice) -> Runnable[LanguageModelInput, Any]:
-        """The runnable of the chosen model (the large one where the small one has none)."""
-        return self.small if choice == "small" and self.small is not None else self.large
+    def _bind(self, model: InnerModel, *, remember: bool = False) -> InnerModel:
+        known = self._bound.get(id(model))
+        if known is not None and known[0] is model:
+            return known[1]
+        runnable = with_schema(model, self.schema, self.options)
+        if remember:
+            self._bound[id(model)] = (model, runnable)
+        return runnable
+
+    def runnable(self, model: InnerModel) -> Runnable[LanguageModelInput, Any]:
+        """``model``'s structured-output runnable (bound once for the models as given; a
+        model a call's ``configurable`` selects is bound for that call)."""
+        return self._bind(model)
 
 
 def raise_if_unparsed(result: dict[str, Any]) -> None:

@@ -2,46 +2,54 @@
 
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from functools import partial
-from typing import Any
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import PrivateAttr, field_validator, model_validator
 from typing_extensions import Self, override
 
+from langchain_hybrid._binding import HybridBinding, HybridStructuredOutput
+from langchain_hybrid._call_plan import tool_keywords
 from langchain_hybrid._capabilities import needs_large, takes_structured_output, takes_tools
 from langchain_hybrid._configurable import KnobConfigurableChatModel
-from langchain_hybrid._fallback import ainvoke_with_fallback, invoke_with_fallback, without_run_id
+from langchain_hybrid._entry_points import RoutedEntryPoints
+from langchain_hybrid._inner_models import InnerModel, chat_model_of, check_inner_model
+from langchain_hybrid._naming import langsmith_params, model_label, model_params, router_identity
 from langchain_hybrid._routed_calls import RoutedCalls
+from langchain_hybrid._settings import checked_cache, checked_router, prices_by_name, warn_ignored
 from langchain_hybrid._structured_output import StructuredOutput
-from shared_router.errors import ConfigurationError, UnsupportedFeatureError
-from shared_router.routing.serving import ModelPrices, RoutingService, StatsSnapshot
+from langchain_hybrid._token_counts import TokenCountingChatModel
+from shared_router._internal.extras import require_extra
+from shared_router.errors import UnsupportedFeatureError
+from shared_router.routing.accounting import ModelPrices, StatsSnapshot
+from shared_router.routing.failures import FallbackPolicy
+from shared_router.routing.serving import RoutingService
 from shared_router.routing.text import RoutedTextMode
 from shared_router.types import ModelChoice, QualityKnobs
 
 __all__ = ["ChatHybrid"]
 
+logger = logging.getLogger(__name__)
 
-class ChatHybrid(KnobConfigurableChatModel):
+
+class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryPoints):
     """Chat model that routes every call to a small or a large chat model (Hybrid LLM).
 
     A router reads the query and predicts p, the probability that the small model's answer
     is as good as the large model's; ``p >= threshold`` goes to the small model. Everything
     else is the chosen model's own behaviour: tokens, tool calls, usage and response metadata
-    pass through. In traces the chosen model's call is a child run of this one, tagged
-    ``hybrid:small`` or ``hybrid:large``, wherever langchain-core gives ChatHybrid a run
-    manager (``invoke``, ``batch``, their async forms, ``stream_events(version="v3")``);
-    ``stream``/``astream`` (and ``streaming=True``) run ``_stream`` without one, so there the
-    tokens and the routing metadata show on this run only.
+    pass through, and are cached by LangChain's LLM cache, once, under the chosen model's key.
+    In traces every call is one ``ChatHybrid`` run whose metadata is the decision
+    (``hybrid_model``, ``hybrid_score``, ``hybrid_threshold``, ``hybrid_knob``,
+    ``hybrid_calibration``, ``hybrid_fallback``, ...), with the chosen model's own run as its
+    child, tagged ``hybrid:small`` or ``hybrid:large``: tokens stream and usage is reported
+    once, in every mode (``invoke``, ``stream``, ``astream_events``, agents).
 
     Setup:
         Install the package with its LangChain extra, and the provider packages of the two
@@ -52,22 +60,28 @@ class ChatHybrid(KnobConfigurableChatModel):
         ```
 
     Key init args — routing:
-        small: BaseChatModel
-            The cheap model.
-        large: BaseChatModel
+        small: BaseChatModel (or a LangChain wrapper of one)
+            The cheap model. ``.with_retry()``, ``.bind(...)``, ``.with_fallbacks(...)``,
+            ``.configurable_alternatives(...)`` and ``init_chat_model(configurable_fields=...)``
+            are accepted too.
+        large: BaseChatModel (or a wrapper)
             The expensive model; it must support whatever the call needs (tools,
             structured output), because any call may go to it.
         router: str | Path | Router
-            ``"default"`` (the bundled router), a router folder, or a ``Router``. Loaded on
-            first use.
+            ``"default"`` (the bundled router), a router folder (checked here, loaded on
+            first use, once per process), or a ``Router``.
         max_quality_drop / large_share / threshold: float | None
             The quality level; at most one. None of them means the router's own default.
         fallback_to_large: bool
-            Answer with the large model when the small one fails (default True).
+            Answer with the large model when the small one fails as a provider (default True).
+        exceptions_to_handle: tuple of exception types | None
+            The small-model errors that fall back, replacing the provider rule (as in
+            ``with_fallbacks``).
         routed_text: ``"last_user"`` | ``"conversation"``
             What is routed: the last user message (default) or the whole conversation.
         sticky: bool
-            Once a conversation went to the large model, its later turns stay there.
+            Once a conversation went to the large model, its later turns stay there (the
+            conversation is named by its ``thread_id``/``session_id``; see below).
         pace_large_share: bool
             Hold a ``large_share`` level on live traffic instead of the calibration quantile.
         prices: dict | None
@@ -105,10 +119,10 @@ class ChatHybrid(KnobConfigurableChatModel):
         The final chunk carries ``response_metadata["routing"]``. A small model that fails
         falls back while nothing of its answer has reached the caller: ``stream`` falls back
         when it fails before its first chunk and raises the error after it (chunks already
-        delivered cannot be taken back); ``invoke`` (``streaming=True``, or a streaming
-        callback handler) falls back at any point and returns the large model's message
-        alone (handlers saw the small model's chunks on a first run that ends with an error).
-        A call that raises is counted in ``stats.failed``, never as an answer.
+        delivered cannot be taken back); ``invoke`` (also with ``streaming=True``) falls back
+        at any point. Only a provider's failure falls back (time-out, connection, rate limit,
+        server error, unparsable structured output), with a WARNING naming it; programming
+        errors propagate. A call that raises is counted in ``stats.failed``.
 
     Async:
         ```python
@@ -160,9 +174,12 @@ class ChatHybrid(KnobConfigurableChatModel):
         The knob ids are ``max_quality_drop``, ``large_share`` and ``threshold``. A level given
         per call (keyword arguments, ``bind``) replaces a level given per chain
         (``configurable``), which replaces the model's own; each layer sets at most one knob.
-        With ``sticky=True``, ``configurable={"thread_id": ...}`` (LangGraph's conversation
-        id) or ``conversation_id=...`` names the conversation; otherwise it is a hash of its
-        first user message.
+        Levels set by ``bind``/``with_config`` survive ``bind_tools``,
+        ``with_structured_output`` and ``create_agent``.
+        With ``sticky=True`` a conversation is named by ``configurable["thread_id"]``
+        (LangGraph), ``configurable["session_id"]`` (``RunnableWithMessageHistory``), the same
+        keys in ``metadata``, or ``conversation_id=...``; a call that names none is routed on
+        its own (with a warning, once).
 
     Response metadata:
         ```python
@@ -173,23 +190,24 @@ class ChatHybrid(KnobConfigurableChatModel):
         ```python
         {"model": "small", "model_name": "gpt-4o-mini", "score": 0.97, "threshold": 0.82,
          "knob": "max_quality_drop", "router": "hybrid-llm-router", "router_ms": 4.1,
-         "fallback": False, "reason": "score 0.9700 >= threshold 0.8200 ..."}
+         "fallback": False, "cached": False, "reason": "score 0.9700 >= threshold 0.8200 ..."}
         ```
 
         ``llm.stats`` counts calls, small/large answers, fallbacks and, with ``prices``, the
         estimated cost saved against always using the large model.
     """
 
-    small: BaseChatModel
+    small: InnerModel
     """The small (cheap) chat model; it answers when the router predicts it is good enough."""
 
-    large: BaseChatModel
+    large: InnerModel
     """The large chat model; it answers the other calls and every fallback."""
 
     router: Any = "default"
     """The router: ``"default"`` for the bundled one, a router folder, or a ``Router``.
 
-    A name or folder is loaded on first use, not when the model is built.
+    A folder is checked when the model is built and loaded on first use, once per process:
+    every ChatHybrid (and copy) over the same folder shares one router.
     """
 
     max_quality_drop: float | None = None
@@ -202,17 +220,30 @@ class ChatHybrid(KnobConfigurableChatModel):
     """Raw threshold on the router's score; a score at or above it goes small."""
 
     fallback_to_large: bool = True
-    """Answer with the large model when the small model raises (or times out).
+    """Answer with the large model when the small model fails as a provider.
 
     Set timeouts on the small model itself (``ChatOpenAI(timeout=10)``): its timeout error
     triggers the fallback. Errors of the large model are raised unchanged.
     """
 
+    exceptions_to_handle: tuple[type[BaseException], ...] | None = None
+    """The small-model errors that fall back, as in ``with_fallbacks``; None: a provider's
+    failures (time-outs, connection errors, rate limits, server errors, the errors of provider
+    client libraries, unparsable structured output), never programming errors."""
+
     routed_text: RoutedTextMode = "last_user"
-    """What is routed: the last user message with text, or the whole ``"conversation"``."""
+    """What is routed: the last user message with text, or the whole ``"conversation"``.
+
+    A follow-up such as "Why?" is routed on itself under ``"last_user"``; route the whole
+    ``"conversation"`` (or use ``sticky``) where follow-ups should weigh what came before.
+    """
 
     sticky: bool = False
-    """Keep a conversation on the large model once one of its turns went there."""
+    """Keep a conversation on the large model once one of its turns went there.
+
+    The conversation is named by ``configurable["thread_id"]``/``["session_id"]``, the same
+    keys in ``metadata``, or ``conversation_id=...``; a call that names none is routed alone.
+    """
 
     pace_large_share: bool = False
     """Hold a ``large_share`` level on live traffic (running quantile of recent scores)."""
@@ -224,55 +255,103 @@ class ChatHybrid(KnobConfigurableChatModel):
     """Default stop sequences, passed to whichever model answers (a per-call ``stop`` wins)."""
 
     streaming: bool = False
-    """Whether ``invoke`` streams from the chosen model (tokens reach callback handlers)."""
+    """Whether ``invoke`` streams from the chosen model (its tokens reach callback handlers)."""
 
     _service: RoutingService = PrivateAttr()
-    _labels: dict[ModelChoice, str] = PrivateAttr(default_factory=dict)
+    _policy: FallbackPolicy = PrivateAttr()
+    _labels: dict[int, str] = PrivateAttr(default_factory=dict)
+    _warned_unnamed: bool = PrivateAttr(default=False)
 
     @model_validator(mode="before")
     @classmethod
     def _warn_ignored(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            known = set(cls.model_fields) | {
-                field.alias for field in cls.model_fields.values() if field.alias is not None
-            }
-            ignored = sorted(str(key) for key in values if key not in known)
-            if ignored:
-                warnings.warn(
-                    f"ChatHybrid ignores {', '.join(ignored)}: set provider parameters "
-                    "(temperature, max_tokens, timeouts, API keys, ...) on the small and the "
-                    "large model",
-                    UserWarning,
-                    stacklevel=4,
-                )
+        warn_ignored(cls.model_fields, values)
         return values
+
+    @field_validator("small", "large", mode="plain")
+    @classmethod
+    def _check_inner(cls, value: Any, info: Any) -> InnerModel:
+        return check_inner_model(value, info.field_name)
 
     @field_validator("router", mode="before")
     @classmethod
     def _check_router(cls, value: Any) -> Any:
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, str) or callable(getattr(value, "route", None)):
-            return value
-        raise ConfigurationError(
-            f"router must be 'default', a router folder or a Router, got {type(value).__name__}"
-        )
+        return checked_router(value)
+
+    @field_validator("cache", mode="after")
+    @classmethod
+    def _check_cache(cls, value: Any) -> Any:
+        return checked_cache(value)
 
     @model_validator(mode="after")
     def _build_service(self) -> Self:
+        self._service = RoutingService(self.router, **self._service_settings())
+        self._policy = self._fallback_policy()
+        return self
+
+    def _service_settings(self) -> dict[str, Any]:
+        """The routing service's settings from the fields (the router aside)."""
         knobs = QualityKnobs(
             max_quality_drop=self.max_quality_drop,
             large_share=self.large_share,
             threshold=self.threshold,
         )
-        self._service = RoutingService(
-            self.router,
-            knobs=knobs,
-            sticky=self.sticky,
-            pace_large_share=self.pace_large_share,
-            prices=_prices(self.prices),
+        return {
+            "knobs": knobs,
+            "sticky": self.sticky,
+            "pace_large_share": self.pace_large_share,
+            "prices": prices_by_name(self.prices),
+        }
+
+    def _fallback_policy(self) -> FallbackPolicy:
+        return FallbackPolicy(
+            enabled=self.fallback_to_large, exceptions_to_handle=self.exceptions_to_handle
         )
-        return self
+
+    @override
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied: same router, its own stats, the new settings."""
+        copied = super().model_copy(update=update, deep=deep)
+        routing = {} if update is None else {"router": copied.router} if "router" in update else {}
+        copied._service = self._service.replace(**copied._service_settings(), **routing)
+        copied._policy = copied._fallback_policy()
+        copied._labels = {}
+        copied._warned_unnamed = False
+        return copied
+
+    @classmethod
+    def from_specs(
+        cls,
+        small: str,
+        large: str,
+        *,
+        small_kwargs: Mapping[str, Any] | None = None,
+        large_kwargs: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> ChatHybrid:
+        """Build ChatHybrid over two ``provider:model`` names, with ``init_chat_model``.
+
+        Args:
+            small: The small model, such as ``"openai:gpt-4o-mini"``.
+            large: The large model, such as ``"openai:gpt-4o"``.
+            small_kwargs: Provider arguments of the small model (``temperature``, ...).
+            large_kwargs: Provider arguments of the large model.
+            **fields: ChatHybrid's own fields (``router``, ``max_quality_drop``, ...).
+
+        Returns:
+            The model.
+
+        Raises:
+            MissingDependencyError: Without ``langchain`` (the ``collect`` extra).
+        """
+        chat_models = require_extra(
+            "langchain.chat_models", extra="collect", purpose="ChatHybrid.from_specs"
+        )
+        return cls(
+            small=chat_models.init_chat_model(small, **(small_kwargs or {})),
+            large=chat_models.init_chat_model(large, **(large_kwargs or {})),
+            **fields,
+        )
 
     @property
     def _llm_type(self) -> str:
@@ -281,14 +360,14 @@ class ChatHybrid(KnobConfigurableChatModel):
     @property
     def model_name(self) -> str:
         """A name for the pair, such as ``hybrid(small=gpt-4o-mini, large=gpt-4o)``."""
-        return f"hybrid(small={self._label('small')}, large={self._label('large')})"
+        return f"hybrid(small={self._label(self.small)}, large={self._label(self.large)})"
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
-            "small": self.small.asdict(),
-            "large": self.large.asdict(),
-            "router": self._service.router_name,
+            "small": model_params(self.small),
+            "large": model_params(self.large),
+            "router": router_identity(self.router),
             **self._service.knobs.set_knobs(),
             "fallback_to_large": self.fallback_to_large,
             "routed_text": self.routed_text,
@@ -296,58 +375,36 @@ class ChatHybrid(KnobConfigurableChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        model = kwargs.get("model")
-        params = LangSmithParams(
-            ls_provider="hybrid",
-            ls_model_name=model if isinstance(model, str) else self.model_name,
-            ls_model_type="chat",
-        )
-        if ls_stop := stop or self.stop:
-            params["ls_stop"] = ls_stop
-        return params
+        return langsmith_params(self.model_name, stop or self.stop, kwargs)
+
+    def _inner_chat_models(self) -> tuple[BaseChatModel | None, BaseChatModel | None]:
+        return chat_model_of(self.small), chat_model_of(self.large)
 
     @property
     def stats(self) -> StatsSnapshot:
         """Calls, small and large answers, fallbacks and estimated savings so far."""
         return self._service.stats
 
-    @property
-    def _thread_names_conversation(self) -> bool:
-        return self.sticky
-
-    # -- invoke: a small model whose stream breaks falls back (langchain_hybrid._fallback) --
+    # -- bindings, tools and structured output --
 
     @override
-    def invoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        def attempt(retry: bool) -> AIMessage:
-            run_config = without_run_id(config) if retry else config
-            return super(ChatHybrid, self).invoke(input, run_config, stop=stop, **kwargs)
+    def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:  # type: ignore[override]
+        """Bind keyword arguments (knobs, ``conversation_id``, provider arguments).
 
-        return invoke_with_fallback(self._service, attempt)
+        The binding keeps them through ``bind_tools`` and ``with_structured_output``.
+        """
+        return HybridBinding(bound=self, kwargs=kwargs, config={})
 
     @override
-    async def ainvoke(
-        self,
-        input: LanguageModelInput,
-        config: RunnableConfig | None = None,
-        *,
-        stop: list[str] | None = None,
-        **kwargs: Any,
-    ) -> AIMessage:
-        async def attempt(retry: bool) -> AIMessage:
-            run_config = without_run_id(config) if retry else config
-            return await super(ChatHybrid, self).ainvoke(input, run_config, stop=stop, **kwargs)
+    def with_config(
+        self, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind a config (``configurable`` knobs, tags, callbacks, ...).
 
-        return await ainvoke_with_fallback(self._service, attempt)
-
-    # -- tools and structured output --
+        The binding keeps it through ``bind_tools`` and ``with_structured_output``.
+        """
+        bound = cast(RunnableConfig, {**(config or {}), **kwargs})
+        return HybridBinding(bound=self, config=bound, kwargs={})
 
     @override
     def bind_tools(
@@ -364,7 +421,7 @@ class ChatHybrid(KnobConfigurableChatModel):
                 pydantic classes, JSON schemas, provider-specific dicts).
             tool_choice: Passed to the chosen model's ``bind_tools`` when given.
             **kwargs: Other ``bind_tools`` arguments of the inner models (``strict``,
-                ``parallel_tool_calls``, ...).
+                ``parallel_tool_calls``, ``response_format``, ...).
 
         Returns:
             This model with the tools bound. Calls go to the large model when the small one
@@ -375,12 +432,7 @@ class ChatHybrid(KnobConfigurableChatModel):
         """
         if not takes_tools(self.large):
             raise UnsupportedFeatureError(needs_large("tool calling", self.large))
-        bound: dict[str, Any] = {"tools": list(tools)}
-        if tool_choice is not None:
-            bound["tool_choice"] = tool_choice
-        if kwargs:
-            bound["tool_kwargs"] = kwargs
-        return self.bind(**bound)
+        return self.bind(**tool_keywords(list(tools), tool_choice, kwargs))
 
     @override
     def with_structured_output(
@@ -400,97 +452,49 @@ class ChatHybrid(KnobConfigurableChatModel):
                 ``strict``, ...).
 
         Returns:
-            A runnable producing the parsed output (streaming yields it once, complete).
+            A runnable producing the parsed output (streaming yields it once, complete);
+            it takes the knobs per call: ``.invoke(x, threshold=0.9)``.
 
         Raises:
             UnsupportedFeatureError: If the large model does not support structured output.
         """
         if not takes_structured_output(self.large):
             raise UnsupportedFeatureError(needs_large("structured output", self.large))
-        output = StructuredOutput.for_schema(
+        output = StructuredOutput(
             self.small, self.large, schema, include_raw=include_raw, options=kwargs
         )
-        return RunnableLambda(
-            partial(self._structured, output=output),
-            afunc=partial(self._astructured, output=output),
-            name="ChatHybrid",
-        )
-
-    def _structured(
-        self, model_input: LanguageModelInput, config: RunnableConfig, *, output: StructuredOutput
-    ) -> Any:
-        messages = self._convert_input(model_input).to_messages()
-        kwargs = self._routing_kwargs(config, {})
-        return self._routed_calls().structured(messages, config, kwargs, output)
-
-    async def _astructured(
-        self, model_input: LanguageModelInput, config: RunnableConfig, *, output: StructuredOutput
-    ) -> Any:
-        messages = self._convert_input(model_input).to_messages()
-        kwargs = self._routing_kwargs(config, {})
-        return await self._routed_calls().astructured(messages, config, kwargs, output)
-
-    # -- the calls (see langchain_hybrid._routed_calls) --
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._routed_calls().generate(messages, stop, run_manager, kwargs)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return await self._routed_calls().agenerate(messages, stop, run_manager, kwargs)
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        return self._routed_calls().stream(messages, stop, run_manager, kwargs)
-
-    def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        return self._routed_calls().astream(messages, stop, run_manager, kwargs)
+        return HybridStructuredOutput(self._routed_calls, output)
 
     def _routed_calls(self) -> RoutedCalls:
         """What this call needs, read from the current fields."""
         return RoutedCalls(
+            owner=self,
             small=self.small,
             large=self.large,
             service=self._service,
             routed_text=self.routed_text,
             sticky=self.sticky,
-            fallback_to_large=self.fallback_to_large,
+            policy=self._policy,
             default_stop=self.stop,
+            streaming=self.streaming,
             label=self._label,
+            unnamed=self._warn_unnamed_conversation,
         )
 
-    def _label(self, choice: ModelChoice) -> str:
-        """The inner model's configured name (its tracing name, else its type)."""
-        label = self._labels.get(choice)
+    def _label(self, model: InnerModel) -> str:
+        """An inner model's configured name, kept for the small and the large model."""
+        label = self._labels.get(id(model))
         if label is None:
-            model = self.small if choice == "small" else self.large
-            name = model._get_ls_params().get("ls_model_name")
-            label = name if isinstance(name, str) and name else model._llm_type
-            self._labels[choice] = label
+            label = model_label(model)
+            if model is self.small or model is self.large:
+                self._labels[id(model)] = label
         return label
 
-
-def _prices(prices: dict[ModelChoice, ModelPrices] | None) -> dict[str, ModelPrices] | None:
-    return None if prices is None else {str(choice): price for choice, price in prices.items()}
+    def _warn_unnamed_conversation(self) -> None:
+        if not self._warned_unnamed:
+            self._warned_unnamed = True
+            logger.warning(
+                "ChatHybrid(sticky=True): a call names no conversation, so it is routed on its "
+                "own; name conversations with configurable={'thread_id': ...} (LangGraph), "
+                "session_id (RunnableWithMessageHistory), metadata, or conversation_id=..."
+            )

@@ -22,6 +22,9 @@ ROUTING_RECORD_KEYS = {
     "router_ms",
     "fallback",
     "reason",
+    "router_queue_ms",
+    "router_compute_ms",
+    "cached",
 }
 """The documented keys of the routing record both adapters attach to every response."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,3 +32,10 @@ def large() -> StandInChatModel:
 def spy(planted_router: Any) -> SpyRouter:
     """The planted router, recording what it routes."""
     return SpyRouter(planted_router)
+
+
+@pytest.fixture(scope="session")
+def planted_folder(planted_router: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The planted router saved as a router folder (ChatHybrid loads it on first use)."""
+    folder: Path = planted_router.save(tmp_path_factory.mktemp("routers") / "planted")
+    return str(folder)

@@ -92,10 +92,10 @@ class StandInChatModel(BaseChatModel):
         input_tokens = sum(len(m.text.split()) for m in messages)
         metadata = {"model_name": name, "finish_reason": "stop"}
         if tools and choice != "none" and (forced or isinstance(last, HumanMessage)):
-            tool = _pick_tool(tools, choice, question)
+            tool = pick_tool(tools, choice, question)
             call = {
                 "name": tool["name"],
-                "args": _arguments(tool.get("parameters", {}), question),
+                "args": arguments_from_question(tool.get("parameters", {}), question),
                 "id": f"call_{uuid.uuid4().hex[:12]}",
                 "type": "tool_call",
             }
@@ -197,7 +197,8 @@ class StandInChatModel(BaseChatModel):
             yield chunk
 
 
-def _pick_tool(tools: list[dict[str, Any]], choice: Any, question: str) -> dict[str, Any]:
+def pick_tool(tools: list[dict[str, Any]], choice: Any, question: str) -> dict[str, Any]:
+    """The OpenAI-format tool a ``tool_choice`` names, else the one the question names."""
     functions = [tool["function"] for tool in tools]
     wanted = choice
     if isinstance(choice, dict):
@@ -211,7 +212,19 @@ def _pick_tool(tools: list[dict[str, Any]], choice: Any, question: str) -> dict[
     return functions[0]
 
 
-def _arguments(parameters: dict[str, Any], question: str) -> dict[str, Any]:
+def arguments_from_question(parameters: dict[str, Any], question: str) -> dict[str, Any]:
+    """Fill a JSON schema's required properties from a question.
+
+    Integers and numbers are the question's integers in order (0 when none is left), booleans
+    are true, strings the question's single-quoted strings in order (else the question).
+
+    Args:
+        parameters: A JSON schema of an object (a tool's parameters, a structured output).
+        question: The last user message.
+
+    Returns:
+        The arguments.
+    """
     properties = parameters.get("properties", {})
     numbers = iter(_NUMBERS.findall(question))
     quoted = iter(_QUOTED.findall(question))

@@ -59,7 +59,7 @@ def test_a_provider_spec_without_langchain_names_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "langchain.chat_models", None)  # import fails
-    with pytest.raises(MissingDependencyError, match=r"pip install 'hybrid-llm\[collect\]'"):
+    with pytest.raises(MissingDependencyError, match=r'pip install "hybrid-llm\[collect\]"'):
         resolve_source("anthropic:claude-3-5-haiku-latest")
 
 

@@ -1,8 +1,6 @@
-"""LangChain messages become (role, text) turns; a conversation is named by its first question."""
+"""LangChain messages become (role, text) turns; a conversation is named by an explicit id."""
 
 from __future__ import annotations
-
-import hashlib
 
 from langchain_core.messages import (
     AIMessage,
@@ -12,8 +10,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_hybrid._conversation import message_turns
-from shared_router.routing.text import conversation_key
+from langchain_hybrid._conversation import conversation_id, message_turns
 
 
 def test_turns_keep_roles_and_only_the_text_blocks() -> None:
@@ -40,18 +37,10 @@ def test_turns_keep_roles_and_only_the_text_blocks() -> None:
     ]
 
 
-def test_a_conversation_is_named_by_its_first_user_text() -> None:
-    opening = [SystemMessage("Be brief."), HumanMessage("  Plan my trip.  ")]
-    later = [*opening, AIMessage("Where to?"), HumanMessage("Rome")]
-    chat_role = [ChatMessage(role="user", content="Plan my trip.")]
-
-    key = hashlib.sha256(b"Plan my trip.").hexdigest()
-    assert conversation_key(message_turns(opening)) == conversation_key(message_turns(later)) == key
-    assert conversation_key(message_turns(chat_role)) == key
-    assert conversation_key(message_turns([HumanMessage("Plan my holiday.")])) != key
-
-
-def test_a_conversation_without_user_text_has_no_name() -> None:
-    image_only = HumanMessage(content=[{"type": "image", "url": "https://example.com/a.png"}])
-
-    assert conversation_key(message_turns([SystemMessage("Be brief."), image_only])) is None
+def test_a_conversation_is_named_only_by_an_explicit_id() -> None:
+    assert conversation_id({"configurable": {"thread_id": 7, "session_id": "s"}}) == "7"
+    assert conversation_id({"configurable": {"session_id": "s"}}) == "s"
+    assert conversation_id({"configurable": {}, "metadata": {"conversation_id": "m"}}) == "m"
+    assert conversation_id({"configurable": {"thread_id": "t"}}, given="bound") == "bound"
+    assert conversation_id({"configurable": {"thread_id": ""}, "metadata": {}}) is None
+    assert conversation_id({}) is None

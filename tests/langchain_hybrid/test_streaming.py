@@ -15,7 +15,7 @@ from tests.langchain_hybrid.stand_ins import StandInChatModel
 
 
 class _ChatStarts(BaseCallbackHandler):
-    """Records every chat model run that starts: (run id, parent run id, tags)."""
+    """Records every chain and chat model run that starts: (run id, parent run id, tags)."""
 
     def __init__(self) -> None:
         self.starts: list[tuple[UUID, UUID | None, list[str]]] = []
@@ -24,6 +24,18 @@ class _ChatStarts(BaseCallbackHandler):
         self,
         serialized: dict[str, Any],
         messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.starts.append((run_id, parent_run_id, tags or []))
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
         *,
         run_id: UUID,
         parent_run_id: UUID | None = None,
@@ -59,7 +71,8 @@ def test_stream_passes_tokens_through_and_ends_with_the_routing(
     assert merged.usage_metadata == invoked.usage_metadata
     assert merged.response_metadata["model_name"] == "small-model"
     routing = merged.response_metadata["routing"]
-    assert routing == {**invoked.response_metadata["routing"], "router_ms": routing["router_ms"]}
+    timings = {key: routing[key] for key in ("router_ms", "router_queue_ms", "router_compute_ms")}
+    assert routing == {**invoked.response_metadata["routing"], **timings}
     assert llm.stats.input_tokens["small"] == 2 * invoked.usage_metadata["input_tokens"]
 
 
@@ -99,7 +112,7 @@ async def test_async_calls_route_and_fall_back_like_sync_ones(
     large: StandInChatModel, planted_router: Any
 ) -> None:
     small = StandInChatModel(model="small-model")
-    broken = StandInChatModel(model="small-model", error=RuntimeError("overloaded"))
+    broken = StandInChatModel(model="small-model", error=ConnectionError("overloaded"))
     llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5)
     falling = ChatHybrid(small=broken, large=large, router=planted_router, threshold=0.5)
 
@@ -140,9 +153,9 @@ async def test_astream_events_show_the_tokens_and_the_routing(
     events = [event async for event in llm.astream_events(HARD, version="v2")]
 
     tokens = [e["data"]["chunk"].text for e in events if e["event"] == "on_chat_model_stream"]
-    ends = [e for e in events if e["event"] == "on_chat_model_end"]
+    (end,) = [e for e in events if e["event"] == "on_chain_end" and e["name"] == "ChatHybrid"]
     assert "".join(tokens) == f"large-model answers: {HARD}"
-    assert ends[-1]["data"]["output"].response_metadata["routing"]["model"] == "large"
+    assert end["data"]["output"].response_metadata["routing"]["model"] == "large"
 
 
 def test_streaming_true_makes_invoke_stream_from_the_chosen_model(
