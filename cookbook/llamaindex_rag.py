@@ -25,15 +25,14 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallB
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 from llama_index.core.llms import LLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-from llamaindex_hybrid import HybridLLM
+from llamaindex_hybrid import HybridLLM, RoutingEvent
+from shared_router.routing.accounting import StatsSnapshot
 from shared_router.routing.router import Router
-from shared_router.routing.serving import StatsSnapshot
 
 DOCUMENTS = [
     "The Acme services agreement sets a notice period of 30 days for termination.",
@@ -71,19 +70,16 @@ def models() -> tuple[LLM, LLM]:
 
 
 class ShowRouting(BaseEventHandler):
-    """Prints the routing record LlamaIndex instrumentation sees on each HybridLLM answer."""
+    """Prints each HybridLLM decision, as LlamaIndex instrumentation sees it (a RoutingEvent)."""
 
     @classmethod
     def class_name(cls) -> str:
         return "ShowRouting"
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        if not isinstance(event, (LLMChatEndEvent, LLMCompletionEndEvent)):
-            return
-        record = event.response.additional_kwargs.get("routing") if event.response else None
-        if record is not None:
-            why = record["reason"] if record["score"] is None else f"p={record['score']:.3f}"
-            print(f"    [{record['model']} model] {why}; {record['router_ms']:.1f} ms to decide")
+        if isinstance(event, RoutingEvent):
+            why = event.reason if event.score is None else f"p={event.score:.3f}"
+            print(f"    [{event.model} model] {why}; {event.router_ms:.1f} ms to decide")
 
 
 def multiply(a: int, b: int) -> int:

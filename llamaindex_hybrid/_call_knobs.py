@@ -1,5 +1,7 @@
-"""Quality levels for one block of calls, private to each thread and asyncio task.
+"""Quality levels: checked, and for one block of calls private to each thread and task.
 
+:func:`checked_knobs` is the check every level HybridLLM takes goes through (the
+constructor, an assigned field, ``model_copy``, a per-call keyword, ``quality()``).
 :meth:`HybridLLM.quality` stores a level per HybridLLM (by ``id``) in a context variable, so
 that other threads and tasks keep theirs; tasks started inside the block inherit it.
 """
@@ -13,11 +15,22 @@ from types import MappingProxyType
 
 from shared_router.types import QualityKnobs
 
-__all__ = ["call_knobs", "knobs_in_block"]
+__all__ = ["call_knobs", "checked_knobs", "knobs_in_block"]
 
 _CALL_KNOBS: ContextVar[Mapping[int, QualityKnobs]] = ContextVar(
     "llamaindex_hybrid_call_knobs", default=MappingProxyType({})
 )
+
+
+def checked_knobs(
+    max_quality_drop: object = None, large_share: object = None, threshold: object = None
+) -> QualityKnobs:
+    """The level the three knobs give, or a :class:`~shared_router.errors.KnobError`.
+
+    Raises:
+        KnobError: If a knob is not a number, out of range, or more than one is given.
+    """
+    return QualityKnobs(max_quality_drop, large_share, threshold)  # type: ignore[arg-type]
 
 
 @contextmanager

@@ -1,31 +1,25 @@
-"""LlamaIndex responses: the routing record on them, the token usage they report, model names."""
+"""LlamaIndex responses: the routing record on them and the token usage they report."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
-from llama_index.core.llms.llm import LLM
 
-__all__ = ["model_name", "token_usage", "with_routing"]
+__all__ = ["token_usage", "with_routing"]
 
-R = TypeVar("R", ChatResponse, CompletionResponse)
+R = TypeVar("R", bound=ChatResponse | CompletionResponse)
 
 _USAGE_NAMES = (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens"))
 
 
-def model_name(llm: LLM) -> str:
-    """The model's name from its metadata, else its LlamaIndex class name."""
-    name = llm.metadata.model_name
-    return name if name and name != "unknown" else llm.class_name()
-
-
 def with_routing(response: R, routing: dict[str, Any]) -> R:
     """A copy of ``response`` carrying the record; the inner model's own response is untouched."""
-    return response.model_copy(
-        update={"additional_kwargs": {**response.additional_kwargs, "routing": routing}}
-    )
+    routed = copy.copy(response)
+    routed.additional_kwargs = {**response.additional_kwargs, "routing": routing}
+    return routed
 
 
 def token_usage(response: ChatResponse | CompletionResponse) -> tuple[int | None, int | None]:

@@ -1,9 +1,17 @@
 """One HybridLLM call: decide, run the chosen model (the large one on a failure), record.
 
 :class:`RoutedCalls` holds what a call needs from HybridLLM; HybridLLM makes one per call
-from its current fields. When the small model raises and fallback is on, the large model
-answers, with ``fallback=True`` and the error in the record's ``reason``. Every response
-(each streamed chunk too) carries ``additional_kwargs["routing"]``.
+from its current fields. Decisions go through the routing service's ``decide`` /
+``adecide``, which score concurrent calls' texts together, in batches, on the router's own
+thread (never on the event loop or its default executor).
+
+When the small model raises a provider error (see :mod:`shared_router.routing.failures`)
+and fallback is on, the large model answers, with ``fallback=True`` and the error in the
+record's ``reason``, logged at WARNING; a programming error propagates. Every response (each
+streamed chunk too) carries ``additional_kwargs["routing"]``; each answered call fires one
+:class:`~llamaindex_hybrid.RoutingEvent` and hands its record to the span it runs in (see
+:mod:`llamaindex_hybrid._spans`), and reports to HybridLLM's own callback handlers that the
+answering model does not report to (:mod:`llamaindex_hybrid._callbacks`).
 
 Streams follow the rule of both adapters: the small model's stream falls back while nothing
 of it has reached the caller, that is when it fails before its first chunk; after that the
@@ -18,19 +26,23 @@ through its sync API on a thread pool of HybridLLM's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.llms.custom import CustomLLM
 from llama_index.core.llms.llm import LLM
 
-from llamaindex_hybrid._responses import model_name, token_usage, with_routing
+from llamaindex_hybrid._callbacks import CallbackReport
+from llamaindex_hybrid._responses import token_usage, with_routing
 from llamaindex_hybrid._routing_input import RoutingInput
+from llamaindex_hybrid._spans import routing_spans
+from llamaindex_hybrid.events import announce
+from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import ModelChoice, QualityKnobs, RoutingRecord
 
@@ -38,7 +50,9 @@ __all__ = ["AsyncMethod", "RoutedCalls", "runs_sync_only"]
 
 logger = logging.getLogger(__name__)
 
-R = TypeVar("R", ChatResponse, CompletionResponse)
+R = TypeVar("R", bound=ChatResponse | CompletionResponse)
+
+_CALIBRATED_KNOBS = frozenset({"max_quality_drop", "large_share"})
 
 AsyncMethod = Literal["achat", "acomplete", "astream_chat", "astream_complete"]
 
@@ -62,46 +76,69 @@ class RoutedCalls:
     Attributes:
         small: The small LLM.
         large: The large LLM.
+        names: Each model's name, for the records.
         service: The routing service (decisions, stickiness, statistics).
         knobs: The quality level of this call.
-        fallback_to_large: Whether the large model answers when the small one fails.
+        fallbacks: Which errors of the small model the large one answers.
+        conversation: The conversation this call belongs to, for sticky routing, or None.
+        callbacks: HybridLLM's own callback manager.
+        request: The call's callback payload (messages or prompt, keyword arguments, model).
+        span_id: The instrumentation span of the call (a stream's record is made later,
+            while its chunks are read, outside it).
+        rate_limiter: HybridLLM's own ``rate_limiter``, acquired once per call before it is
+            routed, as LlamaIndex's call decorators do for any LLM (the inner models' own
+            limiters apply on top, to the model that is called).
     """
 
     small: LLM
     large: LLM
+    names: dict[ModelChoice, str]
     service: RoutingService
     knobs: QualityKnobs
-    fallback_to_large: bool
+    fallbacks: FallbackPolicy
+    conversation: str | None
+    callbacks: CallbackManager
+    request: dict[str, Any]
+    span_id: str | None
+    rate_limiter: Any = None
 
     def decide(self, routing: RoutingInput) -> Routed:
-        """Route one call."""
+        """Route one call (its text scored with those of concurrent calls)."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.acquire()
         return self.service.decide(
             routing.text,
             self.knobs,
-            conversation_key=routing.conversation_key,
+            conversation_key=self.conversation,
             force_large=routing.force_large,
         )
 
     async def adecide(self, routing: RoutingInput) -> Routed:
-        """Route one call in a worker thread, keeping the event loop free while it scores."""
-        return await asyncio.to_thread(self.decide, routing)
+        """Route one call without blocking the event loop (see the module's doc)."""
+        if self.rate_limiter is not None:
+            await self.rate_limiter.async_acquire()
+        return await self.service.adecide(
+            routing.text,
+            self.knobs,
+            conversation_key=self.conversation,
+            force_large=routing.force_large,
+        )
 
     def call(self, routed: Routed, invoke: Callable[[LLM], R]) -> R:
         """Run ``invoke`` on the chosen model, on the large one if the small one fails."""
         error: Exception | None = None
         answered_by = routed.model
-        with self._counting_failures(routed):
+        report = self._report(routed)
+        with self._counting_failures(routed, report):
             try:
                 response = invoke(self._model(answered_by))
             except Exception as failure:
-                if not self._can_fall_back(answered_by):
+                if not self._can_fall_back(answered_by, failure):
                     raise
                 error, answered_by = failure, "large"
                 response = invoke(self.large)
         record = self._record(routed, answered_by, error)
-        self.service.count_answer(routed, record)
-        self._account(record, response)
-        return with_routing(response, record.as_dict())
+        return self._answered(routed, record, response, report)
 
     async def acall(
         self,
@@ -120,18 +157,17 @@ class RoutedCalls:
                 return await self.service.run_sync(choice, sync_invoke, model)
             return await invoke(model)
 
-        with self._counting_failures(routed):
+        report = self._report(routed)
+        with self._counting_failures(routed, report):
             try:
                 response = await run(answered_by)
             except Exception as failure:
-                if not self._can_fall_back(answered_by):
+                if not self._can_fall_back(answered_by, failure):
                     raise
                 error, answered_by = failure, "large"
                 response = await run("large")
         record = self._record(routed, answered_by, error)
-        self.service.count_answer(routed, record)
-        self._account(record, response)
-        return with_routing(response, record.as_dict())
+        return self._answered(routed, record, response, report)
 
     def stream(
         self, routed: Routed, open_stream: Callable[[LLM], Iterator[R]]
@@ -143,12 +179,13 @@ class RoutedCalls:
         """
         error: Exception | None = None
         answered_by = routed.model
-        with self._counting_failures(routed):
+        report = self._report(routed)
+        with self._counting_failures(routed, report):
             try:
                 chunks = iter(open_stream(self._model(answered_by)))
                 first = next(chunks, None)
             except Exception as failure:
-                if not self._can_fall_back(answered_by):
+                if not self._can_fall_back(answered_by, failure):
                     raise
                 error, answered_by = failure, "large"
                 chunks = iter(open_stream(self.large))
@@ -156,15 +193,14 @@ class RoutedCalls:
         record = self._record(routed, answered_by, error)
         routing = record.as_dict()
         last = None
-        with self._counting_failures(routed):
+        with self._counting_failures(routed, report):
             if first is not None:
                 last = with_routing(first, routing)
                 yield last
                 for chunk in chunks:
                     last = with_routing(chunk, routing)
                     yield last
-        self.service.count_answer(routed, record)
-        self._account(record, last)
+        self._ended(routed, record, last, report)
 
     async def astream(
         self,
@@ -183,12 +219,13 @@ class RoutedCalls:
                 return aiter(self.service.iterate_sync(choice, lambda: sync_open(model)))
             return await open_stream(model)
 
-        with self._counting_failures(routed):
+        report = self._report(routed)
+        with self._counting_failures(routed, report):
             try:
                 chunks = await open_chunks(answered_by)
                 first = await anext(chunks, None)
             except Exception as failure:
-                if not self._can_fall_back(answered_by):
+                if not self._can_fall_back(answered_by, failure):
                     raise
                 error, answered_by = failure, "large"
                 chunks = await open_chunks("large")
@@ -196,46 +233,89 @@ class RoutedCalls:
         record = self._record(routed, answered_by, error)
         routing = record.as_dict()
         last = None
-        with self._counting_failures(routed):
+        with self._counting_failures(routed, report):
             if first is not None:
                 last = with_routing(first, routing)
                 yield last
                 async for chunk in chunks:
                     last = with_routing(chunk, routing)
                     yield last
-        self.service.count_answer(routed, record)
-        self._account(record, last)
+        self._ended(routed, record, last, report)
+
+    def _report(self, routed: Routed) -> CallbackReport:
+        return CallbackReport(self.callbacks, self._model(routed.model), self.request)
 
     @contextmanager
-    def _counting_failures(self, routed: Routed) -> Iterator[None]:
+    def _counting_failures(self, routed: Routed, report: CallbackReport) -> Iterator[None]:
         """Count the call in ``stats.failed`` when what runs in the block raises."""
         try:
             yield
-        except Exception:
+        except Exception as error:
             self.service.count_failure(routed)
+            report.failed(error)
             raise
+
+    def _answered(
+        self, routed: Routed, record: RoutingRecord, response: R, report: CallbackReport
+    ) -> R:
+        """Count an answered call and return its response with the record."""
+        routed_response = with_routing(response, record.as_dict())
+        self._ended(routed, record, routed_response, report)
+        return routed_response
+
+    def _ended(
+        self,
+        routed: Routed,
+        record: RoutingRecord,
+        response: ChatResponse | CompletionResponse | None,
+        report: CallbackReport,
+    ) -> None:
+        """Count, account and report a call that has answered (a stream: that has ended)."""
+        self.service.count_answer(routed, record)
+        self._account(record, response)
+        report.answered(response)
 
     def _model(self, choice: ModelChoice) -> LLM:
         return self.small if choice == "small" else self.large
 
-    def _can_fall_back(self, choice: ModelChoice) -> bool:
-        return choice == "small" and self.fallback_to_large
+    def _can_fall_back(self, choice: ModelChoice, error: Exception) -> bool:
+        return choice == "small" and self.fallbacks.falls_back(error)
 
     def _record(
         self, routed: Routed, answered_by: ModelChoice, error: Exception | None
     ) -> RoutingRecord:
-        """The call's record (counted by the caller, once the call has answered)."""
+        """The call's record (counted once the call has answered), announced to tracers."""
         reason = None
         if error is not None:
             reason = f"small model failed: {type(error).__name__}: {error}"
             logger.warning("HybridLLM: %s; the large model answers", reason)
-        return self.service.make_record(
+        record = self.service.make_record(
             routed,
             answered_by=answered_by,
-            model_name=model_name(self._model(answered_by)),
+            model_name=self.names[answered_by],
             fallback=error is not None,
             reason=reason,
         )
+        announce(
+            record,
+            knob_value=routed.decision.knob_value,
+            calibration=self._calibration(routed),
+            conversation_id=self.conversation,
+            span_id=self.span_id,
+        )
+        routing_spans().collect(self.span_id, record.as_dict())
+        return record
+
+    def _calibration(self, routed: Routed) -> str | None:
+        """The calibration table a calibrated knob was turned into this threshold with."""
+        if routed.decision.score is None or routed.decision.knob.split(" ")[0] not in (
+            _CALIBRATED_KNOBS
+        ):
+            return None
+        table = getattr(self.service.router, "calibration_", None)
+        if table is None:
+            return None
+        return f"{table.method}, n={table.n}, confidence={table.confidence:g}"
 
     def _account(
         self, record: RoutingRecord, response: ChatResponse | CompletionResponse | None

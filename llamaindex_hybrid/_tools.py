@@ -2,7 +2,13 @@
 
 :meth:`HybridLLM._prepare_chat_with_tools` only collects the request (a :class:`ToolRequest`,
 passed to ``chat`` under :data:`TOOLS_KWARG`); the model the router picks formats the tools the
-way its provider wants. When only the large model calls tools, such calls go to it.
+way its provider wants.
+
+When only the large model calls tools, a call offering tools goes to it, so that the tools
+can be called; but an agent's step that follows a tool's result (the chat ends with a
+``tool`` message) is routed like any other call: the small model, when chosen, answers from
+the result without being offered the tools. So ``FunctionAgent`` runs over such a pair: tool
+steps go large, the others are routed.
 """
 
 from __future__ import annotations
@@ -11,11 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
-from llamaindex_hybrid._responses import model_name
 from shared_router.errors import RoutingError
 
 if TYPE_CHECKING:
@@ -25,7 +30,6 @@ __all__ = [
     "TOOLS_KWARG",
     "ChatMethod",
     "ToolRequest",
-    "calls_tools",
     "chat_invoker",
     "read_tool_calls",
     "tool_route",
@@ -56,25 +60,36 @@ class ToolRequest:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def calls_tools(llm: LLM) -> bool:
-    """Whether ``llm`` is a function-calling model."""
-    return isinstance(llm, FunctionCallingLLM) and llm.metadata.is_function_calling_model
-
-
-def tool_route(tools: ToolRequest | None, small: LLM, large: LLM) -> str | None:
+def tool_route(
+    tools: ToolRequest | None,
+    messages: Sequence[ChatMessage],
+    *,
+    small_calls_tools: bool,
+    large_calls_tools: bool,
+    names: tuple[str, str],
+) -> str | None:
     """Why a call must go large because of its tools, or None when it may go either way.
+
+    Args:
+        tools: The call's tool request, or None.
+        messages: The call's chat.
+        small_calls_tools: Whether the small model is a function-calling model.
+        large_calls_tools: Whether the large model is one.
+        names: The two models' names, for the error.
 
     Raises:
         RoutingError: If the call has tools and neither model calls tools.
     """
-    if tools is None or calls_tools(small):
+    if tools is None or small_calls_tools:
         return None
-    if not calls_tools(large):
+    if not large_calls_tools:
         raise RoutingError(
-            "tool calling needs a function-calling model, but neither "
-            f"{model_name(small)!r} nor {model_name(large)!r} is one "
-            "(a FunctionCallingLLM whose metadata.is_function_calling_model is True)"
+            f"tool calling needs a function-calling model, but neither {names[0]!r} nor "
+            f"{names[1]!r} is one (a FunctionCallingLLM whose metadata.is_function_calling_model "
+            "is True)"
         )
+    if messages and messages[-1].role == MessageRole.TOOL:
+        return None  # a step after a tool's result: either model may answer from it
     return _NO_TOOLS_REASON
 
 
@@ -83,6 +98,7 @@ def chat_invoker(
     messages: Sequence[ChatMessage],
     tools: ToolRequest | None,
     kwargs: dict[str, Any],
+    calls_tools: Callable[[LLM], bool],
 ) -> Callable[[LLM], Any]:
     """The call of one chat method on whichever model is chosen, with its tools if any.
 
@@ -91,13 +107,15 @@ def chat_invoker(
         messages: The chat.
         tools: The tool request, or None for a plain chat.
         kwargs: The other keyword arguments of the call.
+        calls_tools: Whether a model is a function-calling model.
 
     Returns:
-        A function that runs the call on the model it is given.
+        A function that runs the call on the model it is given (a model that does not call
+        tools is called without them, see the module's doc).
     """
 
     def invoke(model: LLM) -> Any:
-        if tools is None:
+        if tools is None or not calls_tools(model):
             return getattr(model, method)(messages, **kwargs)
         return getattr(model, _TOOL_METHODS[method])(
             tools.tools,
@@ -116,12 +134,16 @@ def read_tool_calls(
 ) -> list[ToolSelection]:
     """Read the tool calls of ``response`` with the parser of ``model``, the one that answered.
 
+    A model that does not call tools made none: ``[]``, or an error when one is required.
+
     Raises:
-        RoutingError: If ``model`` is not a function-calling LLM.
+        RoutingError: If ``model`` is not a function-calling LLM and ``error_on_no_tool_call``.
     """
     if not isinstance(model, FunctionCallingLLM):
+        if not error_on_no_tool_call:
+            return []
         raise RoutingError(
-            f"{model_name(model)!r} answered and is not a FunctionCallingLLM, "
+            f"{model.class_name()!r} answered and is not a FunctionCallingLLM, "
             "so it has no tool calls to read"
         )
     return model.get_tool_calls_from_response(

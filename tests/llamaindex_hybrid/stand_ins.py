@@ -37,9 +37,10 @@ class StandInLLM(FunctionCallingLLM):
     """A STAND-IN for a remote model: answers ``[name] ...`` and records every call.
 
     It answers instantly (``answer(text)`` or ``[name] answered``), reports token usage like
-    OpenAI does (``additional_kwargs``), fails on purpose with ``fail_with`` (streams: at the
-    first chunk, or the second with ``fail_mid_stream``), and calls the first offered tool
-    once when ``tool_kwargs`` is set.
+    OpenAI does (``additional_kwargs``), fails on purpose with ``fail_with`` (a
+    ``ConnectionError``, as a provider's client raises; streams: at the first chunk, or the
+    second with ``fail_mid_stream``), and calls the first offered tool once when
+    ``tool_kwargs`` is set.
     """
 
     name: str
@@ -77,12 +78,20 @@ class StandInLLM(FunctionCallingLLM):
         """The text each call received."""
         return [call["text"] for call in self._calls]
 
+    @property
+    def received(self) -> list[list[str]]:
+        """Every message of each call, as ``"role: content"`` (a prompt is one user message)."""
+        return [call["messages"] for call in self._calls]
+
     def _answer(self, method: str, messages: Sequence[ChatMessage], kwargs: Any) -> ChatResponse:
         """Record the call and build the full answer (raises here unless streaming)."""
         text = messages[-1].content or ""
-        self._calls.append({"method": method, "text": text, "kwargs": dict(kwargs)})
+        received = [f"{m.role.value}: {m.content or ''}" for m in messages]
+        self._calls.append(
+            {"method": method, "text": text, "kwargs": dict(kwargs), "messages": received}
+        )
         if self.fail_with is not None and "stream" not in method:
-            raise RuntimeError(self.fail_with)
+            raise ConnectionError(self.fail_with)
         tools = kwargs.get("tools")
         results = [m.content or "" for m in messages if m.role == MessageRole.TOOL]
         if tools and self.tool_kwargs is not None and not results:
@@ -103,14 +112,14 @@ class StandInLLM(FunctionCallingLLM):
     def _chunks(self, final: ChatResponse) -> Iterator[ChatResponse]:
         """Stream ``final`` word by word; a planned failure comes at the first or second chunk."""
         if self.fail_with is not None and not self.fail_mid_stream:
-            raise RuntimeError(self.fail_with)
+            raise ConnectionError(self.fail_with)
         words = (final.message.content or "").split(" ")
         if final.message.content is None or len(words) == 1:
             yield final
             return
         for i in range(len(words)):
             if self.fail_with is not None and i == 1:
-                raise RuntimeError(self.fail_with)
+                raise ConnectionError(self.fail_with)
             last = i == len(words) - 1
             yield ChatResponse(
                 message=ChatMessage(role=MessageRole.ASSISTANT, content=" ".join(words[: i + 1])),

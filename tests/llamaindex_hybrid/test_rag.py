@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 from llama_index.core import Document, Settings, VectorStoreIndex
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
 
-from llamaindex_hybrid import HybridLLM
+from llamaindex_hybrid import HybridLLM, RoutingEvent
 from shared_router.routing.text import routing_text
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, EventLog, StandInLLM
 
@@ -48,14 +47,8 @@ def long_contract(embed_model: Any) -> VectorStoreIndex:
 
 
 def records(events: EventLog) -> list[dict[str, Any]]:
-    """The routing records of the HybridLLM answers seen by LlamaIndex instrumentation."""
-    return [
-        e.response.additional_kwargs["routing"]
-        for e in events.events
-        if isinstance(e, (LLMChatEndEvent, LLMCompletionEndEvent))
-        and e.response is not None
-        and "routing" in e.response.additional_kwargs
-    ]
+    """The routing decisions of the HybridLLM answers seen by LlamaIndex instrumentation."""
+    return [event.model_dump() for event in events.of(RoutingEvent)]
 
 
 def pair(**kwargs: Any) -> tuple[StandInLLM, StandInLLM]:

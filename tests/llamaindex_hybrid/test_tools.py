@@ -10,9 +10,9 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.llms import MockLLM
 from llama_index.core.tools import FunctionTool
 
-from llamaindex_hybrid import HybridLLM
+from llamaindex_hybrid import HybridLLM, RoutingEvent
 from shared_router.errors import RoutingError
-from tests.llamaindex_hybrid.stand_ins import EASY, HARD, StandInLLM
+from tests.llamaindex_hybrid.stand_ins import EASY, HARD, EventLog, StandInLLM
 
 QUESTION = "What is 6 times 7?"
 
@@ -82,7 +82,7 @@ def test_tools_go_to_the_large_model_when_only_it_calls_tools(planted_router: An
     small = StandInLLM(name="small", function_calling=False)
     large = StandInLLM(name="large", tool_kwargs={"a": 6, "b": 7})
     llm = HybridLLM(small, large, router=planted_router, threshold=0.5)
-    assert llm.metadata.is_function_calling_model is False
+    assert llm.metadata.is_function_calling_model is True  # tool calls go to the large model
 
     response = llm.chat_with_tools([TOOL], user_msg=EASY)
     record = response.additional_kwargs["routing"]
@@ -129,7 +129,9 @@ async def test_function_agent_calls_a_tool_through_hybrid_llm(
     assert llm.stats.small == 2
 
 
-async def test_react_agent_works_over_models_without_tool_calling(planted_router: Any) -> None:
+async def test_react_agent_works_over_models_without_tool_calling(
+    planted_router: Any, events: EventLog
+) -> None:
     def react(text: str) -> str:
         if text.startswith("Observation"):
             return "Thought: I can answer without using any more tools.\nAnswer: 42"
@@ -142,3 +144,7 @@ async def test_react_agent_works_over_models_without_tool_calling(planted_router
     assert str(result) == "42"
     assert small.texts[0] == QUESTION
     assert llm.stats.calls == 2
+    first, after_tool = events.of(RoutingEvent)
+    # Issue 14, before: the step after the tool call was routed on "Observation: 42".
+    expected = pytest.approx(float(planted_router.score(QUESTION)[0]))
+    assert first.score == after_tool.score == expected
