@@ -4,7 +4,8 @@ Every command turns bad input into a one-line error on stderr and exit code 2, n
 traceback. Heavy libraries are imported inside the commands that need them. The commands
 live in :mod:`~shared_router.cli.routing_commands` (demo, route, score, info),
 :mod:`~shared_router.cli.training_commands` (train, calibrate, evaluate) and
-:mod:`~shared_router.cli.pipeline_commands` (collect, judge, build); they are registered
+:mod:`~shared_router.cli.pipeline_commands` (collect, judge, build) and
+:mod:`~shared_router.cli.live_commands` (replay, retrain, report); they are registered
 here in the order ``hybrid-llm --help`` lists them.
 """
 
@@ -16,6 +17,7 @@ from typing import NoReturn
 
 import typer
 
+from shared_router.cli.live_commands import replay, report, retrain
 from shared_router.cli.options import EXIT_BAD_INPUT
 from shared_router.cli.pipeline_commands import build, collect, judge
 from shared_router.cli.routing_commands import demo, info, route, score
@@ -31,7 +33,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _command in (demo, route, score, train, calibrate, evaluate, info, collect, judge, build):
+_COMMANDS = (demo, route, score, train, calibrate, evaluate, info, collect, judge, build)
+for _command in (*_COMMANDS, replay, retrain, report):
     app.command()(_command)
 
 

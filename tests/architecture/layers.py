@@ -27,6 +27,8 @@ RANKS: dict[str, float] = {
     "shared_router.routing": 3.0,
     # layer 4: the collect / judge / build pipeline
     "shared_router.pipeline": 4.0,
+    # layer 4, above the pipeline (its metrics judge shadow calls): the live loop
+    "shared_router.live": 4.5,
     # layer 5: the command line and the adapters
     "shared_router.cli": 5.0,
     "langchain_hybrid": 5.0,

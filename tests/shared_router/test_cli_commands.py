@@ -17,6 +17,9 @@ COMMANDS = [
     "collect",
     "judge",
     "build",
+    "replay",
+    "retrain",
+    "report",
 ]
 ENGINE_FLAGS = {"--engine", "--ray-address", "--workers", "--progress"}
 REQUEST_FLAGS = {"--concurrency", "--timeout", "--retries"}

@@ -1,0 +1,324 @@
+"""Does the live loop keep its quality promise on real pairs, and what does it save?
+
+For every pair (``--pairs``, default: the shared pairs with at least 2,000 rows), 20 seeded
+replays (``hybrid-llm replay``'s code, :func:`shared_router.live.replay.replay`) at shadow
+rates 0.05 and 0.10 and ``max_quality_drop`` 0.02 and 0.05, starting from the bundled router,
+measure:
+
+* promise kept: the share of replays whose realised drop after the warm-up is within the
+  request (target >= 95%);
+* savings: the small share at the realised drop against "shorter prompts go small" at the same
+  drop on the same rows; and, once 1,000 shadow labels have come in (or at the end of the
+  stream when fewer do; the label count is reported), the gap recovered on the rest of the
+  stream of a head refitted as the live loop does (70% of the labels, exact logistic head)
+  against the offline pair router (the same head fitted on the pair's whole ``train`` split),
+  both measured on the rest-of-stream rows outside ``train``;
+* replay speed (seconds per replay, the cache warm).
+
+Embeddings come from the on-disk cache (``--cache``); encoding the prompts is the slow part
+here. ``routerbench_subset`` and ``routerdc_7b_pool`` are test-only data: measured on, never
+trained on for a shipped router.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/live_replay.py --cache /tmp/h12/embeddings.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads oversubscribe 2 cores
+
+import numpy as np
+
+from shared_router.data import PairData, load_pair
+from shared_router.encoders.cache import EmbeddingCache
+from shared_router.evaluation.curves import (
+    cost_advantage_at_drop,
+    gap_recovered,
+    oracle_curve,
+    random_curve,
+    router_curve,
+)
+from shared_router.live.replay import ReplaySettings, replay
+from shared_router.routing.router import Router
+from shared_router.training.labels import det_labels
+from shared_router.training.logistic import fit_logistic
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PAIRS = {
+    "routerbench-mixtral-gpt4": (
+        "routerbench_subset/routerbench_subset.jsonl",
+        "mistralai/mixtral-8x7b-chat",
+        "gpt-4-1106-preview",
+    ),
+    "routerbench-llama70b-gpt4": (
+        "routerbench_subset/routerbench_subset.jsonl",
+        "meta/llama-2-70b-chat",
+        "gpt-4-1106-preview",
+    ),
+    "dcrouter-llama8b-nemotron51b": (
+        "llmrouter_dcrouter/train.jsonl",
+        "llama-3.1-8b-instruct",
+        "llama-3.1-nemotron-51b-instruct",
+    ),
+    "routerdc-mistral7b-dolphin8b": (
+        "routerdc_7b_pool/routerdc_7b_pool.jsonl",
+        "Mistral-7B-v0.1",
+        "dolphin-2.9-llama3-8b",
+    ),
+    "mmlu_pro-llama31-8b-70b": (
+        "mmlu_pro/mmlu_pro_scores.jsonl",
+        "Meta-Llama-3.1-8B-Instruct",
+        "Meta-Llama-3.1-70B-Instruct",
+    ),
+}
+RATES = (0.05, 0.10)
+DROPS = (0.02, 0.05)
+LABELS_AT = 1000
+
+
+def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
+    return gap_recovered(
+        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
+    )
+
+
+def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str, float | int]:
+    """Live head after LABELS_AT labels vs the offline pair router, on the rest of the stream.
+
+    The cut is at the LABELS_AT-th shadow label, or at the stream's middle when fewer labels
+    come in. The offline router is fitted on the pair's ``train`` rows outside the rest of the
+    stream (its L2 chosen on ``val`` rows, or on a fifth of them), so neither head has seen a
+    row it is measured on.
+    """
+    order = np.random.default_rng(seed).permutation(len(data))
+    draws = random.Random(seed)
+    shadowed = np.array([draws.random() < rate for _ in order])
+    positions = np.flatnonzero(shadowed)
+    cut = positions[LABELS_AT - 1] + 1 if positions.size >= LABELS_AT else len(order) // 2
+    labelled = order[positions[positions < cut]]
+    rest = order[cut:]
+    y = det_labels(data.small_quality, data.large_quality)
+    fit_rows = labelled[: max(2, int(0.7 * labelled.size))]
+    n_val = max(1, int(0.2 * fit_rows.size))
+    live = fit_logistic(
+        X[fit_rows[n_val:]],
+        y[fit_rows[n_val:]],
+        X_val=X[fit_rows[:n_val]],
+        y_val=y[fit_rows[:n_val]],
+    )
+    outside = np.ones(len(data), dtype=bool)
+    outside[rest] = False
+    train = outside & np.array([s == "train" for s in data.splits])
+    val = outside & np.array([s == "val" for s in data.splits])
+    if not val.any():
+        train_rows = np.flatnonzero(train)
+        val = np.zeros_like(train)
+        val[train_rows[::5]] = True
+        train &= ~val
+    offline = fit_logistic(X[train], y[train], X_val=X[val], y_val=y[val])
+    small, large = data.small_quality[rest], data.large_quality[rest]
+    gap_live = _gap(live.head.predict_proba(X[rest]), small, large)
+    gap_offline = _gap(offline.head.predict_proba(X[rest]), small, large)
+    return {
+        "labels": int(labelled.size),
+        "rest_rows": int(rest.size),
+        "offline_train_rows": int(train.sum()),
+        "gap_live": gap_live,
+        "gap_offline": gap_offline,
+        "gap_ratio": gap_live / gap_offline if gap_offline > 0 else math.nan,
+    }
+
+
+def _heuristic_share(data: PairData, decisions: list[dict], warmup: int, drop: float) -> float:
+    rows = decisions[warmup:]
+    small = np.array([d["small_quality"] for d in rows])
+    large = np.array([d["large_quality"] for d in rows])
+    by_id = {row_id: len(q) for row_id, q in zip(data.ids, data.queries, strict=True)}
+    scores = -np.array([by_id[d["id"]] for d in rows], dtype=float)
+    curve = router_curve(scores, small, large)
+    return cost_advantage_at_drop(curve, float(large.mean()), [max(0.0, drop)])[max(0.0, drop)]
+
+
+def _overhead(calls: int = 5000) -> dict[str, dict[str, float]]:
+    """What ``maybe_shadow`` costs the caller, per call, shadowing off (rate 0) and on (rate 1).
+
+    Instant stand-ins for the other model and the judge; a real SQLite store. At rate 1 the
+    queue saturates, so both paths (queued and dropped) are in the sample.
+    """
+    import tempfile
+
+    from shared_router.live.judges import CallableJudge
+    from shared_router.live.shadow import ShadowEvaluator
+    from shared_router.live.store import open_store
+    from shared_router.types import RouteDecision
+
+    decision = RouteDecision("small", 0.9, 0.5, "threshold")
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(Path(folder) / "live.sqlite")
+        for rate in (0.0, 1.0):
+            evaluator = ShadowEvaluator(
+                store, CallableJudge(lambda case: (1.0, 1.0)), shadow_rate=rate, seed=0
+            )
+            times = []
+            for i in range(calls):
+                started = time.perf_counter()
+                evaluator.maybe_shadow(
+                    f"r{i}", "What is 2 + 2?", decision, "small", "4", lambda: "4"
+                )
+                times.append((time.perf_counter() - started) * 1000.0)
+            evaluator.drain(timeout=120)
+            stats = evaluator.stats
+            evaluator.close()
+            out[f"rate_{rate:g}"] = {
+                "p50_ms": float(np.percentile(times, 50)),
+                "p99_ms": float(np.percentile(times, 99)),
+                "shadowed": stats.shadowed,
+                "dropped": stats.dropped,
+            }
+    return out
+
+
+def render(results: dict, path: Path) -> None:
+    """Write the Markdown summary of ``results`` (one row per pair and setting)."""
+    lines = [
+        "# Live replay: the quality promise on real pairs",
+        "",
+        "Written by `benchmarks/live_replay.py` (see its docstring for what each column means).",
+        "Seeded replays per setting (column `replays`, seeds 0..n-1), warm-up "
+        f"{results.get('warmup')} rows, bundled router to start, small call = 0.1 of a large one.",
+        "",
+        "| pair | rows | rate | requested | replays | kept | mean realised | mean small share "
+        "| above length heuristic | cost saved net | labels | gap live / offline | s / replay |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, pair in results.get("pairs", {}).items():
+        for rate in RATES:
+            for drop in DROPS:
+                runs = [
+                    r
+                    for r in pair["runs"]
+                    if r["shadow_rate"] == rate and r["requested_drop"] == drop
+                ]
+                if not runs:
+                    continue
+                savings = [r["savings"] for r in runs if "savings" in r]
+                ratio = np.nanmean([x["gap_ratio"] for x in savings]) if savings else math.nan
+                labels = np.mean([x["labels"] for x in savings]) if savings else math.nan
+                lines.append(
+                    f"| {name} | {pair['rows']} | {rate:g} | {drop:g} | {len(runs)} | "
+                    f"{np.mean([r['kept'] for r in runs]):.0%} | "
+                    f"{np.mean([r['realised_drop'] for r in runs]):.2%} | "
+                    f"{np.mean([r['small_share'] for r in runs]):.1%} | "
+                    f"{np.mean([r['small_share'] > r['heuristic_share'] for r in runs]):.0%} | "
+                    f"{np.mean([r['cost_saved_net'] for r in runs]):.1%} | "
+                    + (f"{labels:.0f} | {ratio:.2f} | " if savings else "- | - | ")
+                    + f"{np.mean([r['seconds'] for r in runs]):.1f} |"
+                )
+    overhead = results.get("overhead")
+    if overhead:
+        lines += ["", "`maybe_shadow` per call (instant stand-ins, real SQLite store):", ""]
+        for key, value in overhead.items():
+            lines.append(
+                f"- {key}: p50 {value['p50_ms']:.3f} ms, p99 {value['p99_ms']:.3f} ms "
+                f"({value['shadowed']} shadowed, {value['dropped']} dropped)"
+            )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="*", default=list(PAIRS))
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_replay.json"))
+    parser.add_argument("--overhead-only", action="store_true", help="Only time maybe_shadow.")
+    parser.add_argument("--render-only", action="store_true", help="Only write the Markdown.")
+    args = parser.parse_args()
+    markdown = args.out.with_suffix(".md")
+    if args.overhead_only or args.render_only:
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if args.overhead_only:
+            results["overhead"] = _overhead()
+            args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        render(results, markdown)
+        return
+    cache = EmbeddingCache(args.cache)
+    router = Router.load("default", cache=cache)
+    results: dict[str, object] = {"seeds": args.seeds, "warmup": args.warmup, "pairs": {}}
+    if args.out.exists():
+        results = json.loads(args.out.read_text())
+    for name in args.pairs:
+        relative, small, large = PAIRS[name]
+        data = load_pair(DATA / relative, small, large)
+        started = time.perf_counter()
+        X = router.encoder_.encode(list(data.queries))
+        print(
+            f"{name}: {len(data)} rows encoded in {time.perf_counter() - started:.0f} s", flush=True
+        )
+        runs = []
+        for rate in RATES:
+            for drop in DROPS:
+                for seed in range(args.seeds):
+                    settings = ReplaySettings(
+                        max_quality_drop=drop, shadow_rate=rate, seed=seed, warmup=args.warmup
+                    )
+                    result = replay(data, settings, router=router, cache=cache)
+                    s = result.summary
+                    run = {
+                        key: s[key]
+                        for key in (
+                            "seed",
+                            "shadow_rate",
+                            "requested_drop",
+                            "realised_drop",
+                            "small_share",
+                            "cost_saved_net",
+                            "shadowed",
+                            "retrains",
+                            "swaps",
+                        )
+                    }
+                    run["seconds"] = s["seconds"]["total"]
+                    run["kept"] = bool(s["realised_drop"] <= drop + 1e-12)
+                    run["heuristic_share"] = _heuristic_share(
+                        data, result.decisions, args.warmup, s["realised_drop"]
+                    )
+                    if drop == DROPS[-1]:
+                        run["savings"] = _savings(data, X, seed, rate)
+                    runs.append(run)
+                    print(json.dumps(run), flush=True)
+        kept = [r["kept"] for r in runs]
+        results["pairs"][name] = {  # type: ignore[index]
+            "small": small,
+            "large": large,
+            "rows": len(data),
+            "replays": len(runs),
+            "promise_kept_share": sum(kept) / len(kept),
+            "mean_small_share": float(np.mean([r["small_share"] for r in runs])),
+            "small_share_above_heuristic": float(
+                np.mean([r["small_share"] > r["heuristic_share"] for r in runs])
+            ),
+            "mean_gap_ratio": float(
+                np.nanmean([r["savings"]["gap_ratio"] for r in runs if "savings" in r])
+            ),
+            "mean_replay_seconds": float(np.mean([r["seconds"] for r in runs])),
+            "runs": runs,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        summary = {k: v for k, v in results["pairs"][name].items() if k != "runs"}  # type: ignore[index]
+        print(name, json.dumps(summary), flush=True)
+        render(results, markdown)
+
+
+if __name__ == "__main__":
+    main()

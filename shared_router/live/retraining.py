@@ -1,0 +1,313 @@
+"""Retraining on live rows: refit the head, compare on held-out rows, swap only if better.
+
+:meth:`Retrainer.retrain` takes the store's lock (so that of several workers one retrains),
+holds out a share of the rows the current router was not fitted on, fits the exact numpy
+logistic head (:func:`~shared_router.training.logistic.fit_logistic`) on the rest with the
+current encoder's (cached) embeddings and deterministic labels ``1[q_small >= q_large]``,
+and compares the candidate with the current router by gap recovered on the held-out rows
+(:func:`~shared_router.evaluation.curves.gap_recovered`). The candidate is saved as a router
+folder in the store's ``versions_dir`` (written to a temporary folder, then renamed, so a kill
+leaves no half router) with a calibration table from the held-out rows, and recorded in the
+store with the comparison; it becomes current only when its gap recovered is higher.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared_router.encoders.encoder import Encoder
+from shared_router.errors import ConfigurationError, TrainingError
+from shared_router.evaluation.curves import gap_recovered, oracle_curve, random_curve, router_curve
+from shared_router.live.rows import StoredRow, VersionRecord
+from shared_router.live.store import ShadowStore, default_worker
+from shared_router.model.calibration import CalibrationTable
+from shared_router.routing.router import Router
+from shared_router.training.labels import det_labels
+from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
+
+__all__ = ["RETRAIN_LOCK", "RetrainOutcome", "Retrainer", "row_scores", "row_vectors"]
+
+logger = logging.getLogger(__name__)
+
+RETRAIN_LOCK = "retrain"
+"""The store lock a retraining worker holds."""
+
+
+@dataclass(frozen=True, eq=False)
+class RetrainOutcome:
+    """One retraining attempt.
+
+    Attributes:
+        record: What the store keeps of it (comparison, sizes, folder).
+        router: The candidate router (swapped in or not).
+    """
+
+    record: VersionRecord
+    router: Router
+
+    @property
+    def swapped(self) -> bool:
+        """Whether the candidate became the current router."""
+        return self.record.swapped
+
+
+def row_vectors(rows: Sequence[StoredRow], encoder: Encoder) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder's vectors of rows: stored embeddings where they match, else the texts encoded.
+
+    Returns:
+        ``(X, usable)``: one vector per usable row, and the boolean mask of usable rows (a row
+        with only an embedding of another encoder is not).
+    """
+    identity = encoder.identity
+    usable = np.zeros(len(rows), dtype=bool)
+    vectors: list[np.ndarray | None] = [None] * len(rows)
+    to_encode: list[int] = []
+    for i, stored in enumerate(rows):
+        row = stored.row
+        if row.embedding is not None and row.encoder_identity == identity:
+            vectors[i] = row.embedding
+            usable[i] = True
+        elif row.text is not None:
+            to_encode.append(i)
+            usable[i] = True
+    if to_encode:
+        encoded = encoder.encode([rows[i].row.text or "" for i in to_encode])
+        for i, vector in zip(to_encode, encoded, strict=True):
+            vectors[i] = vector
+    kept = [v for v in vectors if v is not None]
+    dim = kept[0].shape[0] if kept else 0
+    return (np.vstack(kept) if kept else np.zeros((0, dim), dtype=np.float32)), usable
+
+
+def row_scores(router: Router, rows: Sequence[StoredRow]) -> tuple[np.ndarray, np.ndarray]:
+    """``router``'s scores of rows (see :func:`row_vectors`), with the usable-row mask."""
+    X, usable = row_vectors(rows, router.encoder_)
+    scores = router.head_.predict_proba(X) if X.shape[0] else np.zeros(0)
+    return scores, usable
+
+
+def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
+    return gap_recovered(
+        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
+    )
+
+
+class Retrainer:
+    """Refits the head on live rows and swaps it in when it recovers more of the gap.
+
+    Args:
+        store: The live store (rows, lock, version records).
+        min_rows: Rows needed before the first retraining.
+        every: New rows needed between two retrainings.
+        holdout_share: Share of the rows the current router was not fitted on that is held
+            out for the comparison (and calibrates the candidate).
+        val_share: Share of the fitting rows used to choose the L2 strength.
+        l2: L2 strengths to choose from.
+        min_gain: How much higher the candidate's gap recovered must be to swap.
+        lock_ttl_s: Seconds after which a lock of a killed worker expires.
+        seed: Seed of the splits.
+        owner: This worker's name for the lock (default ``host:pid``).
+        versions_dir: Where router folders go (default: the store's).
+
+    Raises:
+        ConfigurationError: For shares outside (0, 1) or no folder for versions.
+    """
+
+    def __init__(
+        self,
+        store: ShadowStore,
+        *,
+        min_rows: int = 200,
+        every: int = 200,
+        holdout_share: float = 0.3,
+        val_share: float = 0.2,
+        l2: Sequence[float] = DEFAULT_L2_GRID,
+        min_gain: float = 0.0,
+        lock_ttl_s: float = 900.0,
+        seed: int = 0,
+        owner: str | None = None,
+        versions_dir: str | Path | None = None,
+    ) -> None:
+        for name, share in (("holdout_share", holdout_share), ("val_share", val_share)):
+            if not 0.0 < share < 1.0:
+                raise ConfigurationError(f"{name} must lie in (0, 1), got {share!r}")
+        folder = Path(versions_dir) if versions_dir is not None else store.versions_dir
+        if folder is None:
+            raise ConfigurationError(
+                f"store {store.url!r} has no folder for router versions; pass versions_dir "
+                "(hybrid-llm retrain -o DIR)"
+            )
+        if min_rows < 10 or every < 1:
+            raise ConfigurationError(
+                f"min_rows must be >= 10 and every >= 1, got {min_rows!r}, {every!r}"
+            )
+        self.store = store
+        self.min_rows = min_rows
+        self.every = every
+        self.holdout_share = holdout_share
+        self.val_share = val_share
+        self.l2 = tuple(l2)
+        self.min_gain = min_gain
+        self.lock_ttl_s = lock_ttl_s
+        self.seed = seed
+        self.owner = owner or f"{default_worker()}:{uuid.uuid4().hex[:8]}"
+        self.versions_dir = folder
+
+    def due(self, n_rows: int, rows_at_last: int) -> bool:
+        """Whether ``n_rows`` rows (``rows_at_last`` at the last attempt) call for retraining."""
+        return n_rows >= self.min_rows and n_rows - rows_at_last >= self.every
+
+    def retrain(
+        self,
+        current: Router,
+        current_version: str,
+        current_fit_ids: frozenset[int],
+        rows: Sequence[StoredRow] | None = None,
+    ) -> RetrainOutcome | None:
+        """Fit a candidate on the rows, compare, save and record it (under the store's lock).
+
+        Args:
+            current: The router in use.
+            current_version: Its version name.
+            current_fit_ids: The rows its head was fitted on (never held out).
+            rows: The rows to use (default: all the store's).
+
+        Returns:
+            The outcome, or None when another worker holds the lock or the rows cannot train
+            a head (too few, or one label only).
+        """
+        if not self.store.try_lock(RETRAIN_LOCK, self.owner, self.lock_ttl_s):
+            logger.info("retraining skipped: another worker holds the store's lock")
+            return None
+        try:
+            return self._retrain(
+                current, current_version, current_fit_ids, rows or self.store.rows()
+            )
+        finally:
+            self.store.release_lock(RETRAIN_LOCK, self.owner)
+
+    def _retrain(
+        self,
+        current: Router,
+        current_version: str,
+        current_fit_ids: frozenset[int],
+        rows: Sequence[StoredRow],
+    ) -> RetrainOutcome | None:
+        encoder = current.encoder_
+        X_all, usable = row_vectors(rows, encoder)
+        kept = [r for r, ok in zip(rows, usable, strict=True) if ok]
+        if len(kept) < self.min_rows:
+            return None
+        ids = np.array([r.row_id for r in kept])
+        small = np.array([r.row.small_quality for r in kept])
+        large = np.array([r.row.large_quality for r in kept])
+        rng = np.random.default_rng([self.seed, len(kept)])
+        eligible = np.flatnonzero(~np.isin(ids, list(current_fit_ids)))
+        rng.shuffle(eligible)
+        n_holdout = max(int(round(self.holdout_share * eligible.size)), min(eligible.size, 20))
+        holdout = np.sort(eligible[:n_holdout])
+        fit = np.setdiff1d(np.arange(len(kept)), holdout)
+        rng.shuffle(fit)
+        n_val = max(1, int(round(self.val_share * fit.size)))
+        val, train = fit[:n_val], fit[n_val:]
+        y = det_labels(small, large)
+        if holdout.size < 10 or train.size < 10 or np.unique(y[train]).size < 2:
+            logger.info(
+                "retraining skipped: %d held-out and %d training rows, labels %s",
+                holdout.size,
+                train.size,
+                np.unique(y[train]).tolist(),
+            )
+            return None
+        try:
+            fitted = fit_logistic(
+                X_all[train], y[train], X_val=X_all[val], y_val=y[val], l2=self.l2
+            )
+        except TrainingError as exc:
+            logger.info("retraining skipped: %s", exc)
+            return None
+        new_scores = fitted.head.predict_proba(X_all[holdout])
+        current_scores = current.head_.predict_proba(X_all[holdout])
+        q_small, q_large = small[holdout], large[holdout]
+        gap_new, gap_current = (
+            _gap(new_scores, q_small, q_large),
+            _gap(current_scores, q_small, q_large),
+        )
+        swapped = bool(np.isfinite(gap_new)) and (
+            not np.isfinite(gap_current) or gap_new > gap_current + self.min_gain
+        )
+        version = f"live-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        candidate = Router(encoder, head_type="logistic", l2=self.l2, progress=False, name=version)
+        candidate.encoder_ = encoder
+        candidate.head_ = fitted.head
+        candidate.pair_ = current.pair_
+        candidate.metadata_ = {
+            "n_train": int(train.size),
+            "n_val": int(val.size),
+            "l2_chosen": fitted.l2,
+            "base_encoder": encoder.name,
+            "fine_tuned": False,
+            "metrics": {
+                "live_holdout": {
+                    "n": int(holdout.size),
+                    "gap_recovered": float(gap_new),
+                    "gap_recovered_parent": float(gap_current),
+                    "parent": current_version,
+                }
+            },
+            "description": (
+                f"Refitted on {fit.size} live shadow rows (exact logistic head, labels "
+                f"1[q_small >= q_large]); compared with {current_version} on {holdout.size} "
+                "held-out live rows, which also calibrate it."
+            ),
+        }
+        if float(q_large.sum()) > 0.0:
+            candidate.calibration_ = CalibrationTable.from_scores(new_scores, q_small, q_large)
+        folder = self._save(candidate, version)
+        record = VersionRecord(
+            version=version,
+            created_at=time.time(),
+            path=str(folder),
+            parent=current_version,
+            swapped=swapped,
+            n_fit=int(fit.size),
+            n_holdout=int(holdout.size),
+            gap_new=float(gap_new),
+            gap_current=float(gap_current),
+            fit_row_ids=tuple(int(i) for i in np.sort(ids[fit])),
+        )
+        self.store.add_version(record)
+        logger.info(
+            "retrained %s on %d live rows: gap recovered %.4f vs %.4f for %s on %d held-out "
+            "rows: %s",
+            version,
+            fit.size,
+            gap_new,
+            gap_current,
+            current_version,
+            holdout.size,
+            "swapped in" if swapped else "kept the current router",
+        )
+        return RetrainOutcome(record, candidate)
+
+    def _save(self, router: Router, version: str) -> Path:
+        """Save into a temporary folder, then rename it: a kill leaves no half router."""
+        final = self.versions_dir / version
+        temporary = self.versions_dir / f".{version}.partial"
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            router.save(temporary)
+            os.replace(temporary, final)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        return final

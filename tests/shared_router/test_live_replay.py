@@ -1,0 +1,143 @@
+"""``hybrid-llm replay``, ``retrain`` and ``report``: on a real shared pair, and on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared_router.cli.app import main
+from shared_router.encoders.cache import CACHE_ENV
+from shared_router.live.store import open_store
+from tests.shared_router.live_synthetic import planted_rows
+
+PAIR = ("llmrouter_dcrouter/test.jsonl", "llama-3.1-8b-instruct", "llama-3.1-nemotron-51b-instruct")
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+@pytest.mark.slow
+def test_replay_on_a_real_pair_writes_the_summary_the_decisions_and_the_plot(
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache.sqlite"))
+    relative, small, large = PAIR
+    argv = [
+        "replay",
+        str(shared_data / relative),
+        "--small",
+        small,
+        "--large",
+        large,
+        "--max-quality-drop",
+        "0.05",
+        "--shadow-rate",
+        "0.6",
+        "--seed",
+        "3",
+        "--warmup",
+        "100",
+        "--json",
+        str(tmp_path / "out.json"),
+        "--decisions",
+        str(tmp_path / "out.jsonl"),
+        "--plot",
+        str(tmp_path / "curve.png"),
+    ]
+    assert _run(argv) == 0
+    summary = json.loads((tmp_path / "out.json").read_text())
+    assert json.loads(capsys.readouterr().out) == summary
+    for key in (
+        "n",
+        "shadowed",
+        "retrains",
+        "requested_drop",
+        "realised_drop",
+        "small_share",
+        "q_always_large",
+        "q_routed",
+        "cost_saved_net",
+        "learning_curve",
+    ):
+        assert key in summary
+    assert summary["requested_drop"] == 0.05 and summary["retrains"] >= 1
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == summary["n"]
+    assert sum(line["shadowed"] for line in lines) == summary["shadowed"]
+    assert {line["model"] for line in lines} <= {"small", "large"}
+    assert all({"id", "model", "shadowed", "score", "threshold"} <= set(line) for line in lines)
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    # the same seed streams the same decisions (the retrained versions get new names)
+    assert _run([*argv[:-6], "--decisions", str(tmp_path / "again.jsonl")]) == 0
+    again = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    for line in (*lines, *again):
+        del line["router_version"]
+    assert again == lines
+
+
+def test_retrain_and_report_on_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared_router.routing.router import Router
+
+    url = str(tmp_path / "live.sqlite")
+    store = open_store(url)
+    store.append(planted_rows(300, seed=0, identity=Router.load("default").encoder_.identity))
+    assert _run(["retrain", "--store", url, "-o", str(tmp_path / "versions")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["swapped"] is True and Path(record["path"]).is_dir()
+    out = tmp_path / "report.json"
+    assert (
+        _run(["report", "--store", url, "--json", str(out), "--plot", str(tmp_path / "r.png")]) == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["labelled_rows"] == 300
+    assert report["current_version"] == record["version"]
+    assert [v["version"] for v in report["retrain_history"]] == [record["version"]]
+    assert report["realised_drop"] == 0.0  # every planted row went large
+    assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["report", "--store", "mysql://db/live"]) == 2
+    assert "unknown store URL scheme 'mysql'" in capsys.readouterr().err
+    empty = str(tmp_path / "empty.sqlite")
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v")]) == 2
+    assert "cannot train a head" in capsys.readouterr().err
+
+
+def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:
+    import typer
+
+    from shared_router.cli import app
+
+    command = typer.main.get_command(app).commands["replay"]  # type: ignore[attr-defined]
+    flags = {opt: param.default for param in command.params for opt in param.opts}
+    assert {
+        "--small",
+        "--large",
+        "--max-quality-drop",
+        "--shadow-rate",
+        "--router",
+        "--seed",
+        "--warmup",
+        "--json",
+        "--decisions",
+        "--plot",
+        "--small-cost",
+    } <= set(flags)
+    assert (flags["--router"], flags["--seed"], flags["--warmup"], flags["--small-cost"]) == (
+        "default",
+        0,
+        0,
+        0.1,
+    )
+    assert [param.name for param in command.params if not param.opts[0].startswith("-")] == ["data"]

@@ -1,0 +1,123 @@
+"""Retraining on live rows: a planted pattern is learned and swapped in; one worker retrains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared_router.live.live_routing import LiveRouting
+from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
+from shared_router.live.store import ShadowStore, open_store
+from shared_router.routing.router import Router
+from tests.shared_router.live_synthetic import planted_qualities, planted_rows, planted_vectors
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Router:
+    return Router.load("default")
+
+
+@pytest.fixture()
+def store(tmp_path: Path, bundled: Router) -> ShadowStore:
+    live = open_store(tmp_path / "live.sqlite")
+    live.append(planted_rows(400, seed=0, identity=bundled.encoder_.identity))
+    return live
+
+
+def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled: Router) -> None:
+    outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
+    assert outcome is not None and outcome.swapped
+    record = outcome.record
+    assert record.gap_new > 0.5 > record.gap_current
+    assert record.n_fit + record.n_holdout == 400 and len(record.fit_row_ids) == record.n_fit
+    assert store.current_version() == record
+    loaded = Router.load(record.path)
+    X = planted_vectors(2000, seed=7)
+    small, _ = planted_qualities(X, seed=7, noise=0.0)
+    predicted = loaded.head_.predict_proba(X) >= 0.5
+    assert np.mean(predicted == small.astype(bool)) > 0.75  # chance is 0.5
+    assert loaded.calibration_ is not None and loaded.calibration_.n == record.n_holdout
+    assert not list(Path(record.path).parent.glob(".*partial"))
+
+
+def test_a_candidate_that_is_not_better_is_recorded_but_not_swapped(
+    store: ShadowStore, bundled: Router
+) -> None:
+    outcome = Retrainer(store, min_rows=200, min_gain=1.0).retrain(bundled, "default", frozenset())
+    assert outcome is not None and not outcome.swapped
+    assert store.current_version() is None
+    assert [v.version for v in store.versions()] == [outcome.record.version]
+
+
+def test_one_worker_retrains_and_the_others_pick_the_version_up(
+    store: ShadowStore, bundled: Router
+) -> None:
+    worker_a = LiveRouting(store, bundled, retrainer=Retrainer(store, min_rows=200, every=100))
+    worker_b = LiveRouting(store, bundled, retrainer=Retrainer(store, min_rows=200, every=100))
+    assert store.try_lock(RETRAIN_LOCK, "someone else", ttl_s=60)
+    assert worker_a.refresh() is None  # the lock is held: no retraining, routing goes on
+    assert worker_a.version == "default"
+    store.release_lock(RETRAIN_LOCK, "someone else")
+    store.append(planted_rows(100, seed=1, identity=bundled.encoder_.identity, start=400))
+    outcome = worker_a.refresh()
+    assert outcome is not None and outcome.swapped and worker_a.version == outcome.record.version
+    worker_b.refresh()
+    assert worker_b.version == outcome.record.version
+    assert worker_b.fit_ids == frozenset(outcome.record.fit_row_ids)
+    # the live calibration of the new version stands on rows its head was not fitted on
+    scores, _, _ = worker_b.calibration_rows()
+    assert scores.size == 500 - outcome.record.n_fit
+    assert worker_b.threshold_for(0.05).n_rows == scores.size
+
+
+_RETRAIN_AND_HANG = """
+import sys, time
+import shared_router.live.retraining as retraining
+from shared_router.live.retraining import Retrainer
+from shared_router.live.store import open_store
+from shared_router.routing.router import Router
+
+fit = retraining.fit_logistic
+def slow_fit(*args, **kwargs):
+    print("fitting", flush=True)
+    time.sleep(60)
+    return fit(*args, **kwargs)
+retraining.fit_logistic = slow_fit
+store = open_store(sys.argv[1])
+Retrainer(store, min_rows=200, lock_ttl_s=1.0, owner="doomed").retrain(
+    Router.load("default"), "default", frozenset()
+)
+"""
+
+
+def test_a_kill_during_a_retrain_leaves_no_version_and_the_lock_expires(
+    store: ShadowStore, bundled: Router, tmp_path: Path
+) -> None:
+    script = tmp_path / "retrain.py"
+    script.write_text(textwrap.dedent(_RETRAIN_AND_HANG))
+    process = subprocess.Popen(
+        [sys.executable, str(script), store.url],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "fitting"
+    assert not store.try_lock(RETRAIN_LOCK, "other", ttl_s=60)  # held by the doomed worker
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert store.versions() == [] and store.count() == 400
+    time.sleep(1.1)
+    outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
+    assert outcome is not None and outcome.swapped
