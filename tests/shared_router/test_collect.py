@@ -374,14 +374,14 @@ def test_unknown_spec_lists_the_accepted_forms() -> None:
         resolve_source("gpt-4o")
 
 
-def test_provider_spec_without_its_package_names_what_to_install() -> None:
+def test_provider_spec_without_its_package_names_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("langchain")
-    try:
-        import langchain_openai  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("langchain-openai is installed")
+    for name in [m for m in sys.modules if m.partition(".")[0] == "langchain_openai"] + [
+        "langchain_openai"
+    ]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed (submodules too)
     with pytest.raises(DataError, match="langchain-openai"):
         resolve_source("openai:gpt-4o-mini", {"temperature": 0.7})
 
