@@ -18,7 +18,14 @@ import numpy as np
 from shared_router.errors import ConfigurationError
 from shared_router.types import ModelChoice
 
-__all__ = ["SCHEMA_VERSION", "ShadowRow", "StoredRow", "TrafficCounts", "VersionRecord"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TRAFFIC_FIELDS",
+    "ShadowRow",
+    "StoredRow",
+    "TrafficCounts",
+    "VersionRecord",
+]
 
 SCHEMA_VERSION = 1
 """The version of the store's tables; a store written by another version is refused."""
@@ -134,7 +141,7 @@ class TrafficCounts:
 
     def __add__(self, other: TrafficCounts) -> TrafficCounts:
         return TrafficCounts(
-            **{name: getattr(self, name) + getattr(other, name) for name in _TRAFFIC_FIELDS}
+            **{name: getattr(self, name) + getattr(other, name) for name in TRAFFIC_FIELDS}
         )
 
     @property
@@ -143,7 +150,7 @@ class TrafficCounts:
         return self.large_cost - self.answer_cost - self.shadow_cost
 
 
-_TRAFFIC_FIELDS = (
+TRAFFIC_FIELDS = (
     "calls",
     "small",
     "shadowed",
@@ -154,6 +161,7 @@ _TRAFFIC_FIELDS = (
     "answer_cost",
     "large_cost",
 )
+"""The counters of :class:`TrafficCounts`, in the order the stores keep them as columns."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import numpy as np
 from shared_router.errors import ConfigurationError, RoutingError
 from shared_router.live.rows import (
     SCHEMA_VERSION,
+    TRAFFIC_FIELDS,
     ShadowRow,
     StoredRow,
     TrafficCounts,
@@ -65,18 +66,6 @@ ROW_COLUMNS = (
     "worker",
 )
 """The columns of a shadow row, in the order the store writes them."""
-
-_TRAFFIC_COLUMNS = (
-    "calls",
-    "small",
-    "shadowed",
-    "dropped",
-    "judge_errors",
-    "shadow_errors",
-    "shadow_cost",
-    "answer_cost",
-    "large_cost",
-)
 
 
 def default_worker() -> str:
@@ -186,7 +175,7 @@ class ShadowStore(ABC):
             "calibration_bound DOUBLE PRECISION, small_answer TEXT, large_answer TEXT, "
             "shadow_cost DOUBLE PRECISION NOT NULL, worker TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS traffic (worker TEXT PRIMARY KEY, "
-            + ", ".join(f"{name} DOUBLE PRECISION NOT NULL" for name in _TRAFFIC_COLUMNS)
+            + ", ".join(f"{name} DOUBLE PRECISION NOT NULL" for name in TRAFFIC_FIELDS)
             + ", updated_at DOUBLE PRECISION NOT NULL)",
             "CREATE TABLE IF NOT EXISTS router_versions (version TEXT PRIMARY KEY, "
             "created_at DOUBLE PRECISION NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL, "
@@ -265,23 +254,23 @@ class ShadowStore(ABC):
 
     def record_traffic(self, worker: str, counts: TrafficCounts) -> None:
         """Replace one worker's traffic counters (they are running totals)."""
-        names = ", ".join(_TRAFFIC_COLUMNS)
-        marks = ", ".join("?" * len(_TRAFFIC_COLUMNS))
-        updates = ", ".join(f"{n} = excluded.{n}" for n in (*_TRAFFIC_COLUMNS, "updated_at"))
+        names = ", ".join(TRAFFIC_FIELDS)
+        marks = ", ".join("?" * len(TRAFFIC_FIELDS))
+        updates = ", ".join(f"{n} = excluded.{n}" for n in (*TRAFFIC_FIELDS, "updated_at"))
         with self._transaction() as connection:
             self._execute(
                 connection,
                 f"INSERT INTO traffic (worker, {names}, updated_at) VALUES (?, {marks}, ?) "
                 f"ON CONFLICT (worker) DO UPDATE SET {updates}",
-                [worker, *(float(getattr(counts, n)) for n in _TRAFFIC_COLUMNS), time.time()],
+                [worker, *(float(getattr(counts, n)) for n in TRAFFIC_FIELDS), time.time()],
             )
 
     def traffic(self) -> TrafficCounts:
         """The traffic counters summed over every worker."""
-        sums = ", ".join(f"COALESCE(SUM({n}), 0)" for n in _TRAFFIC_COLUMNS)
+        sums = ", ".join(f"COALESCE(SUM({n}), 0)" for n in TRAFFIC_FIELDS)
         with self._transaction(write=False) as connection:
             found = self._execute(connection, f"SELECT {sums} FROM traffic").fetchone()
-        values = dict(zip(_TRAFFIC_COLUMNS, (float(v) for v in found), strict=True))
+        values = dict(zip(TRAFFIC_FIELDS, (float(v) for v in found), strict=True))
         return TrafficCounts(
             calls=int(values["calls"]),
             small=int(values["small"]),
