@@ -33,8 +33,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 INTEGRATION_FIXTURES = frozenset({"shared_data"})
 """Fixtures that need what a unit test must not: here ``../shared/data``."""
 
-TORCH_FIXTURES = frozenset({"planted_router", "tiny_bart", "built"})
-"""Fixtures that need torch (a head trained with it, a tiny BART, a built pair router)."""
+TORCH_FIXTURES = frozenset({"planted_router", "tiny_bart", "built", "embed_model"})
+"""Fixtures that need torch (a head trained with it, a tiny BART, a built pair router, the
+LlamaIndex MiniLM embedding: sentence-transformers)."""
 
 
 def _torch_imports() -> bool:
