@@ -378,12 +378,20 @@ def test_provider_spec_without_its_package_names_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("langchain")
+    from langchain.chat_models import base as chat_model_base
+
     for name in [m for m in sys.modules if m.partition(".")[0] == "langchain_openai"] + [
         "langchain_openai"
     ]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed (submodules too)
-    with pytest.raises(DataError, match="langchain-openai"):
-        resolve_source("openai:gpt-4o-mini", {"temperature": 0.7})
+    # init_chat_model remembers each provider's class once it has imported it (lru_cache).
+    creator = chat_model_base._get_chat_model_creator
+    creator.cache_clear()
+    try:
+        with pytest.raises(DataError, match="langchain-openai"):
+            resolve_source("openai:gpt-4o-mini", {"temperature": 0.7})
+    finally:
+        creator.cache_clear()
 
 
 def test_a_callable_that_gives_no_model_is_rejected() -> None:
