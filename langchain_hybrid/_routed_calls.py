@@ -46,6 +46,7 @@ from langchain_hybrid._runs import (
 )
 from langchain_hybrid._streaming import StreamTally
 from langchain_hybrid._structured_output import StructuredOutput, raise_if_unparsed
+from shared_router.routing.decision_calibration import calibration_label
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import RoutingService
 from shared_router.routing.text import RoutedTextMode
@@ -160,11 +161,10 @@ class RoutedCalls:
 
     def metadata(self, plan: CallPlan) -> dict[str, Any]:
         """The decision as ChatHybrid's run metadata."""
-        calibration = None
-        if plan.routed.decision.score is not None:  # the router ran, so it is loaded
-            table = getattr(self.service.router, "calibration_", None)
-            if table is not None:
-                calibration = f"{table.method}, n={table.n}, confidence={table.confidence}"
+        decision = plan.routed.decision
+        # A scored decision means the router is loaded: reading it here loads nothing.
+        router = self.service.router if decision.score is not None else None
+        calibration = calibration_label(router, decision)
         return decision_metadata(plan.routed, self.service.router_name, calibration)
 
     def _start(

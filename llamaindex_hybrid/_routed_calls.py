@@ -42,6 +42,7 @@ from llamaindex_hybrid._responses import token_usage, with_routing
 from llamaindex_hybrid._routing_input import RoutingInput
 from llamaindex_hybrid._spans import routing_spans
 from llamaindex_hybrid.events import announce
+from shared_router.routing.decision_calibration import calibration_label
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import ModelChoice, QualityKnobs, RoutingRecord
@@ -52,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=ChatResponse | CompletionResponse)
 
-_CALIBRATED_KNOBS = frozenset({"max_quality_drop", "large_share"})
 
 AsyncMethod = Literal["achat", "acomplete", "astream_chat", "astream_complete"]
 
@@ -308,14 +308,9 @@ class RoutedCalls:
 
     def _calibration(self, routed: Routed) -> str | None:
         """The calibration table a calibrated knob was turned into this threshold with."""
-        if routed.decision.score is None or routed.decision.knob.split(" ")[0] not in (
-            _CALIBRATED_KNOBS
-        ):
-            return None
-        table = getattr(self.service.router, "calibration_", None)
-        if table is None:
-            return None
-        return f"{table.method}, n={table.n}, confidence={table.confidence:g}"
+        # A scored decision means the router is loaded: reading it here loads nothing.
+        router = self.service.router if routed.decision.score is not None else None
+        return calibration_label(router, routed.decision)
 
     def _account(
         self, record: RoutingRecord, response: ChatResponse | CompletionResponse | None

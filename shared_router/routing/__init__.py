@@ -18,8 +18,10 @@
 - ``registry``: one loaded router per process per source (``"default"`` or a folder).
 - ``batching``: concurrent decisions' texts scored together, in micro-batches, on the
   router's own thread.
-- ``text``: the one place that turns a conversation into the text that is routed, and its
-  conversation key.
+- ``text``: the one place that turns a conversation into the text that is routed.
+- ``failures``: which errors of the small model make the large model answer.
+- ``decision_calibration``: which calibration table decided a threshold, as the adapters
+  show it.
 
 May import: layers 0-2; never ``pipeline``, ``cli`` or the adapters.
 """
