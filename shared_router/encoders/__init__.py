@@ -12,6 +12,8 @@
 - ``clipping``: the head + tail clipping of long texts, without tokenizing them whole.
 - ``bert_numpy``: the MiniLM forward pass in numpy (the reference of the int8 function).
 - ``bert_onnx``: the same function on ONNX Runtime (the fast path).
+- ``onnx_proto``: ONNX model files in protobuf's wire format, written without the onnx
+  package.
 - ``onnx_runtime``: importing ONNX Runtime, and whether its int8 kernel is exact on this CPU.
 - ``onnx_cache``: the on-disk cache of built ONNX graphs, checked before a graph is used.
 - ``torch_backend``: sentence-transformers, any model (the ``train`` extra).

@@ -1,4 +1,4 @@
-"""The numpy BERT encoder's function, run by ONNX Runtime: the fast path of the ``onnx`` extra.
+"""The numpy BERT encoder's function, run by ONNX Runtime: the fast path of the encoder.
 
 :class:`OnnxBertEncoder` computes what :class:`~shared_router.encoders.bert_numpy.NumpyBertEncoder`
 computes, at either precision, from the weights that class loads (its ``"int8"`` weights
@@ -6,7 +6,8 @@ come from :func:`~shared_router.encoders.bert_folder.quantize_weight`): same wor
 clipping
 (:meth:`NumpyBertEncoder.token_ids`), same transformer, same pooling and normalisation
 (:meth:`NumpyBertEncoder.pool`). Only the transformer runs in ONNX Runtime, on a graph that
-:func:`build_model` writes with ``onnx.helper`` (no torch, no export, no network):
+:func:`build_model` writes from the weights (:mod:`~shared_router.encoders.onnx_proto`: no onnx
+package, no torch, no export, no network):
 
 * input ``input_ids``, int64 ``[1, seq]``: one text per call, so there is no padding and no
   attention mask; output ``last_hidden_state``, float32 ``[1, seq, hidden]``;
@@ -30,20 +31,20 @@ many as between fp32 and int8 (3 and 14).
 On x86 CPUs without VNNI, ONNX Runtime's int8 kernel can saturate (see
 :func:`int8_kernel_is_exact`); int8 then refuses to run here and ``Encoder`` uses numpy.
 
-Importing this module imports neither onnx nor onnxruntime (both are dependencies of
-hybrid-llm): onnxruntime is imported when an encoder is made, onnx when a graph is built (and
-by :func:`int8_kernel_is_exact`).
+Importing this module does not import onnxruntime (a dependency of hybrid-llm): it is imported
+when an encoder is made.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from shared_router.encoders import onnx_proto
 from shared_router.encoders.bert_folder import LayerWeights, Precision
 from shared_router.encoders.bert_numpy import NumpyBertEncoder, check_encode_args
 from shared_router.encoders.onnx_cache import (
@@ -56,20 +57,19 @@ from shared_router.encoders.onnx_cache import (
 from shared_router.encoders.onnx_runtime import (
     IR_VERSION,
     OPSET,
-    import_onnx,
     import_runtime,
     int8_kernel_is_exact,
 )
 from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
-    import onnx
     import onnxruntime
 
 __all__ = ["OnnxBertEncoder", "build_model"]
 
-# Bump when build_model or the cache's files change: cached graphs of older versions are
-# ignored. 2: a sidecar records each graph's sha256.
+# Bump when build_model's bytes or the cache's files change: cached graphs of older versions
+# are ignored. 2: a sidecar records each graph's sha256. (Writing the bytes with onnx_proto
+# instead of onnx.helper left them unchanged: tests/shared_router/test_onnx_proto.py.)
 _GRAPH_VERSION = 2
 _INPUT = "input_ids"
 _OUTPUT = "last_hidden_state"
@@ -78,10 +78,9 @@ _OUTPUT = "last_hidden_state"
 class _Graph:
     """Collects the nodes and initializers of one graph, with unique names."""
 
-    def __init__(self, onnx: Any) -> None:
-        self.helper = onnx.helper
-        self.nodes: list[Any] = []
-        self.constants: list[tuple[str, np.ndarray]] = []
+    def __init__(self) -> None:
+        self.nodes: list[bytes] = []
+        self.constants: list[bytes] = []
         self._count = 0
 
     def name(self, stem: str) -> str:
@@ -90,27 +89,35 @@ class _Graph:
 
     def constant(self, stem: str, value: np.ndarray) -> str:
         name = self.name(stem)
-        self.constants.append((name, value))
+        self.constants.append(onnx_proto.tensor(name, value))
         return name
 
-    def write_constants(self, graph: Any) -> None:
-        """Add the constants to a GraphProto as initializers, in place (copying weights once)."""
-        for name, value in self.constants:
-            tensor = graph.initializer.add()
-            tensor.name = name
-            tensor.data_type = self.helper.np_dtype_to_tensor_dtype(value.dtype)
-            tensor.dims.extend(value.shape)
-            tensor.raw_data = np.ascontiguousarray(value, value.dtype.newbyteorder("<")).tobytes()
+    def node(
+        self, op: str, inputs: Sequence[str], outputs: int = 1, **attrs: onnx_proto.AttributeValue
+    ) -> list[str]:
+        return self._add(op, inputs, outputs, attrs)
 
-    def node(self, op: str, inputs: Sequence[str], outputs: int = 1, **attrs: Any) -> list[str]:
+    def one(self, op: str, inputs: Sequence[str], **attrs: onnx_proto.AttributeValue) -> str:
+        return self._add(op, inputs, 1, attrs)[0]
+
+    def _add(
+        self,
+        op: str,
+        inputs: Sequence[str],
+        outputs: int,
+        attributes: Mapping[str, onnx_proto.AttributeValue],
+    ) -> list[str]:
         names = [self.name(op.lower()) for _ in range(outputs)]
-        self.nodes.append(
-            self.helper.make_node(op, list(inputs), names, name=self.name(op), **attrs)
-        )
+        node = onnx_proto.node(op, inputs, names, name=self.name(op), attributes=attributes)
+        self.nodes.append(node)
         return names
 
-    def one(self, op: str, inputs: Sequence[str], **attrs: Any) -> str:
-        return self.node(op, inputs, **attrs)[0]
+    def model(self, name: str, inputs: Sequence[bytes], outputs: Sequence[bytes]) -> bytes:
+        """The serialised model of the collected nodes and constants, opset :data:`OPSET`."""
+        body = onnx_proto.graph(name, self.nodes, inputs, outputs, self.constants)
+        return onnx_proto.model(
+            body, ir_version=IR_VERSION, opset=OPSET, producer_name="hybrid-llm"
+        )
 
 
 def _linear(
@@ -163,21 +170,17 @@ def _encoder_layer(graph: _Graph, x: str, layer: LayerWeights, heads: int, eps: 
     return _layer_norm(graph, graph.one("Add", [down, x]), layer.norm2_g, layer.norm2_b, eps)
 
 
-def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
-    """Write the transformer of a loaded numpy encoder as an ONNX graph, at its precision.
+def build_model(encoder: NumpyBertEncoder) -> bytes:
+    """Write the transformer of a loaded numpy encoder as an ONNX model, at its precision.
 
     Args:
         encoder: The loaded model; its weights (int8 ones included) are used as they are.
 
     Returns:
-        An ONNX model: ``input_ids`` int64 ``[1, seq]`` -> ``last_hidden_state`` float32
-        ``[1, seq, hidden]``, opset :data:`OPSET`.
-
-    Raises:
-        MissingDependencyError: When onnx is not installed.
+        The serialised ONNX model: ``input_ids`` int64 ``[1, seq]`` -> ``last_hidden_state``
+        float32 ``[1, seq, hidden]``, opset :data:`OPSET`.
     """
-    module = import_onnx()
-    graph = _Graph(module)
+    graph = _Graph()
     weights = encoder.weights
     eps = float(encoder._eps)
     ids = graph.one("Squeeze", [_INPUT, graph.constant("axis0", np.array([0], dtype=np.int64))])
@@ -196,33 +199,14 @@ def build_model(encoder: NumpyBertEncoder) -> onnx.ModelProto:
     x = _layer_norm(graph, graph.one("Add", [words, positions]), weights.emb_g, weights.emb_b, eps)
     for layer in weights.layers:
         x = _encoder_layer(graph, x, layer, encoder._heads, eps)
-    nodes = graph.nodes
-    nodes.append(
-        module.helper.make_node(
-            "Unsqueeze",
-            [x, graph.constant("axis0", np.array([0], dtype=np.int64))],
-            [_OUTPUT],
-            name="output",
-        )
-    )
+    axis0 = graph.constant("axis0", np.array([0], dtype=np.int64))
+    graph.nodes.append(onnx_proto.node("Unsqueeze", [x, axis0], [_OUTPUT], name="output"))
     hidden = int(weights.word.shape[1])
-    model: onnx.ModelProto = module.helper.make_model(
-        module.helper.make_graph(
-            nodes,
-            f"bert_{encoder.precision}",
-            [module.helper.make_tensor_value_info(_INPUT, module.TensorProto.INT64, [1, "seq"])],
-            [
-                module.helper.make_tensor_value_info(
-                    _OUTPUT, module.TensorProto.FLOAT, [1, "seq", hidden]
-                )
-            ],
-        ),
-        opset_imports=[module.helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="hybrid-llm",
+    return graph.model(
+        f"bert_{encoder.precision}",
+        [onnx_proto.value_info(_INPUT, onnx_proto.INT64, [1, "seq"])],
+        [onnx_proto.value_info(_OUTPUT, onnx_proto.FLOAT, [1, "seq", hidden])],
     )
-    graph.write_constants(model.graph)  # after make_model, which copies the graph
-    return model
 
 
 class OnnxBertEncoder:
@@ -274,7 +258,7 @@ class OnnxBertEncoder:
         )
         session = self._verified_session(cached)
         if session is None:  # not cached, or a cached graph that failed a check: build it
-            data = bytes(build_model(encoder).SerializeToString())
+            data = build_model(encoder)
             session = self._session_or_none(data, raise_error=True)
             write_graph(cached, data)
         self._session: onnxruntime.InferenceSession = session
@@ -301,7 +285,7 @@ class OnnxBertEncoder:
             cache_key: See the class.
 
         Raises:
-            MissingDependencyError: When onnx or onnxruntime is missing.
+            MissingDependencyError: When onnxruntime is missing.
             EncoderError: When the folder cannot be run.
         """
         import_runtime()  # fail before reading the folder

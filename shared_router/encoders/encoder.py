@@ -5,7 +5,7 @@
 * ``"numpy"``: :class:`~shared_router.encoders.bert_numpy.NumpyBertEncoder`, BERT-family
   sentence-transformers folders without torch (the default MiniLM runs this way);
 * ``"onnx"``: :class:`~shared_router.encoders.bert_onnx.OnnxBertEncoder`, the same model and
-  function run by ONNX Runtime (the ``onnx`` extra), ~2x faster at ``"fp32"`` and ~4x at ``"int8"``;
+  function run by ONNX Runtime (a base dependency), ~2x faster at ``"fp32"`` and ~4x at ``"int8"``;
 * ``"torch"``: sentence-transformers (imported lazily), any model by name or path.
 
 All clip texts longer than ``max_tokens`` word pieces the same way, keeping their start and
@@ -66,7 +66,7 @@ class Encoder:
         backend: ``"numpy"`` (BERT folders, no torch), ``"onnx"`` (the same, run by ONNX
             Runtime), ``"torch"``
             (sentence-transformers) or ``"auto"``: for a BERT folder that numpy supports
-            with ``device`` None or ``"cpu"``, onnx when onnx and onnxruntime are installed
+            with ``device`` None or ``"cpu"``, onnx when onnxruntime is installed
             (and, for int8, ONNX Runtime's int8 kernel is exact on this CPU) and numpy
             otherwise; else torch.
         precision: ``"fp32"`` (the model as trained) or ``"int8"`` (int8 Linear layers;
@@ -365,7 +365,7 @@ def _is_storage_failure(exc: EncoderError) -> bool:
 
 
 def _onnx_runs(precision: Precision) -> bool:
-    """Whether the onnx backend can run: onnx and onnxruntime installed, exact int8 kernel."""
+    """Whether the onnx backend can run: onnxruntime installed, exact int8 kernel."""
     from shared_router.encoders.onnx_runtime import int8_kernel_is_exact, onnx_available
 
     return onnx_available() and (precision == "fp32" or int8_kernel_is_exact())

@@ -1,7 +1,8 @@
 """ONNX Runtime for the ONNX backend: importing it, and whether its int8 kernel is exact here.
 
-onnxruntime and onnx are dependencies of hybrid-llm; where either is missing the ``"auto"``
-backend runs numpy instead. On x86 CPUs without VNNI, ONNX Runtime's u8 x s8 kernel can
+onnxruntime is a dependency of hybrid-llm (the graphs are written without the onnx package, by
+:mod:`~shared_router.encoders.onnx_proto`); where it is missing the ``"auto"`` backend runs
+numpy instead. On x86 CPUs without VNNI, ONNX Runtime's u8 x s8 kernel can
 saturate, so :func:`int8_kernel_is_exact` decides whether the int8 function may run here.
 """
 
@@ -13,18 +14,18 @@ from typing import Any
 import numpy as np
 
 from shared_router._internal.extras import require_extra
+from shared_router.encoders import onnx_proto
 from shared_router.errors import MissingDependencyError
 
 __all__ = [
     "IR_VERSION",
     "OPSET",
-    "import_onnx",
     "import_runtime",
     "int8_kernel_is_exact",
     "onnx_available",
 ]
 
-_REQUIREMENTS = ("onnxruntime>=1.20", "onnx>=1.16")
+_REQUIREMENTS = ("onnxruntime>=1.20",)
 _PURPOSE = "the ONNX backend (or backend='numpy': the same vectors, slower)"
 _UINT8_MAX = 255
 
@@ -36,17 +37,12 @@ IR_VERSION = 8
 
 
 def onnx_available() -> bool:
-    """Tell whether the ONNX backend can run: onnxruntime imports and onnx is installed.
-
-    Imports onnxruntime (needed to run anyway), not onnx (needed only to build a graph).
-    """
-    from importlib.util import find_spec
-
+    """Tell whether the ONNX backend can run: onnxruntime imports."""
     try:
         import_runtime()
-        return find_spec("onnx") is not None
-    except (MissingDependencyError, ValueError):
+    except MissingDependencyError:
         return False
+    return True
 
 
 @functools.cache
@@ -61,41 +57,35 @@ def int8_kernel_is_exact() -> bool:
     the answer is kept for the process.
 
     Raises:
-        MissingDependencyError: When onnx or onnxruntime is missing.
+        MissingDependencyError: When onnxruntime is missing.
     """
-    module, ort = import_onnx(), import_runtime()
-    helper, k, n = module.helper, 64, 16
+    ort, k, n = import_runtime(), 64, 16
     nodes = [
-        helper.make_node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
-        helper.make_node("MatMulInteger", ["x_q", "w", "x_zp"], ["acc"]),
-        helper.make_node("Cast", ["acc"], ["acc_f"], to=1),
-        helper.make_node("Mul", ["x_s", "w_s"], ["m"]),
-        helper.make_node("Mul", ["acc_f", "m"], ["y0"]),
-        helper.make_node("Add", ["y0", "b"], ["y"]),
+        onnx_proto.node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
+        onnx_proto.node("MatMulInteger", ["x_q", "w", "x_zp"], ["acc"]),
+        onnx_proto.node("Cast", ["acc"], ["acc_f"], attributes={"to": onnx_proto.FLOAT}),
+        onnx_proto.node("Mul", ["x_s", "w_s"], ["m"]),
+        onnx_proto.node("Mul", ["acc_f", "m"], ["y0"]),
+        onnx_proto.node("Add", ["y0", "b"], ["y"]),
     ]
     constants = [
-        module.numpy_helper.from_array(np.full((k, n), 127, dtype=np.int8), "w"),
-        module.numpy_helper.from_array(np.ones(n, dtype=np.float32), "w_s"),
-        module.numpy_helper.from_array(np.zeros(n, dtype=np.float32), "b"),
+        onnx_proto.tensor("w", np.full((k, n), 127, dtype=np.int8)),
+        onnx_proto.tensor("w_s", np.ones(n, dtype=np.float32)),
+        onnx_proto.tensor("b", np.zeros(n, dtype=np.float32)),
     ]
-    float_type = module.TensorProto.FLOAT
-    graph = helper.make_graph(
-        nodes,
+    graph = onnx_proto.graph(
         "int8_probe",
-        [helper.make_tensor_value_info("x", float_type, ["m", k])],
-        [helper.make_tensor_value_info("y", float_type, ["m", n])],
+        nodes,
+        [onnx_proto.value_info("x", onnx_proto.FLOAT, ["m", k])],
+        [onnx_proto.value_info("y", onnx_proto.FLOAT, ["m", n])],
         constants,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
-    )
+    model = onnx_proto.model(graph, ir_version=IR_VERSION, opset=OPSET)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     scale = np.float32(1.0) / np.float32(_UINT8_MAX)  # what DynamicQuantizeLinear finds for x = 1
     expected = np.float32(k * _UINT8_MAX * 127) * scale
     for rows in (1, 24):  # one-row and multi-row kernels
@@ -107,7 +97,3 @@ def int8_kernel_is_exact() -> bool:
 
 def import_runtime() -> Any:
     return require_extra("onnxruntime", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)
-
-
-def import_onnx() -> Any:
-    return require_extra("onnx", extra=None, purpose=_PURPOSE, requirements=_REQUIREMENTS)

@@ -361,7 +361,7 @@ class Router(RoutingDecisions):
                 bundled router; a local folder named ``default`` needs a path: ``./default``).
             cache: An embedding cache for the loaded encoder (None: no cache).
             backend: The encoder's backend (see :class:`~shared_router.encoders.encoder.Encoder`);
-                ``"auto"`` runs ONNX Runtime when the ``onnx`` extra is installed, else numpy.
+                ``"auto"`` runs ONNX Runtime where it is exact on this CPU, else numpy.
             allow_download: Let a folder whose encoder is a hub name (not a local folder)
                 load it through sentence-transformers, which may reach the network; off by
                 default, so loading a router folder never does.

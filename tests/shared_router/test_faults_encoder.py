@@ -29,8 +29,8 @@ def numpy_fp32() -> NumpyBertEncoder:
 
 
 @pytest.fixture(scope="module")
-def onnx_modules() -> tuple[Any, Any]:
-    return pytest.importorskip("onnx"), pytest.importorskip("onnxruntime")
+def onnx_runtime() -> Any:
+    return pytest.importorskip("onnxruntime")
 
 
 def _plant(cache_dir: Path, data: bytes) -> Path:
@@ -51,24 +51,24 @@ def _load(cache_dir: Path) -> Any:
     return OnnxBertEncoder.from_folder(MINILM, cache_dir=cache_dir, cache_key=KEY)
 
 
-def _wrong_shape_graph(onnx: Any) -> bytes:
+def _wrong_shape_graph() -> bytes:
     """A valid graph with the right input and a last_hidden_state of width 8, not 384."""
-    helper = onnx.helper
-    table = onnx.numpy_helper.from_array(np.ones((30522, 8), dtype=np.float32), "table")
-    axis = onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "axis")
-    graph = helper.make_graph(
-        [
-            helper.make_node("Squeeze", ["input_ids", "axis"], ["ids"]),
-            helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0),
-            helper.make_node("Unsqueeze", ["rows", "axis"], ["last_hidden_state"]),
-        ],
+    from shared_router.encoders import onnx_proto
+
+    table = onnx_proto.tensor("table", np.ones((30522, 8), dtype=np.float32))
+    axis = onnx_proto.tensor("axis", np.array([0], dtype=np.int64))
+    graph = onnx_proto.graph(
         "wrong_shape",
-        [helper.make_tensor_value_info("input_ids", onnx.TensorProto.INT64, [1, "seq"])],
-        [helper.make_tensor_value_info("last_hidden_state", onnx.TensorProto.FLOAT, None)],
+        [
+            onnx_proto.node("Squeeze", ["input_ids", "axis"], ["ids"]),
+            onnx_proto.node("Gather", ["table", "ids"], ["rows"], attributes={"axis": 0}),
+            onnx_proto.node("Unsqueeze", ["rows", "axis"], ["last_hidden_state"]),
+        ],
+        [onnx_proto.value_info("input_ids", onnx_proto.INT64, [1, "seq"])],
+        [onnx_proto.value_info("last_hidden_state", onnx_proto.FLOAT, [1, "seq", 8])],
         [table, axis],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    return bytes(model.SerializeToString())
+    return onnx_proto.model(graph, ir_version=8, opset=17)
 
 
 # Item 2: the cached ONNX graph is checked before it is used.
@@ -77,14 +77,14 @@ def _wrong_shape_graph(onnx: Any) -> bytes:
 def test_a_valid_graph_of_other_weights_planted_in_the_cache_is_not_used(
     tmp_path: Path,
     numpy_fp32: NumpyBertEncoder,
-    onnx_modules: tuple[Any, Any],
+    onnx_runtime: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from shared_router.encoders.bert_onnx import build_model
 
     other = NumpyBertEncoder.from_folder(MINILM)
     other._weights = dataclasses.replace(other.weights, emb_g=other.weights.emb_g * 1.5)
-    planted = _plant(tmp_path, bytes(build_model(other).SerializeToString()))
+    planted = _plant(tmp_path, build_model(other))
     with caplog.at_level(logging.WARNING):
         encoder = _load(tmp_path)
     assert "is not the model's" in caplog.text and str(planted) in caplog.text
@@ -99,10 +99,10 @@ def test_a_valid_graph_of_other_weights_planted_in_the_cache_is_not_used(
 def test_a_graph_of_the_wrong_shape_is_rebuilt_not_a_value_error_on_every_call(
     tmp_path: Path,
     numpy_fp32: NumpyBertEncoder,
-    onnx_modules: tuple[Any, Any],
+    onnx_runtime: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _plant(tmp_path, _wrong_shape_graph(onnx_modules[0]))
+    _plant(tmp_path, _wrong_shape_graph())
     with caplog.at_level(logging.WARNING):
         encoder = _load(tmp_path)
     assert "fails on a probe text" in caplog.text
@@ -112,7 +112,7 @@ def test_a_graph_of_the_wrong_shape_is_rebuilt_not_a_value_error_on_every_call(
 def test_a_graph_that_does_not_match_its_recorded_hash_is_rebuilt(
     tmp_path: Path,
     numpy_fp32: NumpyBertEncoder,
-    onnx_modules: tuple[Any, Any],
+    onnx_runtime: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from shared_router.encoders.onnx_cache import read_graph, sidecar_path
@@ -120,7 +120,7 @@ def test_a_graph_that_does_not_match_its_recorded_hash_is_rebuilt(
     _load(tmp_path)  # builds and keeps the graph and its sidecar
     (graph,) = tmp_path.glob("*.onnx")
     assert read_graph(graph) is not None and sidecar_path(graph).is_file()
-    graph.write_bytes(_wrong_shape_graph(onnx_modules[0]))  # replaced, sidecar left alone
+    graph.write_bytes(_wrong_shape_graph())  # replaced, sidecar left alone
     with caplog.at_level(logging.WARNING):
         encoder = _load(tmp_path)
     assert "does not match the sha256" in caplog.text
@@ -129,7 +129,7 @@ def test_a_graph_that_does_not_match_its_recorded_hash_is_rebuilt(
 
 
 def test_onnx_runtime_errors_become_encoder_errors(
-    numpy_fp32: NumpyBertEncoder, onnx_modules: tuple[Any, Any]
+    numpy_fp32: NumpyBertEncoder, onnx_runtime: Any
 ) -> None:
     from shared_router.encoders.bert_onnx import OnnxBertEncoder
 
@@ -147,7 +147,7 @@ def test_onnx_runtime_errors_become_encoder_errors(
 def test_an_unwritable_graph_cache_only_skips_the_cache(
     tmp_path: Path,
     numpy_fp32: NumpyBertEncoder,
-    onnx_modules: tuple[Any, Any],
+    onnx_runtime: Any,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -267,7 +267,6 @@ def test_lone_surrogates_are_encoded_as_the_replacement_character(
 ) -> None:
     if backend == "onnx":
         pytest.importorskip("onnxruntime")
-        pytest.importorskip("onnx")
     monkeypatch.setenv("HYBRID_LLM_CACHE", str(tmp_path / "default.sqlite"))
     cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
     encoder = Encoder("default", backend=backend, cache=cache)  # type: ignore[arg-type]

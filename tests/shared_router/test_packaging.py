@@ -51,7 +51,6 @@ def test_the_base_dependencies_bring_no_torch_and_the_train_extra_does() -> None
         "safetensors",
         "tokenizers",
         "onnxruntime",
-        "onnx",
         "filelock",
         "typer",
         "rich",
