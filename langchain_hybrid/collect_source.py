@@ -20,6 +20,7 @@ from langchain_hybrid._capabilities import generates_sync_only
 from shared_router._internal.extras import require_extra
 from shared_router.errors import ModelTypeError
 from shared_router.pipeline.sources import Generation
+from shared_router.pipeline.token_logprobs import token_logprobs
 
 __all__ = ["ChatModelSource", "chat_model_providers", "init_chat_model_source"]
 
@@ -49,7 +50,8 @@ class ChatModelSource:
             prompt: The user message.
 
         Returns:
-            The text of the reply and the token usage the model reported.
+            The text of the reply, the token usage and the token log-probabilities
+            (``response_metadata["logprobs"]``) the model reported.
         """
         return _generation(await self.model.ainvoke([HumanMessage(content=prompt)]))
 
@@ -64,6 +66,7 @@ def _generation(message: BaseMessage) -> Generation:
         text=message.text,
         input_tokens=usage.get("input_tokens"),
         output_tokens=usage.get("output_tokens"),
+        token_logprobs=token_logprobs(getattr(message, "response_metadata", None)),
     )
 
 

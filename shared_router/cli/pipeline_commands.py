@@ -63,7 +63,49 @@ def _seconds(value: float) -> float:
 
 TimeoutOption = typer.Option(120.0, callback=_seconds, help="Seconds one request may take.")
 RetriesOption = typer.Option(3, min=0, help="Retries per request (exponential backoff, jitter).")
-SamplesOption = typer.Option(1, min=1, help="Responses per model and query.")
+
+
+def _sample_counts(text: str) -> int | dict[str, int]:
+    """``--samples``: one count, or ``small=N,large=M`` as role -> count.
+
+    Raises:
+        typer.BadParameter: If it is neither, or a count is not a whole number >= 1.
+    """
+    if "=" not in text:
+        return _count(text, text)
+    counts: dict[str, int] = {}
+    for part in text.split(","):
+        role, _, value = part.partition("=")
+        role = role.strip()
+        if role not in ("small", "large"):
+            raise typer.BadParameter(f"takes N or small=N,large=M; {role!r} in {text!r} is neither")
+        if role in counts:
+            raise typer.BadParameter(f"names {role!r} twice in {text!r}")
+        counts[role] = _count(value, text)
+    return counts
+
+
+def _count(value: str, text: str) -> int:
+    try:
+        count = int(value.strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise typer.BadParameter(f"needs whole numbers >= 1 (N or small=N,large=M), got {text!r}")
+    return count
+
+
+def _checked_samples(text: str) -> str:
+    _sample_counts(text)
+    return text
+
+
+SamplesOption = typer.Option(
+    "1",
+    callback=_checked_samples,
+    help="Responses per model and query: N for both models, or per model as "
+    "small=N,large=M (a model left out gets 1), e.g. small=5,large=1.",
+)
 MetricArgOption = typer.Option(
     [], "--metric-arg", help="key=value argument of the metric (repeatable), e.g. mode=numeric."
 )
@@ -97,6 +139,15 @@ def _collect_engine(
         ray_address=ray_address,
         ray_workers=workers,
     )
+
+
+def _samples(text: str, small_name: str, large_name: str) -> int | dict[str, int]:
+    """The checked ``--samples`` value for ``collect``: one count or model name -> count."""
+    counts = _sample_counts(text)
+    if isinstance(counts, int):
+        return counts
+    names = {"small": small_name, "large": large_name}
+    return {names[role]: count for role, count in counts.items()}
 
 
 def _source_specs(
@@ -136,7 +187,7 @@ def collect(
     small: str = SmallSpecOption,
     large: str = LargeSpecOption,
     output: Path = typer.Option(..., "--output", "-o", help="The JSONL data file to write."),
-    samples: int = SamplesOption,
+    samples: str = SamplesOption,
     small_name: str | None = SmallNameOption,
     large_name: str | None = LargeNameOption,
     small_kwargs: str | None = SmallKwargsOption,
@@ -155,13 +206,17 @@ def collect(
     workers: int | None = WorkersOption,
     progress: bool = ProgressOption,
 ) -> None:
-    """Collect sampled responses of a small and a large model; rerun to resume or retry."""
+    """Collect sampled responses of a small and a large model; rerun to resume or retry.
+
+    Each response's token log-probabilities are recorded too where the model reports them.
+    """
     from shared_router.pipeline.collect import collect as run_collect
     from shared_router.pipeline.settings import InputFields
 
     models = _source_specs(
         small, large, small_name, large_name, (small_kwargs, small_param, large_kwargs, large_param)
     )
+    counts = _samples(samples, *models)
     try:
         engine_settings = _collect_engine(
             engine, concurrency, timeout, retries, progress, ray_address, workers
@@ -170,7 +225,7 @@ def collect(
             queries,
             output,
             models,
-            samples=samples,
+            samples=counts,
             engine=engine_settings,
             fields=InputFields(query_field, reference_field, id_field),
             journal=journal,
@@ -241,7 +296,7 @@ def build(
     small: str = SmallSpecOption,
     large: str = LargeSpecOption,
     output: Path = typer.Option(..., "--output", "-o", help="Folder for data, router, report."),
-    samples: int = SamplesOption,
+    samples: str = SamplesOption,
     metric: str = typer.Option("bartscore", help="Quality metric (see `hybrid-llm judge`)."),
     metric_arg: list[str] = MetricArgOption,
     labels: str = LabelsOption,
@@ -280,6 +335,7 @@ def build(
         small, large, small_name, large_name, (small_kwargs, small_param, large_kwargs, large_param)
     )
     (small_label, small_spec), (large_label, large_spec) = models.items()
+    counts = _samples(samples, small_label, large_label)
     flags = RouterFlags(encoder, precision, cache, head, hidden, epochs, seed)
     try:
         metric_spec = MetricSpec(metric, parse_settings(metric_arg, option="--metric-arg"))
@@ -294,7 +350,7 @@ def build(
             large=large_spec,
             small_name=small_label,
             large_name=large_label,
-            samples=samples,
+            samples=counts,
             metric=metric_spec,
             label_type=label_kind,
             router=router,

@@ -30,7 +30,7 @@ from shared_router.data import PairData, load_pair
 from shared_router.errors import TrainingError
 from shared_router.evaluation.plots import plot_curves
 from shared_router.evaluation.report import evaluate_scores
-from shared_router.pipeline.collect import CollectSummary, collect
+from shared_router.pipeline.collect import CollectSummary, collect, samples_per_model
 from shared_router.pipeline.judge import JudgeSummary, judge_file
 from shared_router.pipeline.quality_metrics import MetricSpec
 from shared_router.pipeline.queries import SPLITS
@@ -87,7 +87,7 @@ def build(
     large: SourceSpec | str,
     small_name: str | None = None,
     large_name: str | None = None,
-    samples: int = 1,
+    samples: int | Mapping[str, int] = 1,
     metric: MetricSpec | str = "bartscore",
     label_type: LabelKind = "trans",
     router: Router | None = None,
@@ -103,7 +103,9 @@ def build(
         large: The large model's SPEC.
         small_name: The small model's name in the data (default: its SPEC).
         large_name: The large model's name in the data (default: its SPEC).
-        samples: Responses per model and query (``prob``/``trans`` labels use them all).
+        samples: Responses per model and query, one count or model name -> count (see
+            :func:`~shared_router.pipeline.collect.collect`); ``prob``/``trans`` labels use
+            them all.
         metric: The answer-quality metric (see :mod:`shared_router.pipeline.quality_metrics`).
         label_type: ``"det"``, ``"prob"`` or ``"trans"`` (the paper's best).
         router: An unfitted router carrying encoder and training settings; None uses
@@ -139,7 +141,9 @@ def build(
     facts: dict[str, Any] = {
         "small": {"name": small_name, "spec": small_spec.spec},
         "large": {"name": large_name, "spec": large_spec.spec},
-        "samples": samples,
+        "samples": (
+            samples if isinstance(samples, int) else samples_per_model(samples, list(models))
+        ),
         "metric": {"name": metric_spec.name, "args": dict(metric_spec.args)},
         "label_type": label_type,
         "t_star": trained.t_star_,
@@ -201,6 +205,12 @@ def _evaluate_on_test(
     return report
 
 
+def _samples_text(samples: int | Mapping[str, int]) -> str:
+    if isinstance(samples, int):
+        return str(samples)
+    return ", ".join(f"{name} {count}" for name, count in samples.items())
+
+
 def _markdown(facts: Mapping[str, Any]) -> str:
     small, large, metric = facts["small"], facts["large"], facts["metric"]
     args = ", ".join(f"{k}={v}" for k, v in metric["args"].items())
@@ -212,7 +222,7 @@ def _markdown(facts: Mapping[str, Any]) -> str:
             "",
             f"- small model: `{small['name']}` (`{small['spec']}`)",
             f"- large model: `{large['name']}` (`{large['spec']}`)",
-            f"- responses per model and query: {facts['samples']}",
+            f"- responses per model and query: {_samples_text(facts['samples'])}",
             f"- quality metric: `{metric['name']}`" + (f" ({args})" if args else ""),
             f"- labels: `{facts['label_type']}`{t_star}",
             f"- rows with both scores: {facts['rows']} ({splits})",

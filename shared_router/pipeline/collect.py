@@ -1,7 +1,9 @@
 """Collect sampled responses of several models to a file of queries, resumably.
 
-``collect`` asks every model for ``samples`` responses to every query, with bounded
-concurrency, per-request timeouts and retries with exponential backoff and jitter (see
+``collect`` asks every model for ``samples`` responses to every query (one count for
+every model, or one per model: several samples of a small model at a temperature above 0
+beside one answer of a large model), with bounded concurrency, per-request timeouts and
+retries with exponential backoff and jitter (see
 :class:`shared_router.pipeline.settings.EngineSettings`). Each finished request (a response
 or, after the last retry, an error) is appended to a journal and fsynced at once (see
 :mod:`shared_router.pipeline.journal`); the output file is assembled from the journal at the
@@ -16,10 +18,14 @@ from a hash of its id, :func:`~shared_router.pipeline.queries.split_for_id`, so 
 
     "models": {NAME: {"spec": SPEC, "responses": [...], "response": first or null,
                       "latency_s": [...], "usage": [{"input_tokens", "output_tokens"}, ...],
+                      "token_logprobs": [[...] or null, ...],
                       "errors": [{"sample", "error", "attempts"}, ...]}}
 
-``responses`` holds the successful samples in sample order; ``errors`` the samples that have
-none yet (a rerun retries them).
+``responses`` holds the successful samples in sample order; ``latency_s``, ``usage`` and
+``token_logprobs`` are aligned with it. ``token_logprobs`` (each generated token's
+log-probability, see :mod:`shared_router.pipeline.token_logprobs`) is there only for a model
+that reported them for at least one sample, with null for a sample without them. ``errors``
+holds the samples that have no response yet (a rerun retries them).
 
 Blocking model calls run on each model's own threads, never on the event loop's default
 executor (see :mod:`shared_router._internal.model_threads`): a call still blocked after its
@@ -67,6 +73,7 @@ __all__ = [
     "RequestJob",
     "RequestRunner",
     "collect",
+    "samples_per_model",
 ]
 
 Record = dict[str, Any]
@@ -188,6 +195,8 @@ def _record(job: RequestJob, outcome: TimedGeneration) -> Record:
         input_tokens=outcome.generation.input_tokens,
         output_tokens=outcome.generation.output_tokens,
     )
+    if outcome.generation.token_logprobs is not None:
+        record["token_logprobs"] = [round(v, 6) for v in outcome.generation.token_logprobs]
     return record
 
 
@@ -217,7 +226,7 @@ class CollectSummary:
         output: The data file written.
         journal: The journal it was assembled from.
         rows: Queries in the output.
-        requests: Requests the output asks for (rows x models x samples).
+        requests: Requests the output asks for (rows x each model's samples).
         skipped: Requests already done by an earlier run.
         completed: Requests answered in this run.
         errors: Requests without a response after this run (a rerun retries them).
@@ -236,12 +245,44 @@ class CollectSummary:
     hung: tuple[RequestJob, ...] = ()
 
 
+def samples_per_model(samples: int | Mapping[str, int], names: Sequence[str]) -> dict[str, int]:
+    """Responses to ask each model for, per query.
+
+    Args:
+        samples: One count for every model, or model name -> count (a model left out
+            gets 1).
+        names: The models' names.
+
+    Returns:
+        Model name -> count, for every name in ``names``.
+
+    Raises:
+        ConfigurationError: If a count is not a whole number >= 1, or the mapping names a
+            model that is not in ``names``.
+    """
+    if isinstance(samples, Mapping):
+        unknown = sorted(set(samples) - set(names))
+        if unknown:
+            raise ConfigurationError(
+                f"samples names unknown models {unknown}; the models are {list(names)}"
+            )
+        counts = {name: samples.get(name, 1) for name in names}
+    else:
+        counts = dict.fromkeys(names, samples)
+    for name, count in counts.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigurationError(
+                f"samples must be >= 1 (a whole number), got {count!r} for model {name!r}"
+            )
+    return counts
+
+
 def collect(
     queries: str | Path,
     output: str | Path,
     models: Mapping[str, SourceSpec | str],
     *,
-    samples: int = 1,
+    samples: int | Mapping[str, int] = 1,
     engine: EngineSettings = DEFAULT_ENGINE,
     fields: InputFields = DEFAULT_FIELDS,
     journal: str | Path | None = None,
@@ -252,8 +293,9 @@ def collect(
         queries: JSONL input (see :func:`~shared_router.pipeline.queries.read_queries`).
         output: JSONL output (see the module docstring); written atomically at the end.
         models: Output model name -> SPEC (a :class:`SourceSpec` or a SPEC string).
-        samples: Responses per model and query (sampling needs a temperature > 0 in the
-            model's settings).
+        samples: Responses per model and query: one count for every model, or model
+            name -> count (a model left out gets 1), e.g. ``{"small": 5, "large": 1}``.
+            Sampling needs a temperature > 0 in the model's settings.
         engine: Where the requests run (local asyncio or Ray workers, the same output
             either way), how many are in flight, their retries and timeout, and whether a
             progress bar with ETA is shown on stderr.
@@ -264,18 +306,20 @@ def collect(
         What was done.
 
     Raises:
-        ConfigurationError: If no model is given or ``samples`` is below 1.
+        ConfigurationError: If no model is given, a count of ``samples`` is below 1 or it
+            names a model that is not in ``models``.
         DataError: For bad input (empty or malformed query file, unknown SPEC, bad settings)
             or a journal held by another run.
     """
     if not models:
         raise ConfigurationError("no models given; name at least one SPEC")
-    if samples < 1:
-        raise ConfigurationError(f"samples must be >= 1, got {samples}")
     specs = {
         encodable_text(name): SourceSpec(s) if isinstance(s, str) else s
         for name, s in models.items()
     }
+    if isinstance(samples, Mapping):
+        samples = {encodable_text(name): count for name, count in samples.items()}
+    counts = samples_per_model(samples, list(specs))
     rows = read_queries(queries, fields=fields)
     journal_path = Path(journal) if journal is not None else Path(str(output) + ".journal")
     runner = (
@@ -293,16 +337,16 @@ def collect(
                 RequestJob(row.id, name, sample, row.query)
                 for row in rows
                 for name in specs
-                for sample in range(samples)
+                for sample in range(counts[name])
                 if (row.id, name, sample, _digest(row.query)) not in results.done
             ]
             _run_requests(jobs, runner, specs, engine, log, results)
     finally:
         if runner is not None:
             runner.close()
-    out_rows = [_assemble(row, results, specs, samples) for row in rows]
+    out_rows = [_assemble(row, results, specs, counts) for row in rows]
     write_jsonl_atomic(output, out_rows)
-    total = len(rows) * len(specs) * samples
+    total = len(rows) * sum(counts.values())
     answered = sum(len(row["models"][name]["responses"]) for row in out_rows for name in specs)
     hung = tuple(
         job for job in jobs if (job.id, job.model, job.sample, _digest(job.prompt)) in results.hung
@@ -368,7 +412,7 @@ def _run_requests(
 
 
 def _assemble(
-    row: QueryRow, results: _Results, specs: Mapping[str, SourceSpec], samples: int
+    row: QueryRow, results: _Results, specs: Mapping[str, SourceSpec], counts: Mapping[str, int]
 ) -> Record:
     out = dict(row.row)
     models = dict(out.get("models") or {})
@@ -382,7 +426,8 @@ def _assemble(
             "usage": [],
             "errors": [],
         }
-        for sample in range(samples):
+        logprobs: list[list[float] | None] = []
+        for sample in range(counts[name]):
             key = (row.id, name, sample, digest)
             answer = results.done.get(key)
             if answer is not None:
@@ -394,12 +439,15 @@ def _assemble(
                         "output_tokens": answer["output_tokens"],
                     }
                 )
+                logprobs.append(answer.get("token_logprobs"))
                 continue
             failure = results.failed[key]
             entry["errors"].append(
                 {"sample": sample, "error": failure["error"], "attempts": failure["attempts"]}
             )
         entry["response"] = entry["responses"][0] if entry["responses"] else None
+        if any(values is not None for values in logprobs):
+            entry["token_logprobs"] = logprobs
         models[name] = entry
     out["models"] = models
     return out

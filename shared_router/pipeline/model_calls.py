@@ -43,11 +43,14 @@ class Generation:
         text: The response text.
         input_tokens: Prompt tokens, where the model reports them.
         output_tokens: Completion tokens, where the model reports them.
+        token_logprobs: The log-probability of each generated token, where the model
+            reports them (see :func:`shared_router.pipeline.token_logprobs.token_logprobs`).
     """
 
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    token_logprobs: tuple[float, ...] | None = None
 
 
 class ResponseSource(Protocol):
