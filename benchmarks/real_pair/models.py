@@ -3,9 +3,11 @@
 LangChain: :class:`UsageChatLlamaCpp` is langchain-community's ``ChatLlamaCpp`` plus two things
 it lacks: ``usage_metadata`` on each message (``ChatLlamaCpp`` keeps llama.cpp's token counts
 in ``llm_output`` only, so ``ChatHybrid.stats`` and ``hybrid-llm collect`` would see no token
-usage) and, when asked, one JSON line per answer with its mean token log-probability
-(``hybrid-llm collect`` keeps the text and the usage of each response; nothing else of a
-model's reply reaches its data file).
+usage) and, when asked, the token log-probabilities: in ``response_metadata["logprobs"]``
+(where ``ChatOpenAI`` puts them and ``hybrid-llm collect`` reads them; ``ChatLlamaCpp`` keeps
+them in ``generation_info``, which ``invoke`` drops) and as one JSON line per answer with its
+mean in a side file (what this run's cascade analysis read: the collect that recorded its
+data predates ``token_logprobs`` in the data file).
 
 LlamaIndex: llama-index-llms-llama-cpp's ``LlamaCPP`` is a completion model whose default
 ``messages_to_prompt`` writes Llama-2 ``[INST]`` prompts; :func:`llamaindex_llm` gives it the
@@ -79,6 +81,7 @@ class UsageChatLlamaCpp(ChatLlamaCpp):
                 }
             if self.logprob_log:
                 info = generation.generation_info or {}
+                message.response_metadata["logprobs"] = info.get("logprobs")
                 _log(self.logprob_log, messages[-1].text, message.text, info.get("logprobs"))
         return result
 

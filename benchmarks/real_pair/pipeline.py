@@ -96,19 +96,22 @@ def judge(data: Path, set_name: str) -> float:
     return hybrid_llm("judge", data, "--metric", spec.metric, *metric_args, "--no-progress")
 
 
-def train(data: list[Path], output: Path) -> float:
-    """Train a router for the pair (exact-L2 logistic head, r_trans labels)."""
+def train(data: list[Path], output: Path, labels: str = "trans", head: str = "logistic") -> float:
+    """Train a router for the pair (``--labels`` det, prob or trans; ``--head`` logistic
+    (exact L2, numpy) or mlp)."""
     return hybrid_llm(
         "train", *data, "--small", SMALL, "--large", LARGE,
-        "--head", "logistic", "--labels", "trans", "--name", "real-pair-router", "-o", output,
+        "--head", head, "--labels", labels, "--name", "real-pair-router", "-o", output,
     )  # fmt: skip
 
 
-def evaluate(data: list[Path], router: str | Path, stem: Path) -> dict[str, Any]:
-    """``hybrid-llm evaluate`` on the test split: ``stem``.json/.md/.png; returns the JSON."""
+def evaluate(
+    data: list[Path], router: str | Path, stem: Path, split: str = "test"
+) -> dict[str, Any]:
+    """``hybrid-llm evaluate`` on one split: ``stem``.json/.md/.png; returns the JSON."""
     hybrid_llm(
         "evaluate", *data, "--router", router, "--small", SMALL, "--large", LARGE,
-        "--split", "test", "--json", stem.with_suffix(".json"),
+        "--split", split, "--json", stem.with_suffix(".json"),
         "--markdown", stem.with_suffix(".md"), "--plot", stem.with_suffix(".png"),
     )  # fmt: skip
     report: dict[str, Any] = json.loads(stem.with_suffix(".json").read_text())

@@ -3,10 +3,11 @@
 Run from the repository root (after ``benchmarks/real_pair/README.md``'s set-up)::
 
     python -m benchmarks.real_pair.run pilot --pilot mmlu=40,crux=40,commongen=40
-    python -m benchmarks.real_pair.run all --sets crux,commongen
+    python -m benchmarks.real_pair.run select --sets crux,commongen
+    python -m benchmarks.real_pair.run all --sets crux,commongen --labels trans --head logistic
 
-(not timed at these defaults yet: the first run, on a machine shared by six jobs, used far
-fewer questions; see the README's "First run").
+(the README's "This run" lists the commands and sizes of the last run, about 70 minutes on
+two shared cores).
 
 Stages (each reruns from the files the earlier ones left in ``--work``; ``collect`` and
 ``judge`` resume from their journals):
@@ -14,7 +15,10 @@ Stages (each reruns from the files the earlier ones left in ``--work``; ``collec
 - ``pilot``: the first train questions of each candidate set (:mod:`benchmarks.real_pair.pilot`);
 - ``collect``: the chosen sets' questions, ``hybrid-llm collect`` (greedy pair), the small
   model's samples at temperature 0.7, ``hybrid-llm judge``;
-- ``train``: ``hybrid-llm train`` and ``hybrid-llm evaluate`` (trained and bundled router);
+- ``select`` (not in ``all``): a router per ``--candidates`` labels/head pair, each evaluated
+  on the val split only (``router_selection.json``); its winner goes to ``train``;
+- ``train``: ``hybrid-llm train --labels --head`` and ``hybrid-llm evaluate`` (trained and
+  bundled router) on the test split;
 - ``baselines``: the test questions through an LCEL chain with ``ChatHybrid`` and a
   LlamaIndex ``VectorStoreIndex`` query engine with ``HybridLLM``, every call to the small
   model, then every call to the large one (:mod:`benchmarks.real_pair.live`);
@@ -22,7 +26,8 @@ Stages (each reruns from the files the earlier ones left in ``--work``; ``collec
 - ``report``: every router at every ``--levels`` quality level (the live passes as run, the
   others replayed from the baseline passes), the baselines at each one's share, the cascade
   analysis (:mod:`benchmarks.real_pair.cascade`); JSON, markdown and PNG in
-  ``benchmarks/results/real_pair/``.
+  ``benchmarks/results/real_pair/``;
+- ``replay``: ``hybrid-llm replay`` of every collected row through the live loop.
 """
 
 from __future__ import annotations
@@ -110,17 +115,42 @@ def _reuse_pilot(work: Path, name: str) -> None:
         shutil.copyfile(work / "pilot" / f"{name}.logprobs.jsonl", work / f"{name}.lp_greedy.jsonl")
 
 
+def stage_select(work: Path, args: argparse.Namespace) -> None:
+    """Train a router per ``--candidates`` labels/head pair and evaluate each on *val* only
+    (the test split is never looked at); ``router_selection.json`` lists them, best first by
+    the area under the quality-cost curve (``apgr``). ``train --labels --head`` then uses the
+    chosen one."""
+    files = data_files(work, args.sets)
+    found = []
+    for labels, head in args.candidates:
+        folder = work / "candidates" / f"{labels}-{head}"
+        seconds = pipeline.train(files, folder, labels, head)
+        report = pipeline.evaluate(files, folder, folder / "evaluate_val", split="val")
+        metrics = report["metrics"]["real-pair-router"]
+        found.append(
+            {
+                "labels": labels,
+                "head": head,
+                "train_s": seconds,
+                "val_n": report["n"],
+                **{key: metrics[key] for key in ("apgr", "gap_recovered", "area")},
+                "val_random_apgr": report["metrics"]["random"]["apgr"],
+                "val_length_apgr": report["metrics"]["shorter prompts go small"]["apgr"],
+            }
+        )
+        print(found[-1], flush=True)
+    found.sort(key=lambda entry: -float(entry["apgr"]))
+    _save("router_selection.json", {"split": "val", "candidates": found})
+
+
 def stage_train(work: Path, args: argparse.Namespace) -> None:
     """Train the pair's router; evaluate it and the bundled one on the test split."""
     files = data_files(work, args.sets)
-    seconds = pipeline.train(files, work / "router")
+    seconds = pipeline.train(files, work / "router", args.labels, args.head)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    reports = {
-        "train_s": seconds,
-        "trained": pipeline.evaluate(files, work / "router", RESULTS / "evaluate_trained"),
-        "default": pipeline.evaluate(files, "default", RESULTS / "evaluate_default"),
-    }
-    _save("train.json", {"train_s": reports["train_s"]})
+    pipeline.evaluate(files, work / "router", RESULTS / "evaluate_trained")
+    pipeline.evaluate(files, "default", RESULTS / "evaluate_default")
+    _save("train.json", {"train_s": seconds, "labels": args.labels, "head": args.head})
 
 
 def _routers(work: Path) -> dict[str, Router]:
@@ -140,9 +170,15 @@ def _live_passes(
     args: argparse.Namespace,
     runs: dict[str, tuple[str, live.Knobs]],
     frameworks: Sequence[str],
+    reuse: Sequence[str] = (),
 ) -> None:
     """Run passes (label -> router name, knobs) over each set's test questions; every answer
-    is added to ``work/live_<set>.json``."""
+    is added to ``work/live_<set>.json``.
+
+    In the ``reuse`` frameworks a question already answered in the same pass (same label)
+    is not asked again: its earlier answer is kept, as the collect journal keeps greedy
+    answers. Only for passes whose answer does not depend on anything that changed.
+    """
     routers = {
         name: Router.load(work / "router" if name == "trained" else name)
         for name in {r for r, _ in runs.values()}
@@ -156,22 +192,39 @@ def _live_passes(
             runner = _runner(framework, name, rows, embed)
             for label, (router, knobs) in runs.items():
                 start = time.perf_counter()
-                answers = live.as_dicts(runner.run(test, routers[router], knobs))
+                key = f"{framework}/{label}"
                 passes = json.loads(path.read_text()) if path.exists() else {}
-                passes[f"{framework}/{label}"] = answers
+                done = {a["id"]: a for a in passes.get(key, [])} if framework in reuse else {}
+                todo = [row for row in test if row["id"] not in done]
+                done.update(
+                    (a["id"], a) for a in live.as_dicts(runner.run(todo, routers[router], knobs))
+                )
+                passes = json.loads(path.read_text()) if path.exists() else {}
+                passes[key] = [done[row["id"]] for row in test]
                 path.write_text(json.dumps(passes))
-                print(name, framework, label, f"{time.perf_counter() - start:.0f} s", flush=True)
+                seconds = time.perf_counter() - start
+                print(
+                    name,
+                    key,
+                    f"{len(todo)} asked, {len(test) - len(todo)} kept, {seconds:.0f} s",
+                    flush=True,
+                )
             del runner
 
 
 def stage_baselines(work: Path, args: argparse.Namespace) -> None:
     """Always-small and always-large through both frameworks (any router: the thresholds 0
-    and 1 send every call to one model, the bundled router still scoring each one)."""
+    and 1 send every call to one model, the bundled router still scoring each one).
+
+    LangChain's prompt is the question alone, so a greedy answer an earlier run left in the
+    pass file is kept; LlamaIndex's carries an example retrieved from the train questions,
+    which change with ``--counts``, so its passes are run whole.
+    """
     runs = {
         "always-small": ("default", live.ALL_SMALL),
         "always-large": ("default", live.ALL_LARGE),
     }
-    _live_passes(work, args, runs, ("langchain", "llamaindex"))
+    _live_passes(work, args, runs, ("langchain", "llamaindex"), reuse=("langchain",))
 
 
 def stage_live(work: Path, args: argparse.Namespace) -> None:
@@ -281,6 +334,52 @@ def cascade_markdown(analysis: dict[str, Any]) -> str:
     return text
 
 
+def stage_replay(work: Path, args: argparse.Namespace) -> None:
+    """``hybrid-llm replay`` of every collected row (all splits of the chosen sets, in a
+    shuffled stream) through the live loop, from the bundled and from the trained router, at
+    each ``--replay-drops`` level and ``--shadow-rates`` rate; ``replay.json`` and
+    ``replay.md``."""
+    combined = work / "replay_rows.jsonl"
+    write_jsonl(combined, [row for path in data_files(work, args.sets) for row in read_jsonl(path)])
+    runs = {}
+    for router, folder in (("default", "default"), ("trained", str(work / "router"))):
+        for drop in args.replay_drops:
+            for rate in args.shadow_rates:
+                label = f"{router} @ {drop:.2f}, shadow {rate:.2f}"
+                out = work / "replay" / f"{router}-{drop:.2f}-{rate:.2f}.json"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                seconds = pipeline.hybrid_llm(
+                    "replay", combined, "--small", pipeline.SMALL, "--large", pipeline.LARGE,
+                    "--router", folder, "--max-quality-drop", str(drop),
+                    "--shadow-rate", str(rate), "--small-cost", str(live.PRICE_RATIO),
+                    "--json", out,
+                )  # fmt: skip
+                found = json.loads(out.read_text())
+                runs[label] = {
+                    key: found[key]
+                    for key in (
+                        "n", "shadowed", "labelled", "retrains", "swaps", "requested_drop",
+                        "realised_drop", "small_share", "q_always_large", "q_routed",
+                        "cost_saved", "cost_saved_net", "final_version",
+                    )
+                }  # fmt: skip
+                runs[label]["wall_s"] = seconds
+    _save("replay.json", runs)
+    lines = [
+        "| replay | rows | labelled | retrains | small share | asked drop | realised drop | "
+        "cost saved (net of shadows) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, run in runs.items():
+        lines.append(
+            f"| {label} | {run['n']} | {run['labelled']} | {run['retrains']} | "
+            f"{run['small_share']:.2f} | {run['requested_drop']:.2f} | "
+            f"{run['realised_drop']:.3f} | {run['cost_saved_net']:.2f} |"
+        )
+    (RESULTS / "replay.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def _counts(text: str) -> dict[str, int]:
     return {key: int(value) for key, value in (part.split("=") for part in text.split(","))}
 
@@ -288,15 +387,17 @@ def _counts(text: str) -> dict[str, int]:
 STAGES = {
     "pilot": stage_pilot,
     "collect": stage_collect,
+    "select": stage_select,
     "train": stage_train,
     "baselines": stage_baselines,
     "live": stage_live,
     "report": stage_report,
+    "replay": stage_replay,
 }
 
 
 def main() -> None:
-    """Parse the stage and its options; run it (``all`` runs every stage after the pilot)."""
+    """Parse the stage and its options; run it (``all``: every stage but pilot and select)."""
     parser = argparse.ArgumentParser(description="The real local pair end to end.")
     parser.add_argument("stage", choices=[*STAGES, "all"])
     parser.add_argument("--work", type=Path, default=WORK, help="working folder")
@@ -320,6 +421,20 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=3, help="small-model samples (T=0.7)")
     parser.add_argument(
+        "--candidates",
+        type=lambda s: [tuple(p.split("/")) for p in s.split(",")],
+        default=[("trans", "logistic"), ("det", "logistic"), ("trans", "mlp"), ("det", "mlp")],
+        help="labels/head pairs the select stage compares on val, e.g. trans/logistic,det/mlp",
+    )
+    parser.add_argument("--labels", default="trans", help="train: det, prob or trans")
+    parser.add_argument(
+        "--replay-drops", type=lambda s: [float(x) for x in s.split(",")], default=[0.15]
+    )
+    parser.add_argument(
+        "--shadow-rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.1, 0.3]
+    )
+    parser.add_argument("--head", default="logistic", help="train: logistic or mlp")
+    parser.add_argument(
         "--levels", type=lambda s: [float(x) for x in s.split(",")], default=list(LEVELS)
     )
     parser.add_argument(
@@ -342,7 +457,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    stages = [s for s in STAGES if s != "pilot"] if args.stage == "all" else [args.stage]
+    manual = ("pilot", "select")  # their findings choose the sets and --labels/--head
+    stages = [s for s in STAGES if s not in manual] if args.stage == "all" else [args.stage]
     for stage in stages:
         STAGES[stage](args.work, args)
 
