@@ -1,6 +1,7 @@
 """The (small, large) pairs the routing-quality benchmarks run on, and how they are split.
 
-Shared by ``paper_reproduction.py`` and ``router_variants.py``. Every pair comes from
+Shared by ``paper_reproduction.py``, ``router_variants.py`` and ``train_default_router.py``
+(which also uses :data:`ARENA_PAIRS` and :data:`MEASURED_ONLY_PAIRS`). Every pair comes from
 ``../shared/data`` (see its README). Splits:
 
 * sources with a fixed ``split`` field (80/10/10 by a hash of the id) keep it;
@@ -140,6 +141,91 @@ PAIRS: tuple[PairSpec, ...] = (
 )
 PAIR_KEYS = tuple(spec.key for spec in PAIRS)
 
+ARENA_PAIRS: tuple[PairSpec, ...] = (
+    PairSpec(
+        "arena-mistral-mixtral",
+        "arena_bench_v1",
+        ("arena_bench_v1/arena_bench_v1.jsonl",),
+        "Mistral-7B-Instruct-v0.1",
+        "Mixtral-8x7B-Instruct-v0.1",
+        signal="GPT-4 grade vs a reference",
+    ),
+    PairSpec(
+        "arena-gpt35-gpt4",
+        "arena_bench_v1",
+        ("arena_bench_v1/arena_bench_v1.jsonl",),
+        "gpt-3.5-turbo-1106",
+        "gpt-4-1106-preview",
+        signal="GPT-4 grade vs a reference",
+    ),
+    PairSpec(
+        "arena-claude",
+        "arena_bench_v1",
+        ("arena_bench_v1/arena_bench_v1.jsonl",),
+        "claude-instant-1",
+        "claude-2.1",
+        signal="GPT-4 grade vs a reference",
+    ),
+)
+"""Pairs of real Chatbot Arena prompts (``arena_bench_v1``): two sizes of one vendor or family,
+each model graded against the final GPT-4 reference. Left out: the four models graded against an
+older reference (Llama-2-70b-chat, claude-2, vicuna-33b, gpt-3.5-turbo 2023-09), the base model
+llama-13b, and Mixtral vs gpt-4-1106-preview (the project's private evaluation pair)."""
+
+MEASURED_ONLY_PAIRS: tuple[PairSpec, ...] = (
+    PairSpec(
+        "commongen-yi",
+        "commongen_eval",
+        ("commongen_eval/commongen_eval.jsonl",),
+        "Yi-6b-chat",
+        "Yi-34b-chat",
+        signal="share of human references beaten",
+    ),
+    PairSpec(
+        "commongen-llama2-tulu2",
+        "commongen_eval",
+        ("commongen_eval/commongen_eval.jsonl",),
+        "Llama-2-7b-chat-hf",
+        "tulu-2-dpo-70b",
+        signal="share of human references beaten",
+    ),
+    PairSpec(
+        "llmfao-llama2",
+        "llmfao",
+        ("llmfao/llmfao.jsonl",),
+        "LLaMA-2-Chat (7B)",
+        "LLaMA-2-Chat (70B)",
+        signal="GPT-4 pairwise win rate",
+    ),
+    PairSpec(
+        "routerbench-mistral-mixtral",
+        "routerbench_subset",
+        ("routerbench_subset/routerbench_subset.jsonl",),
+        "mistralai/mistral-7b-chat",
+        "mistralai/mixtral-8x7b-chat",
+    ),
+    PairSpec(
+        "routerbench-gpt35-gpt4",
+        "routerbench_subset",
+        ("routerbench_subset/routerbench_subset.jsonl",),
+        "gpt-3.5-turbo-1106",
+        "gpt-4-1106-preview",
+    ),
+    PairSpec(
+        "routerdc-mistral-metamath",
+        "routerdc_7b_pool",
+        ("routerdc_7b_pool/routerdc_7b_pool.jsonl",),
+        "Mistral-7B-v0.1",
+        "MetaMath-Mistral-7B",
+        signal="binary / share of 10 samples",
+    ),
+)
+"""Pairs that routers are measured on and never trained on: ``commongen_eval`` (one prompt
+template for every query: nothing for a query-only router to learn; its GPT-3.5 vs GPT-4 pair is
+left out, both are at 0.50), ``llmfao`` (19 prompts) and
+the test-only sources without a licence (``routerbench_subset``, ``routerdc_7b_pool``; its
+nearest thing to a small/large pair is a base model and its own maths fine-tune)."""
+
 
 def spec_by_key(key: str) -> PairSpec:
     """Return the pair called ``key``.
@@ -191,6 +277,21 @@ def load_spec(spec: PairSpec) -> PairData:
     ]
     data = dataclasses.replace(data, splits=tuple(splits))
     return data.take(keep)
+
+
+def normalised_queries(data: PairData) -> frozenset[str]:
+    """The normalised query texts of ``data`` (see :func:`normalise_query`)."""
+    return frozenset(normalise_query(q) for q in data.queries)
+
+
+def without_queries(data: PairData, queries: frozenset[str]) -> PairData:
+    """The rows of ``data`` whose normalised query is not in ``queries``.
+
+    Sources share questions (MBPP, HumanEval, GSM8K and MATH appear in more than one; see
+    ``../shared/data/_cross_source_overlap.json``): dropping another source's questions before
+    pooling keeps that source's rows unseen by training.
+    """
+    return data.take([i for i, q in enumerate(data.queries) if normalise_query(q) not in queries])
 
 
 def auxiliary_scores(spec: PairSpec, ids: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
