@@ -24,6 +24,7 @@ Modules:
     _fallback, _streaming, _structured_output, _records, _conversation: The large model
         answering for a failed small one, the routed stream, structured output, routing
         records on answers, and conversations (turns, explicit ids).
+    _shadowing: Answered calls offered to the live loop (``live=LiveSettings(...)``).
 
 Importing this package loads neither torch nor the router; the router loads on the first call.
 """
@@ -33,5 +34,6 @@ from shared_router._internal.extras import require_extra
 require_extra("langchain_core", extra="langchain", purpose="langchain_hybrid")
 
 from langchain_hybrid.chat_models import ChatHybrid  # noqa: E402  (after the check above)
+from shared_router.live.settings import LiveSettings  # noqa: E402
 
-__all__ = ["ChatHybrid"]
+__all__ = ["ChatHybrid", "LiveSettings"]

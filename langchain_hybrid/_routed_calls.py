@@ -44,6 +44,7 @@ from langchain_hybrid._runs import (
     iterate_in,
     start_run,
 )
+from langchain_hybrid._shadowing import offer_shadow
 from langchain_hybrid._streaming import StreamTally
 from langchain_hybrid._structured_output import StructuredOutput, raise_if_unparsed
 from shared_router.routing.decision_calibration import calibration_label
@@ -254,7 +255,9 @@ class RoutedCalls:
 
         with self._counting_failures(plan):
             answer = call_with_fallback(call, plan.routed.model, self.policy)
-        return answer_message(self.service, plan, answer, self.label)
+        message = answer_message(self.service, plan, answer, self.label)
+        offer_shadow(self.service, plan, messages, stop, answer, message.text)
+        return message
 
     async def aanswer(
         self,
@@ -281,7 +284,9 @@ class RoutedCalls:
 
         with self._counting_failures(plan):
             answer = await acall_with_fallback(call, plan.routed.model, self.policy)
-        return answer_message(self.service, plan, answer, self.label)
+        message = answer_message(self.service, plan, answer, self.label)
+        offer_shadow(self.service, plan, messages, stop, answer, message.text)
+        return message
 
     # -- ChatHybrid.stream / astream (and _stream / _astream) --
 
@@ -346,11 +351,12 @@ class RoutedCalls:
 
         with self._counting_failures(plan):
             chunks = stream_with_fallback(open_stream, plan.routed.model, self.policy)
-        tally = StreamTally()
+        tally = StreamTally(keep_text=self.service.live is not None)
         with self._counting_failures(plan):
             for chunk in chunks.value:
                 yield tally.add(chunk)
         yield final_chunk(self.service, plan, chunks, tally, self.label)
+        offer_shadow(self.service, plan, messages, stop, chunks, tally.text)
 
     async def achunks(
         self,
@@ -370,11 +376,12 @@ class RoutedCalls:
 
         with self._counting_failures(plan):
             chunks = await astream_with_fallback(open_stream, plan.routed.model, self.policy)
-        tally = StreamTally()
+        tally = StreamTally(keep_text=self.service.live is not None)
         with self._counting_failures(plan):
             async for chunk in chunks.value:
                 yield tally.add(chunk)
         yield final_chunk(self.service, plan, chunks, tally, self.label)
+        offer_shadow(self.service, plan, messages, stop, chunks, tally.text)
 
     async def _ainvoke_on(
         self,

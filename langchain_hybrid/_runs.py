@@ -77,10 +77,12 @@ def decision_metadata(routed: Routed, router: str, calibration: str | None) -> d
         ``hybrid_model`` (the routed model), ``hybrid_score``, ``hybrid_threshold``,
         ``hybrid_knob``, ``hybrid_knob_value``, ``hybrid_router``, ``hybrid_calibration``,
         ``hybrid_fallback`` (True when the router failed and the large model was chosen) and
-        ``hybrid_reason``.
+        ``hybrid_reason``; with a live calibration (``live=``) also
+        ``hybrid_calibration_source`` (``"prior"`` or ``"live"``),
+        ``hybrid_calibration_rows`` and ``hybrid_drop_bound``.
     """
     decision = routed.decision
-    return {
+    metadata = {
         "hybrid_model": decision.model,
         "hybrid_score": decision.score,
         "hybrid_threshold": decision.threshold,
@@ -91,6 +93,12 @@ def decision_metadata(routed: Routed, router: str, calibration: str | None) -> d
         "hybrid_fallback": routed.router_failed,
         "hybrid_reason": decision.reason,
     }
+    if routed.calibration is not None:
+        live = routed.calibration.record_fields()
+        metadata["hybrid_calibration_source"] = live["calibration"]
+        metadata["hybrid_calibration_rows"] = live["calibration_rows"]
+        metadata["hybrid_drop_bound"] = live["drop_bound"]
+    return metadata
 
 
 def _configure(

@@ -17,7 +17,11 @@ __all__ = ["StreamTally"]
 
 
 class StreamTally:
-    """What a stream needs for its routing record: usage, model name, content kind."""
+    """What a stream needs for its routing record: usage, model name, content kind.
+
+    Args:
+        keep_text: Also keep the streamed text (:attr:`text`, for shadow evaluation).
+    """
 
     __slots__ = (
         "chunks",
@@ -26,10 +30,11 @@ class StreamTally:
         "message_id",
         "model_name",
         "output_tokens",
+        "texts",
         "total_cost",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_text: bool = False) -> None:
         self.chunks = 0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -37,6 +42,12 @@ class StreamTally:
         self.message_id: str | None = None
         self.list_content = False
         self.total_cost: float | None = None
+        self.texts: list[str] | None = [] if keep_text else None
+
+    @property
+    def text(self) -> str:
+        """The text streamed so far (empty unless made with ``keep_text=True``)."""
+        return "".join(self.texts or ())
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -72,6 +83,8 @@ class StreamTally:
         self.list_content = isinstance(chunk.content, list)
         if chunk.id is not None:
             self.message_id = chunk.id
+        if self.texts is not None:
+            self.texts.append(str(chunk.text))
         return _not_last(chunk)
 
     def final_chunk(self, record: RoutingRecord) -> AIMessageChunk:

@@ -27,6 +27,7 @@ from langchain_hybrid._structured_output import StructuredOutput
 from langchain_hybrid._token_counts import TokenCountingChatModel
 from shared_router._internal.extras import require_extra
 from shared_router.errors import UnsupportedFeatureError
+from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices, StatsSnapshot
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import RoutingService
@@ -86,6 +87,9 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
             Hold a ``large_share`` level on live traffic instead of the calibration quantile.
         prices: dict | None
             ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
+        live: LiveSettings | None
+            Shadow evaluation, live calibration and retraining on this model's traffic
+            (docs/live.md); ``stats.live`` shows them.
 
     Instantiate:
         ```python
@@ -257,6 +261,10 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
     streaming: bool = False
     """Whether ``invoke`` streams from the chosen model (its tokens reach callback handlers)."""
 
+    live: Any = None
+    """A :class:`~shared_router.live.settings.LiveSettings`: shadow a random share of calls
+    off the caller's path, route ``max_quality_drop`` at the live calibration (docs/live.md)."""
+
     _service: RoutingService = PrivateAttr()
     _policy: FallbackPolicy = PrivateAttr()
     _labels: dict[int, str] = PrivateAttr(default_factory=dict)
@@ -277,6 +285,11 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
     @classmethod
     def _check_router(cls, value: Any) -> Any:
         return checked_router(value)
+
+    @field_validator("live", mode="plain")
+    @classmethod
+    def _check_live(cls, value: Any) -> LiveSettings | None:
+        return checked_live_settings(value)
 
     @field_validator("cache", mode="after")
     @classmethod
@@ -301,6 +314,7 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
             "sticky": self.sticky,
             "pace_large_share": self.pace_large_share,
             "prices": prices_by_name(self.prices),
+            "live": self.live.loop() if self.live is not None else None,
         }
 
     def _fallback_policy(self) -> FallbackPolicy:
@@ -382,8 +396,13 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
 
     @property
     def stats(self) -> StatsSnapshot:
-        """Calls, small and large answers, fallbacks and estimated savings so far."""
-        return self._service.stats
+        """Calls, small and large answers, fallbacks and estimated savings so far.
+
+        With ``live`` set, a :class:`~shared_router.live.serving_stats.LiveServingStats`:
+        the same counters and ``.live`` (shadowed calls, their cost, the calibration).
+        """
+        snapshot = self._service.stats
+        return snapshot if self.live is None else self.live.loop().serving_stats(snapshot)
 
     # -- bindings, tools and structured output --
 

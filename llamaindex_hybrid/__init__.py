@@ -25,6 +25,7 @@ Modules:
     _spans, _callbacks, _responses: The LlamaIndex spans around a call (chat-engine
         conversations, records on engine responses), callback events once per call, and
         the routing record and token usage on responses.
+    _shadowing: Answered calls offered to the live loop (``live=LiveSettings(...)``).
 
 Importing this package loads neither torch nor the router; the router loads on the first call.
 """
@@ -36,6 +37,7 @@ require_extra("llama_index.core", extra="llamaindex", purpose="llamaindex_hybrid
 from llamaindex_hybrid.base import HybridLLM  # noqa: E402  (after the check above)
 from llamaindex_hybrid.events import RoutingEvent  # noqa: E402
 from llamaindex_hybrid.questions import routing_question  # noqa: E402
+from shared_router.live.settings import LiveSettings  # noqa: E402
 from shared_router.routing.accounting import ModelPrices  # noqa: E402
 
-__all__ = ["HybridLLM", "ModelPrices", "RoutingEvent", "routing_question"]
+__all__ = ["HybridLLM", "LiveSettings", "ModelPrices", "RoutingEvent", "routing_question"]

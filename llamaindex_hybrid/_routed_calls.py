@@ -27,6 +27,7 @@ through its sync API on a thread pool of HybridLLM's
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from llama_index.core.llms.llm import LLM
 from llamaindex_hybrid._callbacks import CallbackReport
 from llamaindex_hybrid._responses import token_usage, with_routing
 from llamaindex_hybrid._routing_input import RoutingInput
+from llamaindex_hybrid._shadowing import offer_shadow
 from llamaindex_hybrid._spans import routing_spans
 from llamaindex_hybrid.events import announce
 from shared_router.routing.decision_calibration import calibration_label
@@ -138,7 +140,16 @@ class RoutedCalls:
                 error, answered_by = failure, "large"
                 response = invoke(self.large)
         record = self._record(routed, answered_by, error)
-        return self._answered(routed, record, response, report)
+        answered = self._answered(routed, record, response, report)
+        offer_shadow(
+            self.service,
+            routed,
+            answered_by,
+            error is not None,
+            response,
+            lambda other: invoke(self._model(other)),
+        )
+        return answered
 
     async def acall(
         self,
@@ -167,7 +178,16 @@ class RoutedCalls:
                 error, answered_by = failure, "large"
                 response = await run("large")
         record = self._record(routed, answered_by, error)
-        return self._answered(routed, record, response, report)
+        answered = self._answered(routed, record, response, report)
+        offer_shadow(
+            self.service,
+            routed,
+            answered_by,
+            error is not None,
+            response,
+            lambda other: sync_invoke(self._model(other)),
+        )
+        return answered
 
     def stream(
         self, routed: Routed, open_stream: Callable[[LLM], Iterator[R]]
@@ -201,6 +221,14 @@ class RoutedCalls:
                     last = with_routing(chunk, routing)
                     yield last
         self._ended(routed, record, last, report)
+        offer_shadow(
+            self.service,
+            routed,
+            answered_by,
+            error is not None,
+            last,
+            lambda other: _last(open_stream(self._model(other))),
+        )
 
     async def astream(
         self,
@@ -241,6 +269,14 @@ class RoutedCalls:
                     last = with_routing(chunk, routing)
                     yield last
         self._ended(routed, record, last, report)
+        offer_shadow(
+            self.service,
+            routed,
+            answered_by,
+            error is not None,
+            last,
+            lambda other: _last(sync_open(self._model(other))),
+        )
 
     def _report(self, routed: Routed) -> CallbackReport:
         return CallbackReport(self.callbacks, self._model(routed.model), self.request)
@@ -317,3 +353,9 @@ class RoutedCalls:
     ) -> None:
         tokens_in, tokens_out = token_usage(response) if response is not None else (None, None)
         self.service.account(record, input_tokens=tokens_in, output_tokens=tokens_out)
+
+
+def _last(chunks: Iterator[R]) -> R | None:
+    """A stream's last chunk (it carries the whole answer), or None for an empty stream."""
+    kept = deque(chunks, maxlen=1)
+    return kept[0] if kept else None

@@ -16,6 +16,7 @@ from typing_extensions import Self
 
 from llamaindex_hybrid._call_knobs import checked_knobs
 from llamaindex_hybrid._metadata import InnerMetadata
+from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import RoutingService
@@ -23,7 +24,7 @@ from shared_router.types import KNOB_NAMES
 
 __all__ = ["ServiceState"]
 
-_SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices"})
+_SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices", "live"})
 _FALLBACK_FIELDS = frozenset({"fallback_to_large", "exceptions_to_handle"})
 
 
@@ -50,6 +51,9 @@ class ServiceState(FunctionCallingLLM):
         def fallback_to_large(self) -> bool: ...
 
         @property
+        def live(self) -> LiveSettings | None: ...
+
+        @property
         def exceptions_to_handle(self) -> tuple[type[BaseException], ...] | None: ...
 
         _service: RoutingService
@@ -62,6 +66,7 @@ class ServiceState(FunctionCallingLLM):
             sticky=self.sticky,
             pace_large_share=self.pace_large_share,
             prices=self.prices,
+            live=self.live.loop() if self.live is not None else None,
         )
 
     def _new_fallbacks(self) -> FallbackPolicy:
@@ -71,6 +76,8 @@ class ServiceState(FunctionCallingLLM):
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Validate a knob before it is set; rebuild what depends on a changed setting."""
+        if name == "live":
+            value = checked_live_settings(value)
         if name in KNOB_NAMES:
             level = {knob: getattr(self, knob) for knob in KNOB_NAMES}
             level[name] = value

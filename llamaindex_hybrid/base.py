@@ -50,6 +50,7 @@ from llamaindex_hybrid._tools import (
     read_tool_calls,
 )
 from llamaindex_hybrid.questions import DEFAULT_QUESTION_VARIABLES, template_question
+from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices, StatsSnapshot
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.registry import check_router_source
@@ -154,6 +155,10 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
         prices: ``{"small": ModelPrices, "large": ModelPrices}`` for cost accounting.
         routed_text: ``"last_user"`` or ``"conversation"``: what of a chat is routed.
         question_variables: Template variables holding the question, in order of preference.
+        live: A :class:`~shared_router.live.settings.LiveSettings`: shadow a random share of
+            calls off the caller's path, route ``max_quality_drop`` at the live calibration
+            (docs/live.md); ``stats.live`` shows it. Copies share its loop; ``to_dict``
+            leaves it out.
         **kwargs: Other LlamaIndex ``LLM`` fields (``callback_manager``, ``system_prompt``...).
 
     Raises:
@@ -203,6 +208,12 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
         description="Template variables that hold the question, in order of preference.",
     )
 
+    live: Any = Field(
+        default=None,
+        exclude=True,
+        description="LiveSettings: shadow evaluation and live calibration (docs/live.md).",
+    )
+
     _service: RoutingService = PrivateAttr()
     _fallbacks: FallbackPolicy = PrivateAttr()
     _inner: InnerMetadata = PrivateAttr(default_factory=InnerMetadata)
@@ -224,6 +235,7 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
         prices: Mapping[str, ModelPrices] | None = None,
         routed_text: RoutedTextMode = "last_user",
         question_variables: Sequence[str] = DEFAULT_QUESTION_VARIABLES,
+        live: LiveSettings | None = None,
         **kwargs: Any,
     ) -> None:
         # Checked here too, so that these errors are ours, not wrapped by pydantic.
@@ -246,6 +258,7 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
             prices=dict(prices) if prices is not None else None,
             routed_text=routed_text,
             question_variables=tuple(question_variables),
+            live=checked_live_settings(live),
             **kwargs,
         )
 
@@ -291,8 +304,13 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
 
     @property
     def stats(self) -> StatsSnapshot:
-        """Calls, small/large split, fallbacks, tokens and cost since this LLM was made."""
-        return self._service.stats
+        """Calls, small/large split, fallbacks, tokens and cost since this LLM was made.
+
+        With ``live`` set, a :class:`~shared_router.live.serving_stats.LiveServingStats`:
+        the same counters and ``.live`` (shadowed calls, their cost, the calibration).
+        """
+        snapshot = self._service.stats
+        return snapshot if self.live is None else self.live.loop().serving_stats(snapshot)
 
     # -- routing (see llamaindex_hybrid._call_preparation and ._routed_calls) -----------
 

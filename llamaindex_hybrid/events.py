@@ -50,6 +50,10 @@ class RoutingEvent(BaseEvent):
             failed.
         reason: A short explanation (the error, on a fallback).
         conversation_id: The conversation of a sticky call, or None.
+        calibration_source: With ``live=``, which calibration chose a ``max_quality_drop``
+            threshold: ``"prior"`` (the router's own) or ``"live"`` (shadow rows); else None.
+        calibration_rows: The live rows it stood on, or None.
+        drop_bound: Its upper bound on the quality drop at the threshold, or None.
     """
 
     model: ModelChoice
@@ -64,6 +68,9 @@ class RoutingEvent(BaseEvent):
     fallback: bool = False
     reason: str = ""
     conversation_id: str | None = None
+    calibration_source: str | None = None
+    calibration_rows: int | None = None
+    drop_bound: float | None = None
 
     @classmethod
     def class_name(cls) -> str:
@@ -95,5 +102,8 @@ def announce(
             fallback=record.fallback,
             reason=record.reason,
             conversation_id=conversation_id,
+            calibration_source=record.extra.get("calibration"),
+            calibration_rows=record.extra.get("calibration_rows"),
+            drop_bound=record.extra.get("drop_bound"),
         )
     )

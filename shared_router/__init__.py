@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from shared_router.live.live_routing import LiveRouting
     from shared_router.live.recalibration import LiveCalibrator, LiveThreshold
     from shared_router.live.retraining import Retrainer
+    from shared_router.live.settings import LiveSettings
     from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
     from shared_router.live.store import open_store
     from shared_router.model.artifacts import load_router_folder, save_router_folder
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "PairwiseJudge": "live.judges",
     "PointwiseJudge": "live.judges",
     "Retrainer": "live.retraining",
+    "LiveSettings": "live.settings",
     "ShadowCosts": "live.shadow",
     "ShadowEvaluator": "live.shadow",
     "open_store": "live.store",
@@ -128,6 +130,7 @@ __all__ = [
     "Labels",
     "LiveCalibrator",
     "LiveRouting",
+    "LiveSettings",
     "LiveThreshold",
     "MLPHead",
     "ModelNotInDataError",

@@ -15,6 +15,11 @@ calls): imports layers 0-3 and the pipeline, and only the CLI imports it. Module
   live rows (bootstrap + unseen-losses bound), conservative until enough rows;
 - ``retraining``: :class:`Retrainer`, refit the head on live rows and swap it in only if better;
 - ``live_routing``: :class:`LiveRouting`, one worker's router version, calibration, retraining;
+- ``settings``: :class:`LiveSettings`, what a user passes to an adapter (``live=``), kept
+  light to import;
+- ``serving_loop``: :class:`LiveLoop`, the loop an adapter's routing service consults
+  (live threshold, router version) and offers its answered calls to, refreshed on its own
+  thread; ``serving_stats``: what ``llm.stats.live`` shows;
 - ``report``: the store summarised (``hybrid-llm report``);
 - ``replay``: the replay simulator on logged data (``hybrid-llm replay``).
 """

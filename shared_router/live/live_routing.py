@@ -25,6 +25,7 @@ from shared_router.live.recalibration import LiveCalibrator, LiveThreshold
 from shared_router.live.retraining import Retrainer, RetrainOutcome, row_scores
 from shared_router.live.rows import StoredRow
 from shared_router.live.store import ShadowStore
+from shared_router.routing.live_hook import at_live_threshold
 from shared_router.routing.router import Router
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import QualityKnobs
@@ -94,24 +95,8 @@ class LiveRouting:
         """
         live = self.threshold_for(max_quality_drop)
         routed = service.decide(text, QualityKnobs(threshold=min(1.0, live.threshold)))
-        decision = routed.decision
-        if decision.score is not None:
-            small = decision.score >= live.threshold
-            reason = (
-                f"score {decision.score:.4f} {'>=' if small else '<'} threshold "
-                f"{live.threshold:.4f} from max_quality_drop={max_quality_drop:g} "
-                f"({live.source} calibration, {live.n_rows} live rows, bound {live.bound:.4f})"
-            )
-            decision = dataclasses.replace(
-                decision,
-                model="small" if small else "large",
-                threshold=live.threshold,
-                knob="max_quality_drop (live)",
-                knob_value=float(max_quality_drop),
-                reason=reason,
-            )
-            routed = dataclasses.replace(routed, decision=decision)
-        return routed, live
+        decision = at_live_threshold(routed.decision, live, max_quality_drop)
+        return dataclasses.replace(routed, decision=decision, calibration=live), live
 
     def refresh(self) -> RetrainOutcome | None:
         """Read new rows; pick up, or make, a new version; rebuild the live calibration.

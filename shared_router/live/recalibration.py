@@ -14,9 +14,11 @@ largest small share whose *bound* stays within the request:
 The rows given to :meth:`LiveCalibrator.fit` must not include rows the router's head was fitted
 on (:class:`~shared_router.live.live_routing.LiveRouting` leaves them out).
 
-The serving hook: ``RoutingService`` asks ``threshold_for(max_quality_drop)`` per call, routes at
-that threshold (``QualityKnobs(threshold=...)``; an all-large threshold above 1 sends the call
-large) and puts :meth:`LiveThreshold.record_fields` into the routing record's ``extra``.
+Served: a ``RoutingService`` made with ``live=`` (what ``ChatHybrid(live=...)`` and
+``HybridLLM(live=...)`` build, see :mod:`shared_router.live.serving_loop`) asks
+``threshold_for(max_quality_drop)`` per call, routes at that threshold (an all-large threshold
+above 1 sends the call large, see :mod:`shared_router.routing.live_hook`) and puts
+:meth:`LiveThreshold.record_fields` into the routing record's ``extra``.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 :meth:`Retrainer.retrain` takes the store's lock (so that of several workers one retrains),
 holds out a share of the rows the current router was not fitted on, fits the exact numpy
 logistic head (:func:`~shared_router.training.logistic.fit_logistic`) on the rest with the
-current encoder's (cached) embeddings and deterministic labels ``1[q_small >= q_large]``,
-and compares the candidate with the current router by gap recovered on the held-out rows
-(:func:`~shared_router.evaluation.curves.gap_recovered`). The candidate is saved as a router
-folder in the store's ``versions_dir`` (written to a temporary folder, then renamed, so a kill
-leaves no half router) with a calibration table from the held-out rows, and recorded in the
-store with the comparison; it becomes current only when its gap recovered is higher.
+current encoder's (cached) embeddings and deterministic labels ``1[q_small >= q_large]``
+(its L2 strength chosen by K-fold cross-validation on those rows, then refitted on all of
+them: :func:`fit_cross_validated`), and compares the candidate with the current router by
+gap recovered on the held-out rows (:func:`~shared_router.evaluation.curves.gap_recovered`).
+The candidate is saved as a router folder in the store's ``versions_dir`` (written to a
+temporary folder, then renamed, so a kill leaves no half router) with a calibration table
+from the held-out rows, and recorded in the store with the comparison; it becomes current
+only when its gap recovered is higher.
 """
 
 from __future__ import annotations
@@ -32,9 +34,16 @@ from shared_router.live.store import ShadowStore, default_worker
 from shared_router.model.calibration import CalibrationTable
 from shared_router.routing.router import Router
 from shared_router.training.labels import det_labels
-from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
+from shared_router.training.logistic import DEFAULT_L2_GRID, LogisticFit, fit_logistic
 
-__all__ = ["RETRAIN_LOCK", "RetrainOutcome", "Retrainer", "row_scores", "row_vectors"]
+__all__ = [
+    "RETRAIN_LOCK",
+    "RetrainOutcome",
+    "Retrainer",
+    "fit_cross_validated",
+    "row_scores",
+    "row_vectors",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +104,55 @@ def row_scores(router: Router, rows: Sequence[StoredRow]) -> tuple[np.ndarray, n
     return scores, usable
 
 
+def fit_cross_validated(
+    X: np.ndarray, y: np.ndarray, *, l2: Sequence[float], folds: int, seed: int
+) -> LogisticFit:
+    """The logistic head with its L2 strength chosen by K-fold cross-validation, then refitted.
+
+    Each of ``folds`` random folds is held out once while the others fit every strength; the
+    strength with the lowest validation BCE summed over the folds is refitted on all rows, so
+    every row both helps choose the regularisation and fits the head (a single split would
+    leave a fifth of the few live rows out of the fit). Folds whose other rows have one label
+    only are skipped.
+
+    Args:
+        X: Embeddings, shape ``(n, dim)``.
+        y: Labels in [0, 1].
+        l2: The strengths to choose from.
+        folds: How many folds (at least 2).
+        seed: Seed of the fold assignment.
+
+    Returns:
+        The head refitted on all rows, the chosen ``l2`` (the stronger one on a tie) and each
+        strength's validation BCE per held-out row over the folds.
+
+    Raises:
+        ConfigurationError: For fewer than 2 folds.
+        TrainingError: When no fold can be fitted (labels all equal) or the inputs are bad.
+    """
+    if folds < 2:
+        raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
+    grid = tuple(sorted({float(v) for v in l2}))
+    assignment = np.random.default_rng(seed).permutation(len(y)) % folds
+    losses = dict.fromkeys(grid, 0.0)
+    counted = 0
+    for fold in range(folds):
+        held = assignment == fold
+        if not held.any() or np.unique(y[~held]).size < 2:
+            continue
+        fitted = fit_logistic(X[~held], y[~held], X_val=X[held], y_val=y[held], l2=grid)
+        for strength, loss in fitted.val_losses.items():
+            losses[strength] += loss * int(held.sum())
+        counted += int(held.sum())
+    if not counted:
+        raise TrainingError(
+            f"no fold of {len(y)} rows has two label values to fit; collect more varied rows"
+        )
+    chosen = min(grid, key=lambda strength: (losses[strength], -strength))
+    head = fit_logistic(X, y, l2=chosen).head
+    return LogisticFit(head, chosen, {k: v / counted for k, v in losses.items()})
+
+
 def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
     return gap_recovered(
         router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
@@ -110,7 +168,8 @@ class Retrainer:
         every: New rows needed between two retrainings.
         holdout_share: Share of the rows the current router was not fitted on that is held
             out for the comparison (and calibrates the candidate).
-        val_share: Share of the fitting rows used to choose the L2 strength.
+        folds: Folds of the cross-validation that chooses the L2 strength on the fitting
+            rows (:func:`fit_cross_validated`).
         l2: L2 strengths to choose from.
         min_gain: How much higher the candidate's gap recovered must be to swap.
         lock_ttl_s: Seconds after which a lock of a killed worker expires.
@@ -119,7 +178,8 @@ class Retrainer:
         versions_dir: Where router folders go (default: the store's).
 
     Raises:
-        ConfigurationError: For shares outside (0, 1) or no folder for versions.
+        ConfigurationError: For a share outside (0, 1), fewer than 2 folds, or no folder for
+            versions.
     """
 
     def __init__(
@@ -129,7 +189,7 @@ class Retrainer:
         min_rows: int = 200,
         every: int = 200,
         holdout_share: float = 0.3,
-        val_share: float = 0.2,
+        folds: int = 5,
         l2: Sequence[float] = DEFAULT_L2_GRID,
         min_gain: float = 0.0,
         lock_ttl_s: float = 900.0,
@@ -137,9 +197,10 @@ class Retrainer:
         owner: str | None = None,
         versions_dir: str | Path | None = None,
     ) -> None:
-        for name, share in (("holdout_share", holdout_share), ("val_share", val_share)):
-            if not 0.0 < share < 1.0:
-                raise ConfigurationError(f"{name} must lie in (0, 1), got {share!r}")
+        if not 0.0 < holdout_share < 1.0:
+            raise ConfigurationError(f"holdout_share must lie in (0, 1), got {holdout_share!r}")
+        if folds < 2:
+            raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
         folder = Path(versions_dir) if versions_dir is not None else store.versions_dir
         if folder is None:
             raise ConfigurationError(
@@ -154,7 +215,7 @@ class Retrainer:
         self.min_rows = min_rows
         self.every = every
         self.holdout_share = holdout_share
-        self.val_share = val_share
+        self.folds = folds
         self.l2 = tuple(l2)
         self.min_gain = min_gain
         self.lock_ttl_s = lock_ttl_s
@@ -216,21 +277,18 @@ class Retrainer:
         n_holdout = max(int(round(self.holdout_share * eligible.size)), min(eligible.size, 20))
         holdout = np.sort(eligible[:n_holdout])
         fit = np.setdiff1d(np.arange(len(kept)), holdout)
-        rng.shuffle(fit)
-        n_val = max(1, int(round(self.val_share * fit.size)))
-        val, train = fit[:n_val], fit[n_val:]
         y = det_labels(small, large)
-        if holdout.size < 10 or train.size < 10 or np.unique(y[train]).size < 2:
+        if holdout.size < 10 or fit.size < 10 or np.unique(y[fit]).size < 2:
             logger.info(
-                "retraining skipped: %d held-out and %d training rows, labels %s",
+                "retraining skipped: %d held-out and %d fitting rows, labels %s",
                 holdout.size,
-                train.size,
-                np.unique(y[train]).tolist(),
+                fit.size,
+                np.unique(y[fit]).tolist(),
             )
             return None
         try:
-            fitted = fit_logistic(
-                X_all[train], y[train], X_val=X_all[val], y_val=y[val], l2=self.l2
+            fitted = fit_cross_validated(
+                X_all[fit], y[fit], l2=self.l2, folds=self.folds, seed=self.seed
             )
         except TrainingError as exc:
             logger.info("retraining skipped: %s", exc)
@@ -251,8 +309,8 @@ class Retrainer:
         candidate.head_ = fitted.head
         candidate.pair_ = current.pair_
         candidate.metadata_ = {
-            "n_train": int(train.size),
-            "n_val": int(val.size),
+            "n_train": int(fit.size),
+            "n_val": 0,
             "l2_chosen": fitted.l2,
             "base_encoder": encoder.name,
             "fine_tuned": False,
@@ -266,8 +324,9 @@ class Retrainer:
             },
             "description": (
                 f"Refitted on {fit.size} live shadow rows (exact logistic head, labels "
-                f"1[q_small >= q_large]); compared with {current_version} on {holdout.size} "
-                "held-out live rows, which also calibrate it."
+                f"1[q_small >= q_large], L2 by {self.folds}-fold cross-validation); compared "
+                f"with {current_version} on {holdout.size} held-out live rows, which also "
+                "calibrate it."
             ),
         }
         if float(q_large.sum()) > 0.0:

@@ -37,6 +37,7 @@ import queue
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -216,7 +217,7 @@ class ShadowEvaluator:
 
     def maybe_shadow(
         self,
-        request_id: str,
+        request_id: str | None,
         routed_text: str,
         routed: Routed | RouteDecision,
         answered_by: ModelChoice,
@@ -231,7 +232,8 @@ class ShadowEvaluator:
         evaluator's threads. Never raises because of the shadow work.
 
         Args:
-            request_id: The caller's id of the request (kept in the row).
+            request_id: The caller's id of the request (kept in the row); None: a fresh id,
+                made only for a call that is drawn.
             routed_text: The text the router scored.
             routed: What :meth:`RoutingService.decide` returned (or its decision).
             answered_by: The model whose answer the user got.
@@ -260,7 +262,7 @@ class ShadowEvaluator:
         decision = routed.decision if isinstance(routed, Routed) else routed
         version = self.router_version() if callable(self.router_version) else self.router_version
         work = _Work(
-            str(request_id),
+            uuid.uuid4().hex if request_id is None else str(request_id),
             routed_text,
             decision,
             answered_by,

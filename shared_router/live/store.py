@@ -92,6 +92,10 @@ class ShadowStore(ABC):
     def __init__(self) -> None:
         self._local = threading.local()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pickled store opens again by its URL (connections are per process and thread)."""
+        return (_reopened, (self.url, self.versions_dir))
+
     @abstractmethod
     def _open_connection(self) -> Any:
         """A new connection (raises the driver's error when the database is unreachable)."""
@@ -466,3 +470,8 @@ def open_store(url: str | Path, *, versions_dir: str | Path | None = None) -> Sh
             "sqlite:///path/to/live.sqlite or postgresql://user@host/dbname"
         )
     return store.create()
+
+
+def _reopened(url: str, versions_dir: Path | None) -> ShadowStore:
+    """The store at ``url`` opened in this process (what unpickling a store does)."""
+    return open_store(url, versions_dir=versions_dir)

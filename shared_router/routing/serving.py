@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from shared_router.errors import ConfigurationError, KnobError
 from shared_router.routing.accounting import CallCounters, ModelPrices, StatsSnapshot
 from shared_router.routing.batching import BatchedScore, ScoreBatcher, batcher_for
+from shared_router.routing.live_hook import LiveHook, LiveLevel, at_live_threshold
 from shared_router.routing.pacing import LargeSharePacers
 from shared_router.routing.registry import check_router_source, shared_router, source_key
 from shared_router.routing.router_failures import RouterFailureLog, large_decision
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SETTINGS = ("router", "knobs", "sticky", "pace_large_share", "prices", "sticky_capacity")
+_SETTINGS = ("router", "knobs", "sticky", "pace_large_share", "prices", "sticky_capacity", "live")
 _STICKY_REASON = "sticky: this conversation already went to the large model"
 
 
@@ -68,6 +69,8 @@ class Routed:
         queue_ms: Of ``router_ms``, the time the text waited for the router's thread.
         compute_ms: Of ``router_ms``, the time the router took to score the batch the text
             was in (0 when the router was not asked: a forced or sticky decision).
+        text: The routed text when the router was asked (for shadow evaluation), else None.
+        calibration: The live calibration that chose the threshold, or None.
     """
 
     decision: RouteDecision
@@ -76,6 +79,8 @@ class Routed:
     conversation_key: str | None = None
     queue_ms: float = 0.0
     compute_ms: float = 0.0
+    text: str | None = None
+    calibration: LiveLevel | None = None
 
     @property
     def model(self) -> ModelChoice:
@@ -99,6 +104,9 @@ class RoutingService:
             scores) instead of the calibration table's quantile.
         prices: Optional ``{"small": ModelPrices, "large": ModelPrices}`` for savings accounting.
         sticky_capacity: How many conversations to remember for sticky routing (LRU).
+        live: A live loop (:class:`~shared_router.live.serving_loop.LiveLoop`): a
+            ``max_quality_drop`` knob is routed at its live threshold
+            (:mod:`~shared_router.routing.live_hook`), with the router it says.
 
     Raises:
         ArtifactError: When ``router`` names a folder that does not exist or holds no router.
@@ -118,6 +126,7 @@ class RoutingService:
         pace_large_share: bool = False,
         prices: Mapping[str, ModelPrices] | None = None,
         sticky_capacity: int = 10_000,
+        live: LiveHook | None = None,
     ) -> None:
         if prices is not None and set(prices) != {"small", "large"}:
             raise KnobError(
@@ -130,6 +139,7 @@ class RoutingService:
         self.sticky = sticky
         self.pace_large_share = pace_large_share
         self.prices = dict(prices) if prices is not None else None
+        self.live = live
         self._sticky_capacity = sticky_capacity
         self._router: Router | None = None if isinstance(router, (str, Path)) else router
         self._batcher: ScoreBatcher | None = None
@@ -188,6 +198,7 @@ class RoutingService:
             "pace_large_share": self.pace_large_share,
             "prices": self.prices,
             "sticky_capacity": self._sticky_capacity,
+            "live": self.live,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -260,7 +271,7 @@ class RoutingService:
         early = self._forced_or_sticky(force_large, conversation_key, start)
         if early is not None:
             return early
-        router = self.router
+        router = self._current(self.router)
         batcher = self._batcher_of(router)
         if batcher is None:  # a router object of another kind: asked text by text
             return self._decide_directly(router, text, knobs, conversation_key, start)
@@ -295,6 +306,7 @@ class RoutingService:
         router = self._router
         if router is None:
             router = await self._threads.on_router_threads(lambda: self.router)
+        router = self._current(router)
         batcher = self._batcher_of(router)
         if batcher is None:
             asked = functools.partial(self._decide_directly, router, text, knobs, conversation_key)
@@ -321,14 +333,22 @@ class RoutingService:
             return self._forced(_STICKY_REASON, start, key)
         return None
 
+    def _current(self, loaded: Router) -> Router:
+        """The router that routes now: the loaded one, or the live loop's version."""
+        return loaded if self.live is None else self.live.router_for(loaded)
+
     def _batcher_of(self, router: Router) -> ScoreBatcher | None:
         """The router's batcher, or None for a router object that is not a Router."""
-        if self._batcher is None:
-            from shared_router.routing.router import Router
+        if router is self._router and self._batcher is not None:
+            return self._batcher
+        from shared_router.routing.router import Router
 
-            if isinstance(router, Router):
-                self._batcher = batcher_for(router)
-        return self._batcher
+        if not isinstance(router, Router):
+            return None
+        batcher = batcher_for(router)
+        if router is self._router:  # not a version the live loop swapped in
+            self._batcher = batcher
+        return batcher
 
     def _scored(
         self,
@@ -346,11 +366,11 @@ class RoutingService:
             decide = functools.partial(
                 router.route_scored, None if scored is None else scored.score
             )
-        decision = self._paced_or_plain(level, decide)
+        decision, live = self._at_level(level, decide)
         queue_ms, compute_ms = (
             (0.0, 0.0) if scored is None else (scored.queue_ms, scored.compute_ms)
         )
-        return Routed(decision, _ms_since(start), False, key, queue_ms, compute_ms)
+        return Routed(decision, _ms_since(start), False, key, queue_ms, compute_ms, text, live)
 
     def _decide_directly(
         self,
@@ -362,17 +382,27 @@ class RoutingService:
     ) -> Routed:
         try:
             level = self.resolve_knobs(knobs)
-            decision = self._paced_or_plain(level, functools.partial(router.route, text))
+            decision, live = self._at_level(level, functools.partial(router.route, text))
         except KnobError:
             raise
         except Exception as error:  # the router failed: the large model answers, visibly
             return self._failed(error, key, start)
         total = _ms_since(start)
-        return Routed(decision, total, False, key, 0.0, total)
+        return Routed(decision, total, False, key, 0.0, total, text, live)
 
     def _failed(self, error: Exception, key: str | None, start: float) -> Routed:
         decision = self._failures.decision_for(error, self.router_name)
         return Routed(decision, _ms_since(start), True, key)
+
+    def _at_level(
+        self, level: QualityKnobs, route: Callable[..., RouteDecision]
+    ) -> tuple[RouteDecision, LiveLevel | None]:
+        """:meth:`_paced_or_plain`, or at the live threshold for ``max_quality_drop``."""
+        active = level.active
+        if self.live is None or active is None or active[0] != "max_quality_drop":
+            return self._paced_or_plain(level, route), None
+        live = self.live.threshold_for(active[1])
+        return at_live_threshold(route(threshold=min(1.0, live.threshold)), live, active[1]), live
 
     def _paced_or_plain(
         self, level: QualityKnobs, route: Callable[..., RouteDecision]
@@ -444,6 +474,7 @@ class RoutingService:
             reason=reason if reason is not None else decision.reason,
             router_queue_ms=round(routed.queue_ms, 3),
             router_compute_ms=round(routed.compute_ms, 3),
+            extra={} if routed.calibration is None else routed.calibration.record_fields(),
         )
 
     def count_answer(self, routed: Routed, record: RoutingRecord) -> None:

@@ -12,6 +12,7 @@ import llamaindex_hybrid
 def test_all_is_pinned() -> None:
     assert llamaindex_hybrid.__all__ == [
         "HybridLLM",
+        "LiveSettings",
         "ModelPrices",
         "RoutingEvent",
         "routing_question",

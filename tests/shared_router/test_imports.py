@@ -25,6 +25,7 @@ PUBLIC = [
     "Labels",
     "LiveCalibrator",
     "LiveRouting",
+    "LiveSettings",
     "LiveThreshold",
     "MLPHead",
     "ModelNotInDataError",

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared_router.errors import ConfigurationError, TrainingError
 from shared_router.live.live_routing import LiveRouting
-from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
+from shared_router.live.retraining import RETRAIN_LOCK, Retrainer, fit_cross_validated
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
+from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 from tests.shared_router.live_synthetic import planted_qualities, planted_rows, planted_vectors
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +49,35 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     predicted = loaded.head_.predict_proba(X) >= 0.5
     assert np.mean(predicted == small.astype(bool)) > 0.75  # chance is 0.5
     assert loaded.calibration_ is not None and loaded.calibration_.n == record.n_holdout
+    assert loaded.metadata_["n_train"] == record.n_fit  # every fitting row fits the head
     assert not list(Path(record.path).parent.glob(".*partial"))
+
+
+def test_the_l2_is_chosen_by_cross_validation_and_the_head_refitted_on_all_rows() -> None:
+    X = planted_vectors(300, seed=3)
+    small, _ = planted_qualities(X, seed=3)
+    pattern = fit_cross_validated(X, small, l2=DEFAULT_L2_GRID, folds=5, seed=0)
+    rng = np.random.default_rng(4)
+    noise = fit_cross_validated(
+        X, (rng.random(300) < 0.5).astype(float), l2=DEFAULT_L2_GRID, folds=5, seed=0
+    )
+    # a planted pattern wants little regularisation; labels that are pure noise want the most
+    assert pattern.l2 < max(DEFAULT_L2_GRID) == noise.l2
+    assert pattern.l2 == min(pattern.val_losses, key=pattern.val_losses.__getitem__)
+    refitted = fit_logistic(X, small, l2=pattern.l2).head
+    np.testing.assert_allclose(
+        pattern.head.predict_proba(X), refitted.predict_proba(X), rtol=1e-6, atol=1e-7
+    )
+
+
+def test_cross_validation_needs_two_folds_and_two_label_values(store: ShadowStore) -> None:
+    X = planted_vectors(40, seed=5)
+    with pytest.raises(ConfigurationError, match="folds must be >= 2, got 1"):
+        fit_cross_validated(X, np.ones(40), l2=(0.1,), folds=1, seed=0)
+    with pytest.raises(TrainingError, match="two label values"):
+        fit_cross_validated(X, np.ones(40), l2=(0.1,), folds=5, seed=0)
+    with pytest.raises(ConfigurationError, match="folds must be >= 2"):
+        Retrainer(store, folds=1)
 
 
 def test_a_candidate_that_is_not_better_is_recorded_but_not_swapped(
@@ -86,6 +116,7 @@ import shared_router.live.retraining as retraining
 from shared_router.live.retraining import Retrainer
 from shared_router.live.store import open_store
 from shared_router.routing.router import Router
+from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 
 fit = retraining.fit_logistic
 def slow_fit(*args, **kwargs):

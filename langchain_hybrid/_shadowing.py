@@ -1,0 +1,68 @@
+"""Shadow evaluation of ChatHybrid's answered calls (with ``live=LiveSettings(...)``).
+
+After a call has answered, :func:`offer_shadow` offers it to the live loop
+(:class:`~shared_router.live.serving_loop.LiveLoop`), which draws whether it is shadowed and,
+if so, calls the model that did not answer on the same messages on its own background
+thread: the caller's answer is already on its way and never waits for, or fails because of,
+that call. The shadow call runs outside the caller's run (tagged ``hybrid:shadow``), with
+the call's stop sequences and provider arguments. Calls with tools, calls the large model
+answered because the small one failed, and calls the router did not score are not shadowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+
+from langchain_hybrid._call_plan import CallPlan
+from langchain_hybrid._fallback import Answer
+from shared_router.routing.serving import RoutingService
+from shared_router.types import ModelChoice
+
+__all__ = ["SHADOW_TAG", "offer_shadow"]
+
+SHADOW_TAG = "hybrid:shadow"
+"""The tag of a shadow call's run."""
+
+
+def offer_shadow(
+    service: RoutingService,
+    plan: CallPlan,
+    messages: Sequence[BaseMessage],
+    stop: list[str] | None,
+    answer: Answer[Any],
+    text: str,
+) -> bool:
+    """Offer an answered call to the service's live loop, if it has one (returns at once).
+
+    Args:
+        service: The routing service that decided the call.
+        plan: The call's plan (its decision, models and provider arguments).
+        messages: The call's messages.
+        stop: Its stop sequences.
+        answer: Which model answered (and whether it was a fallback).
+        text: The answer's text.
+
+    Returns:
+        True when the call's shadow work was queued.
+    """
+    if service.live is None or plan.tools is not None or answer.failure is not None:
+        return False
+    from shared_router.live.serving_loop import LiveLoop  # only with live: a light import
+
+    live = service.live
+    if not isinstance(live, LiveLoop):
+        return False
+    other: ModelChoice = "large" if answer.choice == "small" else "small"
+    target = plan.target(other)
+    kwargs = dict(plan.kwargs)
+    config = RunnableConfig(tags=[SHADOW_TAG], metadata={"hybrid_shadow_of": answer.choice})
+
+    def call_other() -> str:
+        message = target.invoke(list(messages), config, stop=stop, **kwargs)
+        return str(message.text)
+
+    return live.offer(plan.routed, answer.choice, text, call_other)

@@ -1,0 +1,73 @@
+"""Shadow evaluation of HybridLLM's answered calls (with ``live=LiveSettings(...)``).
+
+After a call has answered, :func:`offer_shadow` offers it to the live loop
+(:class:`~shared_router.live.serving_loop.LiveLoop`), which draws whether it is shadowed and,
+if so, makes the same call on the model that did not answer on its own background thread
+(through the model's sync API): the caller's response is already on its way and never waits
+for, or fails because of, that call. Answers without text (tool calls), answers the large
+model gave because the small one failed, and calls the router did not score are not
+shadowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, ToolCallBlock
+
+from shared_router.routing.serving import Routed, RoutingService
+from shared_router.types import ModelChoice
+
+__all__ = ["offer_shadow", "response_text"]
+
+Response = ChatResponse | CompletionResponse
+
+
+def response_text(response: Response | None) -> str | None:
+    """A response's answer text, or None for one without text or with tool calls."""
+    if response is None:
+        return None
+    if isinstance(response, CompletionResponse):
+        return response.text or None
+    message = response.message
+    if message.additional_kwargs.get("tool_calls") or any(
+        isinstance(block, ToolCallBlock) for block in message.blocks
+    ):
+        return None
+    return message.content or None
+
+
+def offer_shadow(
+    service: RoutingService,
+    routed: Routed,
+    answered_by: ModelChoice,
+    fell_back: bool,
+    response: Response | None,
+    call_other: Callable[[ModelChoice], Response | None],
+) -> bool:
+    """Offer an answered call to the service's live loop, if it has one (returns at once).
+
+    Args:
+        service: The routing service that decided the call.
+        routed: The call's decision.
+        answered_by: The model whose response the caller got.
+        fell_back: Whether the large model answered because the small one failed.
+        response: That response (a stream's last chunk).
+        call_other: Makes the same call on a model and returns its response (a stream's
+            last chunk), run on the live loop's thread.
+
+    Returns:
+        True when the call's shadow work was queued.
+    """
+    if service.live is None or fell_back:
+        return False
+    from shared_router.live.serving_loop import LiveLoop  # only with live: a light import
+
+    live = service.live
+    if not isinstance(live, LiveLoop):
+        return False
+    text = response_text(response)
+    if text is None:
+        return False
+    other: ModelChoice = "large" if answered_by == "small" else "small"
+    return live.offer(routed, answered_by, text, lambda: response_text(call_other(other)) or "")

@@ -1,0 +1,141 @@
+"""What a user sets to turn the live loop on in an adapter: :class:`LiveSettings`.
+
+Both adapters take the same value (``ChatHybrid(..., live=LiveSettings(...))``,
+``HybridLLM(..., live=LiveSettings(...))``); the loop it starts is
+:class:`~shared_router.live.serving_loop.LiveLoop`, one per settings object in a process, so
+copies of a model (``bind``, ``model_copy``, ``copy.deepcopy``) share one store, one shadow
+queue and one live calibration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared_router.errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or store)
+    from shared_router.live.judges import ShadowJudge
+    from shared_router.live.serving_loop import LiveLoop
+    from shared_router.live.shadow import ShadowCosts
+    from shared_router.live.store import ShadowStore
+
+__all__ = ["LiveSettings", "checked_live_settings"]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Shadow evaluation, live calibration and retraining for a model's traffic.
+
+    Attributes:
+        store: Where the judged rows go: a SQLite file path, ``sqlite:///path``,
+            ``postgresql://...``, or an open :class:`~shared_router.live.store.ShadowStore`.
+        judge: Scores both answers of a shadowed call (:mod:`shared_router.live.judges`:
+            ``PointwiseJudge``, ``PairwiseJudge``, ``CallableJudge``).
+        shadow_rate: Probability that an answered call is shadowed, in [0, 1].
+        seed: Seed of the shadow draws (None: unseeded).
+        costs: Per-call prices of the small and large model and of a judgement, in one unit,
+            for ``stats.live.shadow_cost`` and ``stats.live.cost_saved_net``.
+        queue_size: Most shadow calls waiting at once; beyond it they are dropped, counted.
+        workers: Background threads running shadow calls and judgements.
+        shadow_timeout: Seconds a shadow call or a judgement may take before it is abandoned
+            and counted as an error.
+        keep: ``"text"`` keeps the routed text in each row; ``"embedding"`` only its embedding.
+        keep_answers: Keep both answers in each row.
+        min_live_rows: Live rows from which the live calibration alone decides; below it
+            the more cautious of the router's own and the live threshold decides.
+        recalibrate_every: New rows between two rebuilds of the live calibration (each is
+            a bootstrap over all the rows, on the loop's thread).
+        retrain: Refit the router's head on the live rows when enough have come in, and
+            swap it in only when it recovers more of the quality gap on held-out rows
+            (:class:`~shared_router.live.retraining.Retrainer`; SQLite stores keep the versions
+            beside the file, PostgreSQL ones in ``versions_dir``).
+        retrain_min_rows: Rows before the first retraining.
+        retrain_every: New rows between two retrainings.
+        versions_dir: Where router versions are kept (None: beside a SQLite file).
+        refresh_interval_s: Seconds between two refreshes (new rows read, a new version
+            picked up, retraining when due, the calibration rebuilt), on the loop's own
+            thread: the callers' path never waits for one.
+        router_version: The starting router's name in the rows.
+        worker: This process's name in the store (None: ``host:pid``).
+
+    Raises:
+        ConfigurationError: For a judge that is not callable, a rate outside [0, 1], or
+            sizes and intervals that are not positive. (The store is opened, and the rest
+            checked, when the model is built.)
+    """
+
+    store: str | Path | ShadowStore
+    judge: ShadowJudge
+    shadow_rate: float = 0.05
+    seed: int | None = None
+    costs: ShadowCosts | None = None
+    queue_size: int = 64
+    workers: int = 2
+    shadow_timeout: float = 120.0
+    keep: str = "text"
+    keep_answers: bool = False
+    min_live_rows: int = 300
+    recalibrate_every: int = 50
+    retrain: bool = True
+    retrain_min_rows: int = 200
+    retrain_every: int = 200
+    versions_dir: str | Path | None = None
+    refresh_interval_s: float = 5.0
+    router_version: str = "default"
+    worker: str | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.judge):
+            raise ConfigurationError(
+                f"LiveSettings.judge must be callable (a PointwiseJudge, PairwiseJudge or "
+                f"CallableJudge), got {type(self.judge).__name__}"
+            )
+        rate = self.shadow_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigurationError(f"LiveSettings.shadow_rate must lie in [0, 1], got {rate!r}")
+        for name in (
+            "min_live_rows",
+            "recalibrate_every",
+            "retrain_min_rows",
+            "retrain_every",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"LiveSettings.{name} must be an int >= 1, got {value!r}")
+        interval = self.refresh_interval_s
+        if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval > 0):
+            raise ConfigurationError(
+                f"LiveSettings.refresh_interval_s must be > 0 seconds, got {interval!r}"
+            )
+
+    def loop(self) -> LiveLoop:
+        """The one live loop of these settings in this process (started on first use).
+
+        Raises:
+            ConfigurationError: For a store URL of an unknown scheme.
+            RoutingError: When the store cannot be opened.
+        """
+        from shared_router.live.serving_loop import live_loop
+
+        return live_loop(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LiveSettings:
+        """The same object: copies of a model share its live loop (store, queue, calibration)."""
+        return self
+
+
+def checked_live_settings(value: Any) -> LiveSettings | None:
+    """An adapter's ``live`` argument: None or a :class:`LiveSettings`.
+
+    Raises:
+        ConfigurationError: For anything else (it names what was given).
+    """
+    if value is None or isinstance(value, LiveSettings):
+        return value
+    raise ConfigurationError(
+        f"live must be None or a LiveSettings(store=..., judge=..., shadow_rate=...), got "
+        f"{type(value).__name__}; from shared_router.live.settings import LiveSettings"
+    )

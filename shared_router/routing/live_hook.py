@@ -1,0 +1,102 @@
+"""How the serving front end consults a live calibration: the hook and the decision it makes.
+
+A :class:`~shared_router.routing.serving.RoutingService` made with ``live=`` asks the hook
+(:class:`LiveHook`, implemented by :class:`shared_router.live.serving_loop.LiveLoop`) two
+things per call: which router routes now (:meth:`LiveHook.router_for`: the loaded one until a
+retrained version is swapped in) and, for a ``max_quality_drop`` knob, which threshold holds
+the promise on the live rows (:meth:`LiveHook.threshold_for`). :func:`at_live_threshold` turns
+the router's decision at that threshold into the call's decision. Both answers are cheap and
+touch no store: the live loop rebuilds them off the caller's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared_router.types import RouteDecision
+
+if TYPE_CHECKING:
+    from shared_router.routing.router import Router
+
+__all__ = ["LIVE_KNOB", "LiveHook", "LiveLevel", "at_live_threshold"]
+
+LIVE_KNOB = "max_quality_drop (live)"
+"""The ``knob`` of a decision whose threshold a live calibration chose."""
+
+
+class LiveLevel(Protocol):
+    """A threshold for one quality level and the calibration that chose it.
+
+    :class:`shared_router.live.recalibration.LiveThreshold` is one.
+    """
+
+    @property
+    def threshold(self) -> float:
+        """``score >= threshold`` goes small; above 1 sends everything large."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """``"prior"`` or ``"live"``."""
+        ...
+
+    @property
+    def n_rows(self) -> int:
+        """Live rows the calibration stood on."""
+        ...
+
+    @property
+    def bound(self) -> float:
+        """The upper confidence bound on the quality drop at ``threshold``."""
+        ...
+
+    def record_fields(self) -> dict[str, Any]:
+        """What a routing record carries about the calibration (JSON-ready)."""
+        ...
+
+
+class LiveHook(Protocol):
+    """What a routing service asks its live loop on every call (cheap, thread-safe)."""
+
+    def router_for(self, loaded: Router) -> Router:
+        """The router to route with now, given the one the service loaded."""
+        ...
+
+    def threshold_for(self, max_quality_drop: float) -> LiveLevel:
+        """The threshold for ``max_quality_drop`` on the live rows now."""
+        ...
+
+
+def at_live_threshold(
+    decision: RouteDecision, level: LiveLevel, max_quality_drop: float
+) -> RouteDecision:
+    """The decision at the live threshold, from the router's decision at ``min(1, threshold)``.
+
+    A threshold above 1 (nothing qualifies) sends the call large while keeping its score. A
+    decision without a score (the router did not score the text) is returned as it is.
+
+    Args:
+        decision: The router's decision at ``min(1.0, level.threshold)``.
+        level: The live threshold and its calibration.
+        max_quality_drop: The level the caller asked for.
+
+    Returns:
+        The decision, with ``knob`` :data:`LIVE_KNOB` and a reason naming the calibration.
+    """
+    if decision.score is None:
+        return decision
+    small = decision.score >= level.threshold
+    reason = (
+        f"score {decision.score:.4f} {'>=' if small else '<'} threshold "
+        f"{level.threshold:.4f} from max_quality_drop={max_quality_drop:g} "
+        f"({level.source} calibration, {level.n_rows} live rows, bound {level.bound:.4f})"
+    )
+    return dataclasses.replace(
+        decision,
+        model="small" if small else "large",
+        threshold=level.threshold,
+        knob=LIVE_KNOB,
+        knob_value=float(max_quality_drop),
+        reason=reason,
+    )

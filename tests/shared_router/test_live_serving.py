@@ -1,0 +1,196 @@
+"""The live loop served: settings, the routing service's live hook, refreshes, stats, versions."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from shared_router.errors import ConfigurationError, RoutingError
+from shared_router.live.rows import VersionRecord
+from shared_router.live.serving_loop import LiveLoop, live_loop
+from shared_router.live.serving_stats import LiveServingStats
+from shared_router.live.settings import checked_live_settings
+from shared_router.live.store import open_store
+from shared_router.routing.live_hook import LIVE_KNOB
+from shared_router.routing.router import Router
+from shared_router.routing.serving import RoutingService
+from shared_router.types import QualityKnobs
+from tests.fixed_router import FixedRouter
+from tests.shared_router.live_serving_support import planted_rows, settings_for
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"judge": "gpt-4o"}, "judge must be callable"),
+        ({"shadow_rate": 1.5}, "shadow_rate must lie in"),
+        ({"retrain_every": 0}, "retrain_every must be an int >= 1"),
+        ({"refresh_interval_s": float("nan")}, "refresh_interval_s must be > 0"),
+    ],
+)
+def test_bad_settings_say_what_was_given(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        settings_for(tmp_path, **changes)
+
+
+def test_an_adapter_argument_must_be_live_settings(tmp_path: Path) -> None:
+    assert checked_live_settings(None) is None
+    settings = settings_for(tmp_path)
+    assert checked_live_settings(settings) is settings
+    with pytest.raises(ConfigurationError, match="live must be None or a LiveSettings"):
+        checked_live_settings({"store": "live.sqlite"})
+
+
+def test_an_unknown_store_scheme_is_refused_when_the_loop_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="redis"):
+        LiveLoop(settings_for(tmp_path, store="redis://localhost/0"))
+
+
+def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    assert copy.deepcopy(settings) is settings
+    assert live_loop(settings) is live_loop(settings) is settings.loop()
+    assert live_loop(settings_for(tmp_path)) is not live_loop(settings)
+
+
+def test_max_quality_drop_routes_at_the_live_threshold_once_rows_are_read(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    open_store(settings.store).append(planted_rows(400))  # type: ignore[arg-type]
+    loop = live_loop(settings)
+    service = RoutingService(FixedRouter("small"), live=loop)
+    first = service.decide("What is 2 + 2?", QualityKnobs(max_quality_drop=0.05))
+    # no prior table and no live rows read yet: the cautious all-large threshold decides
+    assert first.model == "large" and first.calibration is not None
+    assert first.calibration.source == "prior"
+    assert loop.drain(timeout=30)
+    routed = service.decide("What is 2 + 2?", QualityKnobs(max_quality_drop=0.05))
+    assert routed.model == "small" and routed.decision.knob == LIVE_KNOB
+    level = routed.calibration
+    assert level is not None and (level.source, level.n_rows) == ("live", 400)
+    assert 0.4 < level.threshold < 0.9 and level.bound <= 0.05
+    record = service.record(routed, answered_by="small", model_name="s").as_dict()
+    assert record["calibration"] == "live" and record["calibration_rows"] == 400
+    assert record["drop_bound"] == pytest.approx(level.bound)
+    assert "live calibration, 400 live rows" in record["reason"]
+    # other knobs are not touched by the live calibration
+    plain = service.decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
+    assert plain.calibration is None and plain.decision.knob == "threshold"
+    assert "calibration" not in service.record(plain, answered_by="small", model_name="s").extra
+
+
+def test_stats_show_the_loop_beside_the_routing_counters(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    loop = live_loop(settings)
+    service = RoutingService(FixedRouter("small"), live=loop)
+    routed = service.decide("What is 2 + 2?", QualityKnobs(max_quality_drop=0.05))
+    service.record(routed, answered_by="large", model_name="l")
+    assert loop.offer(routed, "large", "4", lambda: "four")
+    assert loop.drain(timeout=30)
+    stats = loop.serving_stats(service.stats)
+    assert isinstance(stats, LiveServingStats)
+    assert (stats.calls, stats.large) == (1, 1)
+    live = stats.live
+    assert (live.calls, live.shadowed, live.labelled, live.rows_written) == (1, 1, 1, 1)
+    assert live.shadow_cost == pytest.approx(0.1)  # the small model's shadow call
+    assert live.cost_saved_net == pytest.approx(-0.1)  # went large, paid the shadow call
+    assert (live.calibration, live.calibration_rows, live.router_version) == (
+        "prior",
+        0,
+        "default",
+    )
+
+
+def test_unscored_decisions_are_not_offered(tmp_path: Path) -> None:
+    loop = live_loop(settings_for(tmp_path))
+    service = RoutingService(FixedRouter("small"), live=loop)
+    service.decide("warm up")  # starts the loop
+    forced = service.decide("What is 2 + 2?", force_large="tools only the large model takes")
+    assert not loop.offer(forced, "large", "4", lambda: "4")
+    failing = FixedRouter(error=RuntimeError("encoder exploded"))
+    other_loop = live_loop(settings_for(tmp_path / "other"))
+    failed = RoutingService(failing, live=other_loop).decide("What is 2 + 2?")
+    assert failed.router_failed and not other_loop.offer(failed, "large", "4", lambda: "4")
+    assert loop.stats.calls == other_loop.stats.calls == 0
+
+
+def test_one_loop_learns_one_router(tmp_path: Path) -> None:
+    loop = live_loop(settings_for(tmp_path))
+    RoutingService(FixedRouter("small"), live=loop).decide("start the loop")
+    with pytest.raises(ConfigurationError, match="give each router its own LiveSettings"):
+        RoutingService(FixedRouter("large"), live=loop).decide("What is 2 + 2?")
+
+
+def test_a_failed_refresh_is_counted_and_routing_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = live_loop(settings_for(tmp_path))
+    service = RoutingService(FixedRouter("small"), live=loop)
+    service.decide("start the loop")
+    assert loop.drain(timeout=30)
+
+    def unreachable(after_id: int = 0, limit: int | None = None) -> list[object]:
+        raise RoutingError("live store 'x': connection refused")
+
+    monkeypatch.setattr(loop.store, "rows", unreachable)
+    with caplog.at_level(logging.WARNING, logger="shared_router.live.serving_loop"):
+        assert not loop.refresh()
+    assert "connection refused" in caplog.text
+    assert loop.stats.refresh_errors >= 1  # the loop's own thread may have refreshed too
+    assert service.decide("What is 2 + 2?", QualityKnobs(max_quality_drop=0.05)).calibration
+
+
+def test_a_bug_in_a_refresh_is_logged_with_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = live_loop(settings_for(tmp_path))
+    RoutingService(FixedRouter("small"), live=loop).decide("start the loop")
+    assert loop.drain(timeout=30)
+
+    def broken(after_id: int = 0, limit: int | None = None) -> list[object]:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(loop.store, "rows", broken)
+    with caplog.at_level(logging.ERROR, logger="shared_router.live.serving_loop"):
+        assert not loop.refresh()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors and all(r.exc_info and r.exc_info[0] is TypeError for r in errors)
+    assert loop.stats.refresh_errors >= 1  # the loop's own thread may have refreshed too
+
+
+def test_a_version_another_worker_swapped_in_is_picked_up_and_routes(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    loop = live_loop(settings)
+    service = RoutingService("default", live=loop)
+    before = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
+    assert loop.stats.router_version == "default"
+    folder = Router.load("default").save(tmp_path / "v1")
+    loop.store.add_version(
+        VersionRecord("v1", time.time(), str(folder), "default", True, 300, 100, 0.6, 0.4)
+    )
+    assert loop.drain(timeout=30)
+    assert loop.stats.router_version == "v1"
+    swapped = loop.router_for(service.router)
+    assert swapped is not service.router and swapped.name == service.router.name
+    after = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
+    assert after.decision.score == pytest.approx(before.decision.score, abs=1e-6)
+
+
+def test_large_share_keeps_working_through_the_pacer_with_live(tmp_path: Path) -> None:
+    loop = live_loop(settings_for(tmp_path))
+    service = RoutingService("default", pace_large_share=True, live=loop)
+    texts = [f"What is {i} plus {i + 1}?" for i in range(30)] + [
+        f"Draft a detailed legal analysis of clause {i} of a commercial lease." for i in range(30)
+    ]
+    decisions = [service.decide(t, QualityKnobs(large_share=0.5)) for t in texts * 2]
+    assert {d.decision.knob for d in decisions} == {"large_share (paced)"}
+    assert all(d.calibration is None for d in decisions)
+    late = decisions[len(decisions) // 2 :]
+    assert 0.3 <= sum(d.model == "large" for d in late) / len(late) <= 0.7
