@@ -8,18 +8,26 @@ measure:
 * promise kept: the share of replays whose realised drop after the warm-up is within the
   request (target >= 95%);
 * savings: the small share at the realised drop against "shorter prompts go small" at the same
-  drop on the same rows; and, once 1,000 shadow labels have come in (or at the end of the
-  stream when fewer do; the label count is reported), the gap recovered on the rest of the
-  stream of a head refitted as the live loop does (70% of the labels, exact logistic head)
-  against the offline pair router (the same head fitted on the pair's whole ``train`` split),
-  both measured on the rest-of-stream rows outside ``train``;
+  drop on the same rows; and, for seeds 0..``--seeds``-1 at each rate (``--rates``), once
+  1,000 shadow labels have come in (at the stream's middle when fewer do; the label count is
+  reported), the gap recovered on the rest of the stream of a head refitted as the live loop
+  does (70% of the labels, exact logistic head, its L2 chosen by 5-fold cross-validation on
+  them; beside it the single 80/20 split the ``Retrainer`` used before) against the offline
+  pair router (the same head fitted on the pair's ``train`` rows outside the rest of the
+  stream); the table gives the mean offline gap and the live heads' mean gap over it (target
+  >= 0.8). ``--savings-only`` recomputes these without replaying;
 * replay speed (seconds per replay, the cache warm).
 
 Embeddings come from the on-disk cache (``--cache``); encoding the prompts is the slow part
 here. ``routerbench_subset`` and ``routerdc_7b_pool`` are test-only data: measured on, never
 trained on for a shipped router.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/live_replay.py --cache /tmp/h12/embeddings.sqlite
+    OPENBLAS_NUM_THREADS=1 python benchmarks/live_replay.py --cache embeddings.sqlite
+    OPENBLAS_NUM_THREADS=1 python benchmarks/live_replay.py --cache embeddings.sqlite \
+        --savings-only --pairs mmlu_pro-llama31-8b-70b --rates 0.1
+
+A rerun skips the replays already in ``--out`` (by pair, rate, level and seed), so a run cut
+short resumes; the replays run seed by seed, so a cut-short pair has whole seeds.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads oversubscribe 2 cores
 
@@ -46,9 +55,10 @@ from shared_router.evaluation.curves import (
     router_curve,
 )
 from shared_router.live.replay import ReplaySettings, replay
+from shared_router.live.retraining import fit_cross_validated
 from shared_router.routing.router import Router
 from shared_router.training.labels import det_labels
-from shared_router.training.logistic import fit_logistic
+from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = {
@@ -93,9 +103,11 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     """Live head after LABELS_AT labels vs the offline pair router, on the rest of the stream.
 
     The cut is at the LABELS_AT-th shadow label, or at the stream's middle when fewer labels
-    come in. The offline router is fitted on the pair's ``train`` rows outside the rest of the
-    stream (its L2 chosen on ``val`` rows, or on a fifth of them), so neither head has seen a
-    row it is measured on.
+    come in. The live head is fitted as the ``Retrainer`` does (70% of the labels, its L2 by
+    5-fold cross-validation); ``gap_live_split`` is the head of the single 80/20 split of those
+    rows that the ``Retrainer`` used before, for comparison. The offline router is fitted on
+    the pair's ``train`` rows outside the rest of the stream (its L2 chosen on ``val`` rows, or
+    on a fifth of them), so neither head has seen a row it is measured on.
     """
     order = np.random.default_rng(seed).permutation(len(data))
     draws = random.Random(seed)
@@ -106,8 +118,9 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     rest = order[cut:]
     y = det_labels(data.small_quality, data.large_quality)
     fit_rows = labelled[: max(2, int(0.7 * labelled.size))]
-    n_val = max(1, int(0.2 * fit_rows.size))
-    live = fit_logistic(
+    live = fit_cross_validated(X[fit_rows], y[fit_rows], l2=DEFAULT_L2_GRID, folds=5, seed=seed)
+    n_val = max(1, int(0.2 * fit_rows.size))  # the single split the Retrainer used before
+    split = fit_logistic(
         X[fit_rows[n_val:]],
         y[fit_rows[n_val:]],
         X_val=X[fit_rows[:n_val]],
@@ -125,18 +138,22 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     offline = fit_logistic(X[train], y[train], X_val=X[val], y_val=y[val])
     small, large = data.small_quality[rest], data.large_quality[rest]
     gap_live = _gap(live.head.predict_proba(X[rest]), small, large)
+    gap_split = _gap(split.head.predict_proba(X[rest]), small, large)
     gap_offline = _gap(offline.head.predict_proba(X[rest]), small, large)
     return {
         "labels": int(labelled.size),
         "rest_rows": int(rest.size),
         "offline_train_rows": int(train.sum()),
         "gap_live": gap_live,
+        "gap_live_split": gap_split,
         "gap_offline": gap_offline,
         "gap_ratio": gap_live / gap_offline if gap_offline > 0 else math.nan,
     }
 
 
-def _heuristic_share(data: PairData, decisions: list[dict], warmup: int, drop: float) -> float:
+def _heuristic_share(
+    data: PairData, decisions: list[dict[str, Any]], warmup: int, drop: float
+) -> float:
     rows = decisions[warmup:]
     small = np.array([d["small_quality"] for d in rows])
     large = np.array([d["large_quality"] for d in rows])
@@ -186,7 +203,19 @@ def _overhead(calls: int = 5000) -> dict[str, dict[str, float]]:
     return out
 
 
-def render(results: dict, path: Path) -> None:
+def _savings_cells(savings: list[dict[str, Any]]) -> str:
+    """Labels, mean offline gap, and the live heads' mean gap over it (ratio of the means)."""
+    if not savings:
+        return "- | - | - | - | "
+    offline = float(np.mean([x["gap_offline"] for x in savings]))
+    cells = [f"{np.mean([x['labels'] for x in savings]):.0f}", f"{offline:.3f}"]
+    for key in ("gap_live", "gap_live_split"):
+        values = [x[key] for x in savings if key in x]
+        cells.append(f"{np.mean(values) / offline:.2f}" if values and offline > 0 else "-")
+    return " | ".join(cells) + " | "
+
+
+def render(results: dict[str, Any], path: Path) -> None:
     """Write the Markdown summary of ``results`` (one row per pair and setting)."""
     lines = [
         "# Live replay: the quality promise on real pairs",
@@ -194,10 +223,15 @@ def render(results: dict, path: Path) -> None:
         "Written by `benchmarks/live_replay.py` (see its docstring for what each column means).",
         "Seeded replays per setting (column `replays`, seeds 0..n-1), warm-up "
         f"{results.get('warmup')} rows, bundled router to start, small call = 0.1 of a large one.",
+        "Savings columns (on each rate's 0.05 row; `--savings-only` computes them per seed):",
+        "labels at the cut (the 1,000th, else the stream's middle), the offline pair router's",
+        "mean gap recovered on the rest of the stream, and the live head's mean gap over it",
+        "(L2 by 5-fold cross-validation, as the `Retrainer` fits; then the former 80/20 split).",
         "",
         "| pair | rows | rate | requested | replays | kept | mean realised | mean small share "
-        "| above length heuristic | cost saved net | labels | gap live / offline | s / replay |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| above length heuristic | cost saved net | labels | gap offline | gap live / offline "
+        "| same, 80/20 split | s / replay |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, pair in results.get("pairs", {}).items():
         for rate in RATES:
@@ -209,9 +243,11 @@ def render(results: dict, path: Path) -> None:
                 ]
                 if not runs:
                     continue
-                savings = [r["savings"] for r in runs if "savings" in r]
-                ratio = np.nanmean([x["gap_ratio"] for x in savings]) if savings else math.nan
-                labels = np.mean([x["labels"] for x in savings]) if savings else math.nan
+                savings = (
+                    [x for x in pair.get("savings", []) if x["rate"] == rate]
+                    if drop == DROPS[-1]
+                    else []
+                )
                 lines.append(
                     f"| {name} | {pair['rows']} | {rate:g} | {drop:g} | {len(runs)} | "
                     f"{np.mean([r['kept'] for r in runs]):.0%} | "
@@ -219,7 +255,7 @@ def render(results: dict, path: Path) -> None:
                     f"{np.mean([r['small_share'] for r in runs]):.1%} | "
                     f"{np.mean([r['small_share'] > r['heuristic_share'] for r in runs]):.0%} | "
                     f"{np.mean([r['cost_saved_net'] for r in runs]):.1%} | "
-                    + (f"{labels:.0f} | {ratio:.2f} | " if savings else "- | - | ")
+                    + _savings_cells(savings)
                     + f"{np.mean([r['seconds'] for r in runs]):.1f} |"
                 )
     overhead = results.get("overhead")
@@ -233,15 +269,63 @@ def render(results: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _record(
+    results: dict[str, Any], name: str, data: PairData, runs: list[dict[str, Any]], out: Path
+) -> None:
+    """Put a pair's runs so far and their summary into ``results`` and write it to ``out``."""
+    kept = [r["kept"] for r in runs]
+    savings = results["pairs"].get(name, {}).get("savings", [])
+    results["pairs"][name] = {
+        "small": data.small,
+        "large": data.large,
+        "rows": len(data),
+        "replays": len(runs),
+        "promise_kept_share": sum(kept) / len(kept),
+        "mean_small_share": float(np.mean([r["small_share"] for r in runs])),
+        "small_share_above_heuristic": float(
+            np.mean([r["small_share"] > r["heuristic_share"] for r in runs])
+        ),
+        "mean_replay_seconds": float(np.mean([r["seconds"] for r in runs])),
+        "runs": runs,
+        "savings": savings,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+
+def _savings_over_seeds(
+    pair: dict[str, Any], data: PairData, X: np.ndarray, seeds: int, rates: list[float]
+) -> None:
+    """The pair's savings for seeds 0..seeds-1 at each rate, kept in ``pair["savings"]``.
+
+    No replay is needed: a seed's stream order, shadow draws and cut follow from the seed as
+    in the replay.
+    """
+    entries = []
+    for rate in rates:
+        for seed in range(seeds):
+            entry = {"seed": seed, "rate": rate, **_savings(data, X, seed, rate)}
+            entries.append(entry)
+            print(data.small, data.large, json.dumps(entry), flush=True)
+    pair["savings"] = entries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="*", default=list(PAIRS))
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--router", default="default", help="The router to start from.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/live_replay.json"))
     parser.add_argument("--overhead-only", action="store_true", help="Only time maybe_shadow.")
     parser.add_argument("--render-only", action="store_true", help="Only write the Markdown.")
+    parser.add_argument(
+        "--savings-only",
+        action="store_true",
+        help="Only (re)compute the savings of --pairs in --out, at --rates, for --seeds seeds.",
+    )
+    parser.add_argument("--rates", type=float, nargs="*", default=list(RATES))
     args = parser.parse_args()
     markdown = args.out.with_suffix(".md")
     if args.overhead_only or args.render_only:
@@ -252,10 +336,11 @@ def main() -> None:
         render(results, markdown)
         return
     cache = EmbeddingCache(args.cache)
-    router = Router.load("default", cache=cache)
-    results: dict[str, object] = {"seeds": args.seeds, "warmup": args.warmup, "pairs": {}}
+    router = Router.load(args.router, cache=cache)
     if args.out.exists():
         results = json.loads(args.out.read_text())
+    else:
+        results = {"seeds": args.seeds, "warmup": args.warmup, "pairs": {}}
     for name in args.pairs:
         relative, small, large = PAIRS[name]
         data = load_pair(DATA / relative, small, large)
@@ -264,10 +349,18 @@ def main() -> None:
         print(
             f"{name}: {len(data)} rows encoded in {time.perf_counter() - started:.0f} s", flush=True
         )
-        runs = []
-        for rate in RATES:
-            for drop in DROPS:
-                for seed in range(args.seeds):
+        if args.savings_only:
+            _savings_over_seeds(results["pairs"][name], data, X, args.seeds, args.rates)
+            args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+            render(results, markdown)
+            continue
+        runs = list(results["pairs"].get(name, {}).get("runs", []))
+        done = {(r["shadow_rate"], r["requested_drop"], r["seed"]) for r in runs}
+        for seed in range(args.seeds):  # seed-major: a cut-short run has whole seeds
+            for rate in RATES:
+                for drop in DROPS:
+                    if (rate, drop, seed) in done:
+                        continue
                     settings = ReplaySettings(
                         max_quality_drop=drop, shadow_rate=rate, seed=seed, warmup=args.warmup
                     )
@@ -292,30 +385,12 @@ def main() -> None:
                     run["heuristic_share"] = _heuristic_share(
                         data, result.decisions, args.warmup, s["realised_drop"]
                     )
-                    if drop == DROPS[-1]:
-                        run["savings"] = _savings(data, X, seed, rate)
                     runs.append(run)
                     print(json.dumps(run), flush=True)
-        kept = [r["kept"] for r in runs]
-        results["pairs"][name] = {  # type: ignore[index]
-            "small": small,
-            "large": large,
-            "rows": len(data),
-            "replays": len(runs),
-            "promise_kept_share": sum(kept) / len(kept),
-            "mean_small_share": float(np.mean([r["small_share"] for r in runs])),
-            "small_share_above_heuristic": float(
-                np.mean([r["small_share"] > r["heuristic_share"] for r in runs])
-            ),
-            "mean_gap_ratio": float(
-                np.nanmean([r["savings"]["gap_ratio"] for r in runs if "savings" in r])
-            ),
-            "mean_replay_seconds": float(np.mean([r["seconds"] for r in runs])),
-            "runs": runs,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
-        summary = {k: v for k, v in results["pairs"][name].items() if k != "runs"}  # type: ignore[index]
+                    _record(results, name, data, runs, args.out)
+        _savings_over_seeds(results["pairs"][name], data, X, args.seeds, args.rates)
+        _record(results, name, data, runs, args.out)
+        summary = {k: v for k, v in results["pairs"][name].items() if k not in ("runs", "savings")}
         print(name, json.dumps(summary), flush=True)
         render(results, markdown)
 
