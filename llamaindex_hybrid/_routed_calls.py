@@ -41,7 +41,7 @@ from llama_index.core.llms.llm import LLM
 from llamaindex_hybrid._callbacks import CallbackReport
 from llamaindex_hybrid._responses import token_usage, with_routing
 from llamaindex_hybrid._routing_input import RoutingInput
-from llamaindex_hybrid._shadowing import offer_shadow
+from llamaindex_hybrid._shadowing import Response, offer_shadow
 from llamaindex_hybrid._spans import routing_spans
 from llamaindex_hybrid.events import announce
 from shared_router.routing.decision_calibration import calibration_label
@@ -141,14 +141,7 @@ class RoutedCalls:
                 response = invoke(self.large)
         record = self._record(routed, answered_by, error)
         answered = self._answered(routed, record, response, report)
-        offer_shadow(
-            self.service,
-            routed,
-            answered_by,
-            error is not None,
-            response,
-            lambda other: invoke(self._model(other)),
-        )
+        self._offer(routed, answered_by, error, response, lambda other: invoke(self._model(other)))
         return answered
 
     async def acall(
@@ -179,13 +172,8 @@ class RoutedCalls:
                 response = await run("large")
         record = self._record(routed, answered_by, error)
         answered = self._answered(routed, record, response, report)
-        offer_shadow(
-            self.service,
-            routed,
-            answered_by,
-            error is not None,
-            response,
-            lambda other: sync_invoke(self._model(other)),
+        self._offer(
+            routed, answered_by, error, response, lambda other: sync_invoke(self._model(other))
         )
         return answered
 
@@ -221,13 +209,8 @@ class RoutedCalls:
                     last = with_routing(chunk, routing)
                     yield last
         self._ended(routed, record, last, report)
-        offer_shadow(
-            self.service,
-            routed,
-            answered_by,
-            error is not None,
-            last,
-            lambda other: _last(open_stream(self._model(other))),
+        self._offer(
+            routed, answered_by, error, last, lambda other: _last(open_stream(self._model(other)))
         )
 
     async def astream(
@@ -269,14 +252,20 @@ class RoutedCalls:
                     last = with_routing(chunk, routing)
                     yield last
         self._ended(routed, record, last, report)
-        offer_shadow(
-            self.service,
-            routed,
-            answered_by,
-            error is not None,
-            last,
-            lambda other: _last(sync_open(self._model(other))),
+        self._offer(
+            routed, answered_by, error, last, lambda other: _last(sync_open(self._model(other)))
         )
+
+    def _offer(
+        self,
+        routed: Routed,
+        answered_by: ModelChoice,
+        error: Exception | None,
+        response: Response | None,
+        call_other: Callable[[ModelChoice], Response | None],
+    ) -> None:
+        """Offer the answered call for shadow evaluation (:func:`offer_shadow`)."""
+        offer_shadow(self.service, routed, answered_by, error is not None, response, call_other)
 
     def _report(self, routed: Routed) -> CallbackReport:
         return CallbackReport(self.callbacks, self._model(routed.model), self.request)

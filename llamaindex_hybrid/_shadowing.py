@@ -18,7 +18,7 @@ from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, T
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import ModelChoice
 
-__all__ = ["offer_shadow", "response_text"]
+__all__ = ["Response", "offer_shadow", "response_text"]
 
 Response = ChatResponse | CompletionResponse
 
