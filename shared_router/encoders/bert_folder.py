@@ -5,7 +5,8 @@
 numpy and ONNX backends run it; :func:`read_weights` loads the transformer's weights
 (``model.safetensors``) and shapes them for the forward pass, at ``"fp32"`` or with int8
 Linear layers (:func:`quantize_weight`); :func:`load_tokenizer` loads its word-piece
-tokenizer (``tokenizer.json``, with the folder's lower-casing).
+tokenizer (``tokenizer.json``, with the folder's lower-casing;
+:class:`~shared_router.encoders.wordpiece.WordPieceTokenizer`).
 
 An int8 encoder folder (:mod:`~shared_router.encoders.int8_folder`, the bundled MiniLM) is
 checked against its manifest by :func:`read_spec`, and :func:`read_weights` reads its stored
@@ -15,19 +16,17 @@ int8 weights instead of quantising fp32 ones: the same arrays, bit for bit, at `
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from safetensors import safe_open
-from tokenizers import Tokenizer
-from tokenizers.normalizers import Lowercase, Normalizer
-from tokenizers.normalizers import Sequence as NormalizerSequence
 
 from shared_router.encoders.int8_folder import SCALE_SUFFIX, has_manifest, verify_int8_folder
+from shared_router.encoders.wordpiece import WordPieceTokenizer, check_tokenizer_file
 from shared_router.errors import EncoderError
 
 __all__ = [
@@ -202,6 +201,7 @@ def read_spec(path: str | Path) -> FolderSpec:
     for needed in (weights_file, transformer_dir / "tokenizer.json"):
         if not needed.is_file():
             raise EncoderError(f"{needed} is missing; the numpy encoder needs it")
+    check_tokenizer_file(transformer_dir / "tokenizer.json")
     st_config_path = transformer_dir / "sentence_bert_config.json"
     st_config = _read_object(st_config_path) if st_config_path.is_file() else {}
     max_positions = int(config.get("max_position_embeddings", 512))
@@ -331,29 +331,14 @@ def read_weights(spec: FolderSpec, heads: int, precision: Precision) -> BertWeig
     return weights
 
 
-def load_tokenizer(spec: FolderSpec) -> Tokenizer:
-    path = spec.transformer_dir / "tokenizer.json"
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception
-        raise EncoderError(f"{path} could not be loaded by tokenizers: {exc}") from exc
-    tokenizer.no_truncation()  # clipping is clip_token_ids' job
-    tokenizer.no_padding()  # padding is _forward's job
-    if spec.do_lower_case:
-        # As sentence-transformers: prepend Lowercase unless the normalizer has one already.
-        normalizer = tokenizer.normalizer
-        members: list[Normalizer | None] = (
-            list(cast("Iterable[Normalizer]", normalizer))  # a Sequence iterates; stubs lack it
-            if isinstance(normalizer, NormalizerSequence)
-            else [normalizer]
-        )
-        if not any(isinstance(member, Lowercase) for member in members):
-            rest = [member for member in members if member is not None]
-            tokenizer.normalizer = NormalizerSequence([Lowercase(), *rest])
-    return tokenizer
+def load_tokenizer(spec: FolderSpec) -> WordPieceTokenizer:
+    """The folder's word-piece tokenizer, lower-casing first where ``do_lower_case`` says so."""
+    return WordPieceTokenizer.from_file(
+        spec.transformer_dir / "tokenizer.json", lowercase_first=spec.do_lower_case
+    )
 
 
-def special_ids(tokenizer: Tokenizer, folder: Path) -> tuple[int, int]:
+def special_ids(tokenizer: WordPieceTokenizer, folder: Path) -> tuple[int, int]:
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     if cls_id is None or sep_id is None:
         raise EncoderError(f"{folder / 'tokenizer.json'} has no [CLS] or [SEP] token; not BERT")

@@ -1,7 +1,8 @@
 """A numpy-only BERT sentence encoder: sentence-transformers embeddings without torch.
 
 Runs a BERT-family sentence-transformers folder (the default is all-MiniLM-L6-v2) with
-numpy, ``safetensors`` and the Rust ``tokenizers`` library only. It gives the same vectors
+numpy, ``safetensors`` and a pure-Python word-piece tokenizer that gives the ids of HF
+``tokenizers`` (:mod:`~shared_router.encoders.wordpiece`) only. It gives the same vectors
 as sentence-transformers (within 1e-4) for texts that fit ``max_tokens``: same word pieces,
 same encoder, same pooling (read from ``1_Pooling/config.json``) and the same ``Normalize``
 step when ``modules.json`` lists it.
@@ -34,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from tokenizers import Tokenizer
 
 from shared_router._internal.validation import encodable_text
 from shared_router.encoders.bert_folder import (
@@ -49,7 +49,8 @@ from shared_router.encoders.bert_folder import (
     read_weights,
     special_ids,
 )
-from shared_router.encoders.clipping import clip_text_ids, clip_token_ids, is_long_text
+from shared_router.encoders.clipping import clip_text_ids, clip_token_ids
+from shared_router.encoders.wordpiece import WordPieceTokenizer
 from shared_router.errors import EncoderError
 
 __all__ = ["NumpyBertEncoder", "check_encode_args", "pool_tokens"]
@@ -180,7 +181,7 @@ class NumpyBertEncoder:
         self,
         *,
         path: Path,
-        tokenizer: Tokenizer,
+        tokenizer: WordPieceTokenizer,
         spec: FolderSpec,
         max_tokens: int,
         precision: Precision = "fp32",
@@ -306,7 +307,7 @@ class NumpyBertEncoder:
         return self._wrap(clip_text_ids(self._content_ids, text, self._budget))
 
     def token_ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """:meth:`token_ids` of several texts, the short ones tokenized in one parallel call.
+        """:meth:`token_ids` of several texts.
 
         Args:
             texts: The texts.
@@ -314,12 +315,7 @@ class NumpyBertEncoder:
         Returns:
             One id list per text, in order.
         """
-        short = [i for i, text in enumerate(texts) if not is_long_text(text, self._budget)]
-        encodings = self._tokenizer.encode_batch(
-            [encodable_text(texts[i]) for i in short], add_special_tokens=False
-        )
-        out = {i: self._wrap(encoding.ids) for i, encoding in zip(short, encodings, strict=True)}
-        return [out[i] if i in out else self.token_ids(text) for i, text in enumerate(texts)]
+        return [self.token_ids(text) for text in texts]
 
     @property
     def _budget(self) -> int:
@@ -327,8 +323,7 @@ class NumpyBertEncoder:
 
     def _content_ids(self, text: str) -> list[int]:
         """A text's content ids; lone surrogates (one character each) are read as U+FFFD."""
-        ids: list[int] = self._tokenizer.encode(encodable_text(text), add_special_tokens=False).ids
-        return ids
+        return self._tokenizer.encode(encodable_text(text))
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> Array:
         """Embed texts, ``batch_size`` texts per forward pass, without padding.

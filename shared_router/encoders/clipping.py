@@ -31,7 +31,6 @@ __all__ = [
     "WINDOW_CHARS_PER_TOKEN",
     "clip_text_ids",
     "clip_token_ids",
-    "is_long_text",
 ]
 
 CLIP_HEAD_SHARE = 0.25
@@ -77,11 +76,6 @@ def clip_token_ids(ids: Sequence[int], budget: int) -> list[int]:
     head = int(budget * CLIP_HEAD_SHARE)
     tail = budget - head
     return [*ids[:head], *ids[len(ids) - tail :]]
-
-
-def is_long_text(text: str, budget: int) -> bool:
-    """Whether :func:`clip_text_ids` tokenizes ``text`` in windows rather than whole."""
-    return len(text) > WINDOW_CHARS_PER_TOKEN * max(budget, 1)
 
 
 def clip_text_ids(tokenize: Callable[[str], Sequence[int]], text: str, budget: int) -> list[int]:

@@ -100,7 +100,7 @@ def test_clip_token_ids_returns_a_new_list_and_rejects_negative_budget() -> None
 def test_token_ids_of_a_long_text_keep_63_head_and_191_tail_pieces(
     encoder: NumpyBertEncoder,
 ) -> None:
-    content = encoder._tokenizer.encode(LONG, add_special_tokens=False).ids
+    content = encoder._tokenizer.encode(LONG)
     assert len(content) == 289
     ids = encoder.token_ids(LONG)
     assert len(ids) == 256
@@ -284,7 +284,7 @@ def test_unsupported_pooling_and_bad_max_tokens_raise(tmp_path: Path) -> None:
 def test_import_does_not_import_torch() -> None:
     code = (
         "import sys, shared_router.encoders.bert_numpy; "
-        "heavy = ('torch', 'transformers', 'sentence_transformers'); "
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'tokenizers'); "
         "bad = [m for m in heavy if m in sys.modules]; "
         "sys.exit(', '.join(bad) or None)"
     )

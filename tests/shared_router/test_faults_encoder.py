@@ -311,7 +311,7 @@ def _clipped_whole(encoder: NumpyBertEncoder, text: str) -> list[int]:
     """What the encoder read before: the whole text tokenized, then clipped."""
     from shared_router.encoders.clipping import clip_token_ids
 
-    ids = encoder._tokenizer.encode(text, add_special_tokens=False).ids
+    ids = encoder._tokenizer.encode(text)
     return [encoder._cls_id, *clip_token_ids(ids, encoder.max_tokens - 2), encoder._sep_id]
 
 
@@ -338,13 +338,10 @@ class _CountingTokenizer:
         self._real = real
         self.lengths: list[int] = []
 
-    def encode(self, text: str, **kwargs: Any) -> Any:
+    def encode(self, text: str) -> list[int]:
         self.lengths.append(len(text))
-        return self._real.encode(text, **kwargs)
-
-    def encode_batch(self, texts: list[str], **kwargs: Any) -> Any:
-        self.lengths.extend(len(text) for text in texts)
-        return self._real.encode_batch(texts, **kwargs)
+        ids: list[int] = self._real.encode(text)
+        return ids
 
 
 @pytest.mark.parametrize("text", [_PROSE * 20_000, "a" * 5_000_000, ("x" * 150 + " ") * 30_000])

