@@ -6,8 +6,8 @@ Run from the repository root (after ``benchmarks/real_pair/README.md``'s set-up)
     python -m benchmarks.real_pair.run select --sets crux,commongen
     python -m benchmarks.real_pair.run all --sets crux,commongen --labels trans --head logistic
 
-(the README's "This run" lists the commands and sizes of the last run, about 70 minutes on
-two shared cores).
+(the README's "This run" lists the commands and sizes of the last run, 45 minutes on two
+cores from an empty work folder).
 
 Stages (each reruns from the files the earlier ones left in ``--work``; ``collect`` and
 ``judge`` resume from their journals):

@@ -9,6 +9,8 @@
 - ``int8_folder``: the shipped int8 MiniLM folder (``all-MiniLM-L6-v2-int8/``, package
   data) and its versioned manifest, verified before use.
 - ``int8_export``: writes that folder, byte for byte, from the fp32 weights.
+- ``wordpiece``: BERT word-piece tokenization in pure Python, with the ids of HF
+  ``tokenizers`` (its character tables, ``wordpiece_chars.json``, probed from it).
 - ``clipping``: the head + tail clipping of long texts, without tokenizing them whole.
 - ``bert_numpy``: the MiniLM forward pass in numpy (the reference of the int8 function).
 - ``bert_onnx``: the same function on ONNX Runtime (the fast path).
