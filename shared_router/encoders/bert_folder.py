@@ -201,7 +201,6 @@ def read_spec(path: str | Path) -> FolderSpec:
     for needed in (weights_file, transformer_dir / "tokenizer.json"):
         if not needed.is_file():
             raise EncoderError(f"{needed} is missing; the numpy encoder needs it")
-    check_tokenizer_file(transformer_dir / "tokenizer.json")
     st_config_path = transformer_dir / "sentence_bert_config.json"
     st_config = _read_object(st_config_path) if st_config_path.is_file() else {}
     max_positions = int(config.get("max_position_embeddings", 512))
@@ -226,8 +225,9 @@ def supports_folder(path: str | Path) -> bool:
     Returns:
         True when the folder is a BERT sentence-transformers model: modules Transformer,
         Pooling (a mode from :data:`POOLING_MODES`) and optionally Normalize, with
-        ``config.json``, ``model.safetensors`` and ``tokenizer.json``; or an int8 encoder
-        folder that matches its manifest.
+        ``config.json``, ``model.safetensors`` and a ``tokenizer.json`` that
+        :class:`~shared_router.encoders.wordpiece.WordPieceTokenizer` runs; or an int8
+        encoder folder that matches its manifest.
 
     Raises:
         EncoderError: When the folder is an int8 encoder folder (it has a manifest) that
@@ -235,13 +235,18 @@ def supports_folder(path: str | Path) -> bool:
             not a folder for another backend.
     """
     if has_manifest(path):
-        read_spec(path)
+        _check_folder(path)
         return True
     try:
-        read_spec(path)
+        _check_folder(path)
     except EncoderError:
         return False
     return True
+
+
+def _check_folder(path: str | Path) -> None:
+    """:func:`read_spec`, then the tokenizer check (:func:`load_tokenizer` makes it on load)."""
+    check_tokenizer_file(read_spec(path).transformer_dir / "tokenizer.json")
 
 
 @dataclass(frozen=True)

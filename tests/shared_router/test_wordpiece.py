@@ -20,7 +20,8 @@ from tokenizers import AddedToken, Tokenizer
 
 from shared_router._internal.validation import encodable_text
 from shared_router.encoders import wordpiece
-from shared_router.encoders.bert_folder import read_spec, supports_folder
+from shared_router.encoders.bert_folder import supports_folder
+from shared_router.encoders.bert_numpy import NumpyBertEncoder
 from shared_router.encoders.int8_folder import bundled_int8_folder
 from shared_router.encoders.wordpiece import (
     CHAR_TABLES_FILE,
@@ -229,7 +230,7 @@ def test_a_folder_with_such_a_tokenizer_goes_to_another_backend(tmp_path: Path) 
     assert supports_folder(source)
     assert not supports_folder(folder)
     with pytest.raises(EncoderError, match="use the torch backend"):
-        read_spec(folder)
+        NumpyBertEncoder.from_folder(folder, load_weights=False)
 
 
 @pytest.mark.parametrize(
