@@ -20,7 +20,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_hybrid._call_plan import CallPlan
 from langchain_hybrid._fallback import Answer
 from shared_router.routing.serving import RoutingService
-from shared_router.types import ModelChoice
+from shared_router.types import other_model
 
 __all__ = ["SHADOW_TAG", "offer_shadow"]
 
@@ -51,13 +51,7 @@ def offer_shadow(
     """
     if service.live is None or plan.tools is not None or answer.failure is not None:
         return False
-    from shared_router.live.serving_loop import LiveLoop  # only with live: a light import
-
-    live = service.live
-    if not isinstance(live, LiveLoop):
-        return False
-    other: ModelChoice = "large" if answer.choice == "small" else "small"
-    target = plan.target(other)
+    target = plan.target(other_model(answer.choice))
     kwargs = dict(plan.kwargs)
     config = RunnableConfig(tags=[SHADOW_TAG], metadata={"hybrid_shadow_of": answer.choice})
 
@@ -65,4 +59,4 @@ def offer_shadow(
         message = target.invoke(list(messages), config, stop=stop, **kwargs)
         return str(message.text)
 
-    return live.offer(plan.routed, answer.choice, text, call_other)
+    return service.live.offer(plan.routed, answer.choice, text, call_other)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, ToolCallBlock
 
 from shared_router.routing.serving import Routed, RoutingService
-from shared_router.types import ModelChoice
+from shared_router.types import ModelChoice, other_model
 
 __all__ = ["Response", "offer_shadow", "response_text"]
 
@@ -61,13 +61,10 @@ def offer_shadow(
     """
     if service.live is None or fell_back:
         return False
-    from shared_router.live.serving_loop import LiveLoop  # only with live: a light import
-
-    live = service.live
-    if not isinstance(live, LiveLoop):
-        return False
     text = response_text(response)
     if text is None:
         return False
-    other: ModelChoice = "large" if answered_by == "small" else "small"
-    return live.offer(routed, answered_by, text, lambda: response_text(call_other(other)) or "")
+    other = other_model(answered_by)
+    return service.live.offer(
+        routed, answered_by, text, lambda: response_text(call_other(other)) or ""
+    )

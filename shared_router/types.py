@@ -16,9 +16,17 @@ __all__ = [
     "QualityKnobs",
     "RouteDecision",
     "RoutingRecord",
+    "other_model",
 ]
 
 ModelChoice = Literal["small", "large"]
+
+
+def other_model(model: ModelChoice) -> ModelChoice:
+    """The model of the pair that is not ``model``."""
+    return "large" if model == "small" else "small"
+
+
 KnobName = Literal["max_quality_drop", "large_share", "threshold"]
 KNOB_NAMES: tuple[KnobName, ...] = ("max_quality_drop", "large_share", "threshold")
 _PLAIN_NUMBERS: frozenset[type[object]] = frozenset({int, float})

@@ -38,6 +38,7 @@ from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
+from shared_router.types import ModelChoice, other_model
 
 __all__ = ["KnownScoresJudge", "ReplayResult", "ReplaySettings", "replay"]
 
@@ -250,7 +251,7 @@ def _stream(
             answer_cost[i] = costs.of(model)
             if shadowed:
                 evaluator.drain()
-                shadow_cost[i] = costs.of("large" if model == "small" else "small")
+                shadow_cost[i] = costs.of(other_model(model))
                 live.refresh()
             decisions.append(
                 {
@@ -308,10 +309,9 @@ def _stream(
     return ReplayResult(summary, decisions)
 
 
-def _other_answer(answered_by: str, request_id: str) -> Callable[[], str]:
+def _other_answer(answered_by: ModelChoice, request_id: str) -> Callable[[], str]:
     """The replay's stand-in for the other model: its answer is only a label."""
-    other = "large" if answered_by == "small" else "small"
-    return lambda: f"{other} answer to {request_id}"
+    return lambda: f"{other_model(answered_by)} answer to {request_id}"
 
 
 def _checkpoint(

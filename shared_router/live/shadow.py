@@ -50,7 +50,7 @@ from shared_router.live.rows import ShadowRow, TrafficCounts
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.live.store_writer import StoreWriter
 from shared_router.routing.serving import Routed
-from shared_router.types import ModelChoice, RouteDecision
+from shared_router.types import ModelChoice, RouteDecision, other_model
 
 __all__ = ["ShadowCosts", "ShadowEvaluator", "ShadowStats"]
 
@@ -299,7 +299,7 @@ class ShadowEvaluator:
                 self._queue.task_done()
 
     def _shadow(self, work: _Work) -> None:
-        other: ModelChoice = "large" if work.answered_by == "small" else "small"
+        other = other_model(work.answered_by)
         other_answer = self._bounded(work.call_other, "shadow call", work.request_id)
         if other_answer is None:
             self._count("shadow_errors")

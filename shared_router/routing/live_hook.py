@@ -6,18 +6,21 @@ things per call: which router routes now (:meth:`LiveHook.router_for`: the loade
 retrained version is swapped in) and, for a ``max_quality_drop`` knob, which threshold holds
 the promise on the live rows (:meth:`LiveHook.threshold_for`). :func:`at_live_threshold` turns
 the router's decision at that threshold into the call's decision. Both answers are cheap and
-touch no store: the live loop rebuilds them off the caller's path.
+touch no store: the live loop rebuilds them off the caller's path. After a call has
+answered, the adapters offer it to the hook for shadowing (:meth:`LiveHook.offer`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared_router.types import RouteDecision
+from shared_router.types import ModelChoice, RouteDecision
 
 if TYPE_CHECKING:
     from shared_router.routing.router import Router
+    from shared_router.routing.serving import Routed
 
 __all__ = ["LIVE_KNOB", "LiveHook", "LiveLevel", "at_live_threshold"]
 
@@ -65,6 +68,21 @@ class LiveHook(Protocol):
 
     def threshold_for(self, max_quality_drop: float) -> LiveLevel:
         """The threshold for ``max_quality_drop`` on the live rows now."""
+        ...
+
+    def offer(
+        self,
+        routed: Routed,
+        answered_by: ModelChoice,
+        answer: str,
+        call_other: Callable[[], str],
+        request_id: str | None = None,
+    ) -> bool:
+        """Offer an answered call for shadowing (returns at once; True when it was queued).
+
+        ``call_other`` makes the same call on the model that did not answer and returns its
+        answer's text; it runs off the caller's path.
+        """
         ...
 
 
