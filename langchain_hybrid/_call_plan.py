@@ -41,6 +41,7 @@ class CallPlan:
         tools: The tools bound with ``bind_tools``, or None.
         tool_choice: The ``tool_choice`` given with them, or None.
         tool_kwargs: The other ``bind_tools`` arguments.
+        reference: The caller's reference answer for the shadow judge, or None.
     """
 
     routed: Routed
@@ -50,6 +51,7 @@ class CallPlan:
     tools: list[Any] | None = None
     tool_choice: Any = None
     tool_kwargs: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
 
     def model(self, choice: ModelChoice) -> InnerModel:
         """The small or the large model of this call."""
@@ -108,6 +110,7 @@ def call_request(
     level: QualityKnobs | None,
     key: str | None,
     force_large: str | None,
+    reference: str | None = None,
 ) -> CallRequest:
     """A call's request, its tools taken out of ``kwargs``.
 
@@ -121,6 +124,7 @@ def call_request(
         level: The call's quality level, or None.
         key: The conversation's id, or None.
         force_large: Why the call must go large already (structured output), or None.
+        reference: The caller's reference answer for the shadow judge, or None.
 
     Returns:
         The request.
@@ -135,7 +139,7 @@ def call_request(
         force_large = _beyond_window(small, messages, turns)
 
     def plan(routed: Routed) -> CallPlan:
-        return CallPlan(routed, small, large, kwargs, tools, tool_choice, tool_kwargs)
+        return CallPlan(routed, small, large, kwargs, tools, tool_choice, tool_kwargs, reference)
 
     return CallRequest(routing_text(turns, mode=routed_text), level, key, force_large, plan)
 

@@ -7,8 +7,8 @@ A chain sets a quality level with ``with_config(configurable={"max_quality_drop"
 sets at most one knob.
 
 ``stream_events(version="v3")`` runs ChatHybrid's ``_stream`` without the call's config, so
-:class:`KnobConfigurableChatModel` passes the config's knobs and conversation id on as
-keyword arguments there (:func:`with_config_options`).
+:class:`KnobConfigurableChatModel` passes the config's knobs, conversation id and reference
+answer on as keyword arguments there (:func:`with_config_options`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from langchain_core.runnables import ConfigurableFieldSpec, RunnableConfig
 from typing_extensions import override
 
 from langchain_hybrid._conversation import CONVERSATION_ID, conversation_id
+from shared_router.live.settings import REFERENCE_KEYWORD
 from shared_router.types import KNOB_NAMES, QualityKnobs
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ def call_level(config: Mapping[str, Any], kwargs: dict[str, Any]) -> QualityKnob
 
 
 def with_config_options(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with the config's knobs (unless a knob is given) and conversation id added."""
+    """``kwargs`` with the config's knobs (unless a knob is given), conversation id and
+    reference answer added."""
     config = config or {}
     configurable = config.get("configurable") or {}
     extra: dict[str, Any] = {}
@@ -71,6 +73,9 @@ def with_config_options(config: RunnableConfig | None, kwargs: dict[str, Any]) -
     named = conversation_id(config) if kwargs.get(CONVERSATION_ID) is None else None
     if named is not None:
         extra[CONVERSATION_ID] = named
+    reference = (config.get("metadata") or {}).get(REFERENCE_KEYWORD)
+    if reference is not None and kwargs.get(REFERENCE_KEYWORD) is None:
+        extra[REFERENCE_KEYWORD] = reference
     return {**kwargs, **extra} if extra else kwargs
 
 

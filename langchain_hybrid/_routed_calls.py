@@ -44,7 +44,7 @@ from langchain_hybrid._runs import (
     iterate_in,
     start_run,
 )
-from langchain_hybrid._shadowing import offer_shadow
+from langchain_hybrid._shadowing import call_reference, offer_shadow
 from langchain_hybrid._streaming import StreamTally
 from langchain_hybrid._structured_output import StructuredOutput, raise_if_unparsed
 from shared_router.routing.decision_calibration import calibration_label
@@ -98,6 +98,7 @@ class RoutedCalls:
         kwargs = dict(kwargs)
         level = call_level(config, kwargs)
         given_id = kwargs.pop(CONVERSATION_ID, None)
+        reference = call_reference(config, kwargs)
         key = None
         if self.sticky:
             key = conversation_id(config, given_id)
@@ -113,6 +114,7 @@ class RoutedCalls:
             level=level,
             key=key,
             force_large=force_large,
+            reference=reference,
         )
 
     def plan(

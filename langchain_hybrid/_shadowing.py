@@ -7,11 +7,13 @@ thread: the caller's answer is already on its way and never waits for, or fails 
 that call. The shadow call runs outside the caller's run (tagged ``hybrid:shadow``), with
 the call's stop sequences and provider arguments. Calls with tools, calls the large model
 answered because the small one failed, and calls the router did not score are not shadowed.
+A call's reference answer (``reference=``, or ``metadata["reference"]`` in its config) goes
+to the judge (:func:`call_reference`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -19,13 +21,29 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_hybrid._call_plan import CallPlan
 from langchain_hybrid._fallback import Answer
+from shared_router.live.settings import REFERENCE_KEYWORD, checked_reference
 from shared_router.routing.serving import RoutingService
 from shared_router.types import other_model
 
-__all__ = ["SHADOW_TAG", "offer_shadow"]
+__all__ = ["SHADOW_TAG", "call_reference", "offer_shadow"]
 
 SHADOW_TAG = "hybrid:shadow"
 """The tag of a shadow call's run."""
+
+
+def call_reference(config: Mapping[str, Any], kwargs: dict[str, Any]) -> str | None:
+    """Take the call's reference answer out of ``kwargs`` (else the config's ``metadata``).
+
+    A chain passes it with ``config={"metadata": {"reference": ...}}``; a direct call or
+    ``bind`` with ``reference=...``. It goes to the shadow judge, never to a model.
+
+    Raises:
+        ConfigurationError: For a reference that is not a string.
+    """
+    given = kwargs.pop(REFERENCE_KEYWORD, None)
+    if given is None:
+        given = (config.get("metadata") or {}).get(REFERENCE_KEYWORD)
+    return checked_reference(given)
 
 
 def offer_shadow(
@@ -59,4 +77,6 @@ def offer_shadow(
         message = target.invoke(list(messages), config, stop=stop, **kwargs)
         return str(message.text)
 
-    return service.live.offer(plan.routed, answer.choice, text, call_other)
+    return service.live.offer(
+        plan.routed, answer.choice, text, call_other, reference=plan.reference
+    )

@@ -26,6 +26,7 @@ from llamaindex_hybrid._routing_input import (
     prompt_routing_input,
 )
 from llamaindex_hybrid._tools import TOOLS_KWARG, ToolRequest, tool_route
+from shared_router.live.settings import REFERENCE_KEYWORD, checked_reference
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import RoutingService
 from shared_router.routing.text import RoutedTextMode
@@ -81,8 +82,10 @@ class CallPreparation(FunctionCallingLLM):
         return self._meta(choice).is_chat_model
 
     def _routed_calls(self, kwargs: dict[str, Any], request: dict[str, Any]) -> RoutedCalls:
-        """What this call needs; pops the per-call knobs from ``kwargs`` (never passed on)."""
+        """What this call needs; pops the per-call knobs and reference answer from ``kwargs``
+        (never passed on)."""
         per_call = checked_knobs(*(kwargs.pop(knob, None) for knob in KNOB_NAMES))
+        reference = checked_reference(kwargs.pop(REFERENCE_KEYWORD, None))
         own = QualityKnobs(self.max_quality_drop, self.large_share, self.threshold)
         request[EventPayload.ADDITIONAL_KWARGS] = kwargs
         request[EventPayload.SERIALIZED] = self.to_payload()
@@ -101,6 +104,7 @@ class CallPreparation(FunctionCallingLLM):
             request=request,
             span_id=active_span_id.get(),
             rate_limiter=self.rate_limiter,
+            reference=reference,
         )
 
     def _chat_routing(

@@ -90,6 +90,7 @@ class RoutedCalls:
         rate_limiter: HybridLLM's own ``rate_limiter``, acquired once per call before it is
             routed, as LlamaIndex's call decorators do for any LLM (the inner models' own
             limiters apply on top, to the model that is called).
+        reference: The caller's reference answer for the shadow judge, or None.
     """
 
     small: LLM
@@ -103,6 +104,7 @@ class RoutedCalls:
     request: dict[str, Any]
     span_id: str | None
     rate_limiter: Any = None
+    reference: str | None = None
 
     def decide(self, routing: RoutingInput) -> Routed:
         """Route one call (its text scored with those of concurrent calls)."""
@@ -265,7 +267,15 @@ class RoutedCalls:
         call_other: Callable[[ModelChoice], Response | None],
     ) -> None:
         """Offer the answered call for shadow evaluation (:func:`offer_shadow`)."""
-        offer_shadow(self.service, routed, answered_by, error is not None, response, call_other)
+        offer_shadow(
+            self.service,
+            routed,
+            answered_by,
+            error is not None,
+            response,
+            call_other,
+            reference=self.reference,
+        )
 
     def _report(self, routed: Routed) -> CallbackReport:
         return CallbackReport(self.callbacks, self._model(routed.model), self.request)

@@ -44,6 +44,7 @@ def offer_shadow(
     fell_back: bool,
     response: Response | None,
     call_other: Callable[[ModelChoice], Response | None],
+    reference: str | None = None,
 ) -> bool:
     """Offer an answered call to the service's live loop, if it has one (returns at once).
 
@@ -55,6 +56,7 @@ def offer_shadow(
         response: That response (a stream's last chunk).
         call_other: Makes the same call on a model and returns its response (a stream's
             last chunk), run on the live loop's thread.
+        reference: The caller's reference answer (``reference=`` on the call), for the judge.
 
     Returns:
         True when the call's shadow work was queued.
@@ -66,5 +68,9 @@ def offer_shadow(
         return False
     other = other_model(answered_by)
     return service.live.offer(
-        routed, answered_by, text, lambda: response_text(call_other(other)) or ""
+        routed,
+        answered_by,
+        text,
+        lambda: response_text(call_other(other)) or "",
+        reference=reference,
     )

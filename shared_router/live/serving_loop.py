@@ -131,6 +131,7 @@ class LiveLoop:
         answer: str,
         call_other: Callable[[], str],
         request_id: str | None = None,
+        reference: str | None = None,
     ) -> bool:
         """Offer one answered call for shadowing; returns at once.
 
@@ -145,6 +146,8 @@ class LiveLoop:
             answer: That answer's text.
             call_other: Calls the other model on the same request, returns its answer's text.
             request_id: The request's id in the row (None: a fresh one).
+            reference: The caller's reference answer, for judges that compare with one
+                (a ``match`` metric needs it).
 
         Returns:
             True when the call's shadow work was queued.
@@ -160,6 +163,7 @@ class LiveLoop:
             answered_by=answered_by,
             answer=answer,
             call_other=call_other,
+            reference=reference,
             calibration=calibration if isinstance(calibration, LiveThreshold) else None,
         )
 

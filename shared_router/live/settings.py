@@ -22,7 +22,12 @@ if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or
     from shared_router.live.shadow import ShadowCosts
     from shared_router.live.store import ShadowStore
 
-__all__ = ["LiveSettings", "checked_live_settings"]
+__all__ = ["REFERENCE_KEYWORD", "LiveSettings", "checked_live_settings", "checked_reference"]
+
+REFERENCE_KEYWORD = "reference"
+"""The keyword argument that gives a call's reference answer to the shadow judge, in both
+adapters (``llm.invoke(messages, reference=...)``, ``llm.chat(messages, reference=...)``);
+it is taken out of the call, never passed to a model."""
 
 
 @dataclass(frozen=True)
@@ -138,4 +143,18 @@ def checked_live_settings(value: Any) -> LiveSettings | None:
     raise ConfigurationError(
         f"live must be None or a LiveSettings(store=..., judge=..., shadow_rate=...), got "
         f"{type(value).__name__}; from shared_router.live.settings import LiveSettings"
+    )
+
+
+def checked_reference(value: Any) -> str | None:
+    """A call's ``reference`` argument: None or a string (the reference answer).
+
+    Raises:
+        ConfigurationError: For anything else (it names what was given).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigurationError(
+        f"{REFERENCE_KEYWORD} must be the reference answer as a string (or None), got "
+        f"{type(value).__name__}: {value!r:.80}"
     )

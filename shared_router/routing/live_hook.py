@@ -77,11 +77,13 @@ class LiveHook(Protocol):
         answer: str,
         call_other: Callable[[], str],
         request_id: str | None = None,
+        reference: str | None = None,
     ) -> bool:
         """Offer an answered call for shadowing (returns at once; True when it was queued).
 
         ``call_other`` makes the same call on the model that did not answer and returns its
-        answer's text; it runs off the caller's path.
+        answer's text; it runs off the caller's path. ``reference`` is the caller's reference
+        answer for judges that compare with one.
         """
         ...
 

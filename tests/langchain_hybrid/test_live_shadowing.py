@@ -17,15 +17,18 @@ from typing import Any
 import pytest
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.prompts import ChatPromptTemplate
 from pydantic import PrivateAttr, ValidationError
 
 from langchain_hybrid import ChatHybrid
-from shared_router.live.judges import CallableJudge, ShadowCase
+from shared_router.errors import ConfigurationError
+from shared_router.live.judges import CallableJudge, PointwiseJudge, ShadowCase
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
 from shared_router.live.settings import LiveSettings
 from shared_router.live.shadow import ShadowCosts
 from shared_router.live.store import open_store
+from shared_router.pipeline.quality_lexical import MatchMetric
 from tests.fixed_router import FixedRouter
 from tests.langchain_hybrid.run_recorder import RunRecorder
 from tests.langchain_hybrid.stand_ins import StandInChatModel
@@ -162,6 +165,29 @@ def test_shadow_and_judge_calls_are_priced_in_stats(tmp_path: Path) -> None:
     live = llm.stats.live
     assert live.shadow_cost == pytest.approx(1.05)  # the large shadow call and the judge
     assert live.cost_saved_net == pytest.approx(1.0 - 0.1 - 1.05)
+
+
+def test_a_reference_answer_reaches_the_judge_and_no_model(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, judge=PointwiseJudge(MatchMetric(mode="exact")))
+    small, large = StandInChatModel(model="small-model"), StandInChatModel(model="large-model")
+    llm = _llm(small, large, settings)
+    assert llm.invoke(QUESTION, reference=LARGE_ANSWER).content == SMALL_ANSWER
+    chain = ChatPromptTemplate.from_messages([("human", "{question}")]) | llm
+    answer = chain.invoke({"question": QUESTION}, config={"metadata": {"reference": SMALL_ANSWER}})
+    assert answer.content == SMALL_ANSWER
+    events = llm.stream_events(  # v3 runs _stream without the config
+        QUESTION, version="v3", config={"metadata": {"reference": SMALL_ANSWER}}
+    )
+    list(events)
+    llm.invoke(QUESTION)  # no reference: the match judge cannot score it, counted
+    assert live_loop(settings).drain(timeout=30)
+    rows = open_store(settings.store).rows()  # type: ignore[arg-type]
+    qualities = sorted((r.row.small_quality, r.row.large_quality) for r in rows)
+    assert qualities == [(0.0, 1.0), (1.0, 0.0), (1.0, 0.0)]  # each against its reference
+    assert (llm.stats.live.labelled, llm.stats.live.judge_errors) == (3, 1)
+    assert all("reference" not in call["kwargs"] for call in small.calls + large.calls)
+    with pytest.raises(ConfigurationError, match="reference must be the reference answer"):
+        llm.invoke(QUESTION, reference=4)
 
 
 def test_calls_with_tools_are_not_shadowed(tmp_path: Path) -> None:

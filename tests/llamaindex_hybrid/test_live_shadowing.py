@@ -19,12 +19,13 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from llamaindex_hybrid import HybridLLM, RoutingEvent
 from shared_router.errors import ConfigurationError
-from shared_router.live.judges import CallableJudge, ShadowCase
+from shared_router.live.judges import CallableJudge, PointwiseJudge, ShadowCase
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
 from shared_router.live.settings import LiveSettings
 from shared_router.live.shadow import ShadowCosts
 from shared_router.live.store import open_store
+from shared_router.pipeline.quality_lexical import MatchMetric
 from tests.fixed_router import FixedRouter
 from tests.llamaindex_hybrid.stand_ins import EventLog, StandInLLM
 from tests.shared_router.live_serving_support import planted_rows, settings_for
@@ -137,6 +138,25 @@ def test_shadow_and_judge_calls_are_priced_in_stats(tmp_path: Path) -> None:
     live = llm.stats.live
     assert live.shadow_cost == pytest.approx(1.05)
     assert live.cost_saved_net == pytest.approx(1.0 - 0.1 - 1.05)
+
+
+def test_a_reference_answer_reaches_the_judge_and_no_model(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, judge=PointwiseJudge(MatchMetric(mode="exact")))
+    small, large = StandInLLM(name="small"), StandInLLM(name="large")
+    llm = HybridLLM(
+        small=small, large=large, router=FixedRouter("small"), threshold=0.5, live=settings
+    )
+    assert llm.chat(CHAT, reference="[large] answered").message.content == "[small] answered"
+    assert llm.complete(QUESTION, reference="[small] answered").text == "[small] answered"
+    llm.chat(CHAT)  # no reference: the match judge cannot score it, counted
+    assert live_loop(settings).drain(timeout=30)
+    rows = open_store(settings.store).rows()  # type: ignore[arg-type]
+    qualities = sorted((r.row.small_quality, r.row.large_quality) for r in rows)
+    assert qualities == [(0.0, 1.0), (1.0, 0.0)]  # each scored against its own reference
+    assert (llm.stats.live.labelled, llm.stats.live.judge_errors) == (2, 1)
+    assert all("reference" not in call["kwargs"] for call in small.calls + large.calls)
+    with pytest.raises(ConfigurationError, match="reference must be the reference answer"):
+        llm.chat(CHAT, reference=["a list"])
 
 
 def test_max_quality_drop_routes_at_the_live_calibration_and_says_so(
