@@ -11,11 +11,12 @@ measure:
   drop on the same rows; and, for seeds 0..``--seeds``-1 at each rate (``--rates``), once
   1,000 shadow labels have come in (at the stream's middle when fewer do; the label count is
   reported), the gap recovered on the rest of the stream of a head refitted as the live loop
-  does (70% of the labels, exact logistic head, its L2 chosen by 5-fold cross-validation on
-  them; beside it the single 80/20 split the ``Retrainer`` used before) against the offline
-  pair router (the same head fitted on the pair's ``train`` rows outside the rest of the
-  stream); the table gives the mean offline gap and the live heads' mean gap over it (target
-  >= 0.8). ``--savings-only`` recomputes these without replaying;
+  does (70% of the labels, exact logistic head, det or diff labels and its L2 chosen by
+  cross-validation: ``fit_live_head``) against the offline pair router (the same head fitted
+  on the pair's ``train`` rows outside the rest of the stream), both also on det labels only
+  (the former recipe), beside the length heuristic on the same rows; the table gives the mean
+  gaps and the live / offline ratio of the means (target >= 0.8). ``--savings-only``
+  recomputes these without replaying;
 * replay speed (seconds per replay, the cache warm).
 
 Embeddings come from the on-disk cache (``--cache``); encoding the prompts is the slow part
@@ -47,18 +48,11 @@ import numpy as np
 
 from shared_router.data import PairData, load_pair
 from shared_router.encoders.cache import EmbeddingCache
-from shared_router.evaluation.curves import (
-    cost_advantage_at_drop,
-    gap_recovered,
-    oracle_curve,
-    random_curve,
-    router_curve,
-)
+from shared_router.evaluation.curves import cost_advantage_at_drop, router_curve
+from shared_router.live.head_fit import fit_live_head, scores_gap
 from shared_router.live.replay import ReplaySettings, replay
-from shared_router.live.retraining import fit_cross_validated
 from shared_router.routing.router import Router
-from shared_router.training.labels import det_labels
-from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
+from shared_router.training.logistic import DEFAULT_L2_GRID
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PAIRS = {
@@ -93,21 +87,16 @@ DROPS = (0.02, 0.05)
 LABELS_AT = 1000
 
 
-def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
-    return gap_recovered(
-        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
-    )
-
-
 def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str, float | int]:
     """Live head after LABELS_AT labels vs the offline pair router, on the rest of the stream.
 
     The cut is at the LABELS_AT-th shadow label, or at the stream's middle when fewer labels
-    come in. The live head is fitted as the ``Retrainer`` does (70% of the labels, its L2 by
-    5-fold cross-validation); ``gap_live_split`` is the head of the single 80/20 split of those
-    rows that the ``Retrainer`` used before, for comparison. The offline router is fitted on
-    the pair's ``train`` rows outside the rest of the stream (its L2 chosen on ``val`` rows, or
-    on a fifth of them), so neither head has seen a row it is measured on.
+    come in. The live head is fitted as the ``Retrainer`` does (70% of the labels,
+    :func:`fit_live_head` with ``labels="auto"``: det or diff labels, and the L2, by
+    cross-validation); ``gap_live_det`` is the same head on det labels only, the former
+    recipe. The offline routers are the same two heads fitted on the pair's ``train`` rows
+    outside the rest of the stream, so no head has seen a row it is measured on. The
+    length heuristic ("shorter prompts go small") is measured on the same rows.
     """
     order = np.random.default_rng(seed).permutation(len(data))
     draws = random.Random(seed)
@@ -116,39 +105,37 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     cut = positions[LABELS_AT - 1] + 1 if positions.size >= LABELS_AT else len(order) // 2
     labelled = order[positions[positions < cut]]
     rest = order[cut:]
-    y = det_labels(data.small_quality, data.large_quality)
+    small_all, large_all = data.small_quality, data.large_quality
     fit_rows = labelled[: max(2, int(0.7 * labelled.size))]
-    live = fit_cross_validated(X[fit_rows], y[fit_rows], l2=DEFAULT_L2_GRID, folds=5, seed=seed)
-    n_val = max(1, int(0.2 * fit_rows.size))  # the single split the Retrainer used before
-    split = fit_logistic(
-        X[fit_rows[n_val:]],
-        y[fit_rows[n_val:]],
-        X_val=X[fit_rows[:n_val]],
-        y_val=y[fit_rows[:n_val]],
-    )
     outside = np.ones(len(data), dtype=bool)
     outside[rest] = False
-    train = outside & np.array([s == "train" for s in data.splits])
-    val = outside & np.array([s == "val" for s in data.splits])
-    if not val.any():
-        train_rows = np.flatnonzero(train)
-        val = np.zeros_like(train)
-        val[train_rows[::5]] = True
-        train &= ~val
-    offline = fit_logistic(X[train], y[train], X_val=X[val], y_val=y[val])
-    small, large = data.small_quality[rest], data.large_quality[rest]
-    gap_live = _gap(live.head.predict_proba(X[rest]), small, large)
-    gap_split = _gap(split.head.predict_proba(X[rest]), small, large)
-    gap_offline = _gap(offline.head.predict_proba(X[rest]), small, large)
-    return {
+    train = np.flatnonzero(outside & np.array([s == "train" for s in data.splits]))
+    small, large = small_all[rest], large_all[rest]
+    out: dict[str, float | int] = {
         "labels": int(labelled.size),
         "rest_rows": int(rest.size),
-        "offline_train_rows": int(train.sum()),
-        "gap_live": gap_live,
-        "gap_live_split": gap_split,
-        "gap_offline": gap_offline,
-        "gap_ratio": gap_live / gap_offline if gap_offline > 0 else math.nan,
+        "offline_train_rows": int(train.size),
     }
+    for name, rows in (("live", fit_rows), ("offline", train)):
+        for labels in ("auto", "det"):
+            fitted = fit_live_head(
+                X[rows],
+                small_all[rows],
+                large_all[rows],
+                labels=labels,  # type: ignore[arg-type]
+                l2=DEFAULT_L2_GRID,
+                folds=5,
+                seed=seed,
+            )
+            key = f"gap_{name}" + ("" if labels == "auto" else "_det")
+            out[key] = scores_gap(fitted.head.predict_proba(X[rest]), small, large)
+            if labels == "auto":
+                out[f"{name}_labels"] = fitted.labels
+    lengths = np.array([len(q) for q in data.queries], dtype=float)
+    out["gap_heuristic"] = scores_gap(-lengths[rest], small, large)
+    gap_offline = float(out["gap_offline"])
+    out["gap_ratio"] = float(out["gap_live"]) / gap_offline if gap_offline > 0 else math.nan
+    return out
 
 
 def _heuristic_share(
@@ -203,15 +190,21 @@ def _overhead(calls: int = 5000) -> dict[str, dict[str, float]]:
     return out
 
 
+_SAVINGS_COLUMNS = ("gap_live", "gap_offline", "gap_live_det", "gap_offline_det", "gap_heuristic")
+
+
 def _savings_cells(savings: list[dict[str, Any]]) -> str:
-    """Labels, mean offline gap, and the live heads' mean gap over it (ratio of the means)."""
+    """Labels, the mean gaps, and the ratio of the live to the offline mean (both recipes)."""
     if not savings:
-        return "- | - | - | - | "
-    offline = float(np.mean([x["gap_offline"] for x in savings]))
-    cells = [f"{np.mean([x['labels'] for x in savings]):.0f}", f"{offline:.3f}"]
-    for key in ("gap_live", "gap_live_split"):
-        values = [x[key] for x in savings if key in x]
-        cells.append(f"{np.mean(values) / offline:.2f}" if values and offline > 0 else "-")
+        return "- | " * (len(_SAVINGS_COLUMNS) + 3)
+    means = {key: float(np.mean([x[key] for x in savings])) for key in _SAVINGS_COLUMNS}
+    cells = [f"{np.mean([x['labels'] for x in savings]):.0f}"]
+    cells += [f"{means[key]:.3f}" for key in _SAVINGS_COLUMNS]
+    for live, offline in (("gap_live", "gap_offline"), ("gap_live_det", "gap_offline_det")):
+        ratio = means[live] / means[offline] if means[offline] > 0 else math.nan
+        cells.append(f"{ratio:.2f}")
+    diff = np.mean([x["live_labels"] == "diff" for x in savings])
+    cells.append(f"{diff:.0%}")
     return " | ".join(cells) + " | "
 
 
@@ -224,14 +217,18 @@ def render(results: dict[str, Any], path: Path) -> None:
         "Seeded replays per setting (column `replays`, seeds 0..n-1), warm-up "
         f"{results.get('warmup')} rows, bundled router to start, small call = 0.1 of a large one.",
         "Savings columns (on each rate's 0.05 row; `--savings-only` computes them per seed):",
-        "labels at the cut (the 1,000th, else the stream's middle), the offline pair router's",
-        "mean gap recovered on the rest of the stream, and the live head's mean gap over it",
-        "(L2 by 5-fold cross-validation, as the `Retrainer` fits; then the former 80/20 split).",
+        "labels at the cut (the 1,000th, else the stream's middle); the mean gap recovered on",
+        "the rest of the stream of the live head (as the `Retrainer` fits it: labels det or",
+        "diff and L2 chosen by cross-validation), of the same head on the pair's train rows",
+        "(offline), of both on det labels only (the former recipe), and of the length",
+        "heuristic; the live / offline ratio of the means for each recipe; and how often",
+        "the live head chose diff labels.",
         "",
         "| pair | rows | rate | requested | replays | kept | mean realised | mean small share "
-        "| above length heuristic | cost saved net | labels | gap offline | gap live / offline "
-        "| same, 80/20 split | s / replay |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| above length heuristic | cost saved net | labels | gap live | gap offline "
+        "| gap live, det | gap offline, det | gap heuristic | live / offline "
+        "| same, det | diff chosen | s / replay |",
+        "|" + "---|" * 20,
     ]
     for name, pair in results.get("pairs", {}).items():
         for rate in RATES:

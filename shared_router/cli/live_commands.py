@@ -86,6 +86,12 @@ def retrain(
         "default", help="The current router when the store has no version yet."
     ),
     min_rows: int = typer.Option(200, help="Live rows needed to retrain."),
+    labels: str = typer.Option(
+        "auto",
+        help="What the head is fitted on: det (1[q_small >= q_large]), diff "
+        "((1 + q_small - q_large) / 2), or auto (the one whose out-of-fold scores recover "
+        "more of the gap).",
+    ),
     cache: bool = CacheOption,
 ) -> None:
     """Refit the head on the store's live rows; swap it in only if it recovers more of the gap."""
@@ -102,7 +108,13 @@ def retrain(
     else:
         current_router = Router.load(router, cache=cached)
         version, fit_ids = router, frozenset()
-    retrainer = Retrainer(live, min_rows=min_rows, every=1, versions_dir=output)
+    retrainer = Retrainer(
+        live,
+        min_rows=min_rows,
+        every=1,
+        labels=labels,  # type: ignore[arg-type]  # checked by Retrainer
+        versions_dir=output,
+    )
     outcome = retrainer.retrain(current_router, version, fit_ids)
     if outcome is None:
         fail(

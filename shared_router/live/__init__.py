@@ -14,6 +14,7 @@ calls): imports layers 0-3 and the pipeline, and only the CLI imports it. Module
 - ``recalibration``: :class:`LiveCalibrator`, the threshold for ``max_quality_drop`` from
   live rows (bootstrap + unseen-losses bound), conservative until enough rows;
 - ``retraining``: :class:`Retrainer`, refit the head on live rows and swap it in only if better;
+  ``head_fit``: fitting that head (its labels, det or diff, and L2 chosen by cross-validation);
 - ``live_routing``: :class:`LiveRouting`, one worker's router version, calibration, retraining;
 - ``settings``: :class:`LiveSettings`, what a user passes to an adapter (``live=``), kept
   light to import;

@@ -2,11 +2,11 @@
 
 :meth:`Retrainer.retrain` takes the store's lock (so that of several workers one retrains),
 holds out a share of the rows the current router was not fitted on, fits the exact numpy
-logistic head (:func:`~shared_router.training.logistic.fit_logistic`) on the rest with the
-current encoder's (cached) embeddings and deterministic labels ``1[q_small >= q_large]``
-(its L2 strength chosen by K-fold cross-validation on those rows, then refitted on all of
-them: :func:`fit_cross_validated`), and compares the candidate with the current router by
-gap recovered on the held-out rows (:func:`~shared_router.evaluation.curves.gap_recovered`).
+logistic head on the rest with the current encoder's (cached) embeddings
+(:func:`~shared_router.live.head_fit.fit_live_head`: its labels, ``det`` or ``diff``, and its
+L2 strength chosen by K-fold cross-validation on those rows, then refitted on all of them),
+and compares the candidate with the current router by gap recovered on the held-out rows
+(:func:`~shared_router.evaluation.curves.gap_recovered`).
 The candidate is saved as a router folder in the store's ``versions_dir`` (written to a
 temporary folder, then renamed, so a kill leaves no half router) with a calibration table
 from the held-out rows, and recorded in the store with the comparison; it becomes current
@@ -28,19 +28,17 @@ import numpy as np
 
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, TrainingError
-from shared_router.evaluation.curves import gap_recovered, oracle_curve, random_curve, router_curve
+from shared_router.live.head_fit import LIVE_LABELS, LiveLabels, fit_live_head, scores_gap
 from shared_router.live.rows import StoredRow, VersionRecord
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.model.calibration import CalibrationTable
 from shared_router.routing.router import Router
-from shared_router.training.labels import det_labels
-from shared_router.training.logistic import DEFAULT_L2_GRID, LogisticFit, fit_logistic
+from shared_router.training.logistic import DEFAULT_L2_GRID
 
 __all__ = [
     "RETRAIN_LOCK",
     "RetrainOutcome",
     "Retrainer",
-    "fit_cross_validated",
     "row_scores",
     "row_vectors",
 ]
@@ -104,59 +102,14 @@ def row_scores(router: Router, rows: Sequence[StoredRow]) -> tuple[np.ndarray, n
     return scores, usable
 
 
-def fit_cross_validated(
-    X: np.ndarray, y: np.ndarray, *, l2: Sequence[float], folds: int, seed: int
-) -> LogisticFit:
-    """The logistic head with its L2 strength chosen by K-fold cross-validation, then refitted.
-
-    Each of ``folds`` random folds is held out once while the others fit every strength; the
-    strength with the lowest validation BCE summed over the folds is refitted on all rows, so
-    every row both helps choose the regularisation and fits the head (a single split would
-    leave a fifth of the few live rows out of the fit). Folds whose other rows have one label
-    only are skipped.
-
-    Args:
-        X: Embeddings, shape ``(n, dim)``.
-        y: Labels in [0, 1].
-        l2: The strengths to choose from.
-        folds: How many folds (at least 2).
-        seed: Seed of the fold assignment.
-
-    Returns:
-        The head refitted on all rows, the chosen ``l2`` (the stronger one on a tie) and each
-        strength's validation BCE per held-out row over the folds.
-
-    Raises:
-        ConfigurationError: For fewer than 2 folds.
-        TrainingError: When no fold can be fitted (labels all equal) or the inputs are bad.
-    """
-    if folds < 2:
-        raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
-    grid = tuple(sorted({float(v) for v in l2}))
-    assignment = np.random.default_rng(seed).permutation(len(y)) % folds
-    losses = dict.fromkeys(grid, 0.0)
-    counted = 0
-    for fold in range(folds):
-        held = assignment == fold
-        if not held.any() or np.unique(y[~held]).size < 2:
-            continue
-        fitted = fit_logistic(X[~held], y[~held], X_val=X[held], y_val=y[held], l2=grid)
-        for strength, loss in fitted.val_losses.items():
-            losses[strength] += loss * int(held.sum())
-        counted += int(held.sum())
-    if not counted:
-        raise TrainingError(
-            f"no fold of {len(y)} rows has two label values to fit; collect more varied rows"
-        )
-    chosen = min(grid, key=lambda strength: (losses[strength], -strength))
-    head = fit_logistic(X, y, l2=chosen).head
-    return LogisticFit(head, chosen, {k: v / counted for k, v in losses.items()})
+_LABEL_TEXT = {"det": "1[q_small >= q_large]", "diff": "(1 + q_small - q_large) / 2"}
 
 
-def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
-    return gap_recovered(
-        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
-    )
+def _chosen(gaps: dict[str, float]) -> str:
+    if not gaps:
+        return ""
+    compared = ", ".join(f"{kind} {gap:.4f}" for kind, gap in gaps.items())
+    return f" (chosen by out-of-fold gap recovered: {compared})"
 
 
 class Retrainer:
@@ -168,9 +121,12 @@ class Retrainer:
         every: New rows needed between two retrainings.
         holdout_share: Share of the rows the current router was not fitted on that is held
             out for the comparison (and calibrates the candidate).
-        folds: Folds of the cross-validation that chooses the L2 strength on the fitting
-            rows (:func:`fit_cross_validated`).
+        folds: Folds of the cross-validations that choose the L2 strength and the labels on
+            the fitting rows (:func:`~shared_router.live.head_fit.fit_live_head`).
         l2: L2 strengths to choose from.
+        labels: What the head is fitted on: ``"det"`` labels ``1[q_small >= q_large]``,
+            ``"diff"`` labels ``(1 + q_small - q_large) / 2``, or ``"auto"``: the kind whose
+            out-of-fold scores recover more of the gap on the fitting rows.
         min_gain: How much higher the candidate's gap recovered must be to swap.
         lock_ttl_s: Seconds after which a lock of a killed worker expires.
         seed: Seed of the splits.
@@ -178,8 +134,8 @@ class Retrainer:
         versions_dir: Where router folders go (default: the store's).
 
     Raises:
-        ConfigurationError: For a share outside (0, 1), fewer than 2 folds, or no folder for
-            versions.
+        ConfigurationError: For a share outside (0, 1), fewer than 2 folds, an unknown label
+            kind, or no folder for versions.
     """
 
     def __init__(
@@ -191,6 +147,7 @@ class Retrainer:
         holdout_share: float = 0.3,
         folds: int = 5,
         l2: Sequence[float] = DEFAULT_L2_GRID,
+        labels: LiveLabels = "auto",
         min_gain: float = 0.0,
         lock_ttl_s: float = 900.0,
         seed: int = 0,
@@ -201,6 +158,8 @@ class Retrainer:
             raise ConfigurationError(f"holdout_share must lie in (0, 1), got {holdout_share!r}")
         if folds < 2:
             raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
+        if labels not in LIVE_LABELS:
+            raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
         folder = Path(versions_dir) if versions_dir is not None else store.versions_dir
         if folder is None:
             raise ConfigurationError(
@@ -217,6 +176,7 @@ class Retrainer:
         self.holdout_share = holdout_share
         self.folds = folds
         self.l2 = tuple(l2)
+        self.labels: LiveLabels = labels
         self.min_gain = min_gain
         self.lock_ttl_s = lock_ttl_s
         self.seed = seed
@@ -277,18 +237,20 @@ class Retrainer:
         n_holdout = max(int(round(self.holdout_share * eligible.size)), min(eligible.size, 20))
         holdout = np.sort(eligible[:n_holdout])
         fit = np.setdiff1d(np.arange(len(kept)), holdout)
-        y = det_labels(small, large)
-        if holdout.size < 10 or fit.size < 10 or np.unique(y[fit]).size < 2:
+        if holdout.size < 10 or fit.size < 10:
             logger.info(
-                "retraining skipped: %d held-out and %d fitting rows, labels %s",
-                holdout.size,
-                fit.size,
-                np.unique(y[fit]).tolist(),
+                "retraining skipped: %d held-out and %d fitting rows", holdout.size, fit.size
             )
             return None
         try:
-            fitted = fit_cross_validated(
-                X_all[fit], y[fit], l2=self.l2, folds=self.folds, seed=self.seed
+            fitted = fit_live_head(
+                X_all[fit],
+                small[fit],
+                large[fit],
+                labels=self.labels,
+                l2=self.l2,
+                folds=self.folds,
+                seed=self.seed,
             )
         except TrainingError as exc:
             logger.info("retraining skipped: %s", exc)
@@ -297,8 +259,8 @@ class Retrainer:
         current_scores = current.head_.predict_proba(X_all[holdout])
         q_small, q_large = small[holdout], large[holdout]
         gap_new, gap_current = (
-            _gap(new_scores, q_small, q_large),
-            _gap(current_scores, q_small, q_large),
+            scores_gap(new_scores, q_small, q_large),
+            scores_gap(current_scores, q_small, q_large),
         )
         swapped = bool(np.isfinite(gap_new)) and (
             not np.isfinite(gap_current) or gap_new > gap_current + self.min_gain
@@ -320,11 +282,17 @@ class Retrainer:
                     "gap_recovered": float(gap_new),
                     "gap_recovered_parent": float(gap_current),
                     "parent": current_version,
+                    "labels": fitted.labels,
+                    "label_gaps_out_of_fold": {
+                        kind: (gap if np.isfinite(gap) else None)
+                        for kind, gap in fitted.label_gaps.items()
+                    },
                 }
             },
             "description": (
-                f"Refitted on {fit.size} live shadow rows (exact logistic head, labels "
-                f"1[q_small >= q_large], L2 by {self.folds}-fold cross-validation); compared "
+                f"Refitted on {fit.size} live shadow rows (exact logistic head on "
+                f"{_LABEL_TEXT[fitted.labels]} labels{_chosen(fitted.label_gaps)}, L2 by "
+                f"{self.folds}-fold cross-validation); compared "
                 f"with {current_version} on {holdout.size} held-out live rows, which also "
                 "calibrate it."
             ),

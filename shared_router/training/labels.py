@@ -7,6 +7,10 @@ A label is the target p(x) = Pr[the small model's answer is as good as the large
 - ``trans``: the share of pairs with ``s_i >= l_j - t*``, where the relaxation ``t*`` is the
   grid value that spreads the labels the most, ``(1/N^2) sum_ij |y_i(t) - y_j(t)|``, so that
   the labels separate easy from hard queries best.
+
+Beside the paper's, :func:`diff_labels` gives ``(1 + q_small - q_large) / 2``: a head fitted
+on them orders queries by the expected quality difference, which keeps how much better or
+worse the small answer is (continuous qualities) where ``det`` keeps only which is better.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "LabelKind",
     "Labels",
     "det_labels",
+    "diff_labels",
     "find_t_star",
     "label_spread",
     "make_labels",
@@ -54,6 +59,19 @@ class Labels:
     t_star: float | None
 
 
+def _paired_qualities(
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both qualities as finite float64 vectors of one length, or a DataError."""
+    small = finite_vector(small_quality, "small_quality")
+    large = finite_vector(large_quality, "large_quality")
+    if small.shape != large.shape:
+        raise DataError(
+            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
+        )
+    return small, large
+
+
 def det_labels(
     small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> np.ndarray:
@@ -66,13 +84,32 @@ def det_labels(
     Raises:
         DataError: If the arrays differ in length or hold non-finite values.
     """
-    small = finite_vector(small_quality, "small_quality")
-    large = finite_vector(large_quality, "large_quality")
-    if small.shape != large.shape:
-        raise DataError(
-            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
-        )
+    small, large = _paired_qualities(small_quality, large_quality)
     return (small >= large).astype(np.float64)
+
+
+def diff_labels(
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
+) -> np.ndarray:
+    """Return quality-difference labels ``(1 + q_small - q_large) / 2`` as float64.
+
+    Qualities are clipped to [0, 1] first, so each label lies in [0, 1]: 1 where the small
+    answer is perfect and the large one worthless, 0.5 on a tie, 0 the other way round.
+    Ordering queries by ``E[q_small - q_large]`` is what maximises the mean quality at a
+    given small share; ``det`` labels order them by ``P(q_small >= q_large)`` instead, which
+    loses the size of the difference (with continuous qualities a tiny difference flips a
+    ``det`` label).
+
+    Args:
+        small_quality: The small model's quality per query.
+        large_quality: The large model's quality per query.
+
+    Raises:
+        DataError: If the arrays differ in length or hold non-finite values.
+    """
+    small, large = _paired_qualities(small_quality, large_quality)
+    labels: np.ndarray = (1.0 + np.clip(small, 0.0, 1.0) - np.clip(large, 0.0, 1.0)) / 2.0
+    return labels
 
 
 @dataclass(frozen=True)

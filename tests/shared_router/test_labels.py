@@ -12,6 +12,7 @@ from shared_router.data import PairData, load_pair
 from shared_router.errors import DataError
 from shared_router.training.labels import (
     det_labels,
+    diff_labels,
     find_t_star,
     label_spread,
     make_labels,
@@ -46,6 +47,16 @@ def test_det_labels() -> None:
     assert y.dtype == np.float64
     with pytest.raises(DataError, match="differ in length"):
         det_labels([1.0], [1.0, 0.0])
+
+
+def test_diff_labels_keep_the_margin_and_lie_in_zero_one() -> None:
+    y = diff_labels([1.0, 0.0, 0.5, 0.7, 1.4], [0.0, 1.0, 0.5, 0.9, -0.2])
+    np.testing.assert_allclose(y, [1.0, 0.0, 0.5, 0.4, 1.0])  # qualities clipped to [0, 1]
+    assert y.dtype == np.float64
+    with pytest.raises(DataError, match="differ in length"):
+        diff_labels([1.0], [1.0, 0.0])
+    with pytest.raises(DataError):
+        diff_labels([float("nan")], [1.0])
 
 
 def test_prob_labels_by_hand() -> None:

@@ -104,6 +104,11 @@ def test_retrain_and_report_on_a_store(tmp_path: Path, capsys: pytest.CaptureFix
     assert [v["version"] for v in report["retrain_history"]] == [record["version"]]
     assert report["realised_drop"] == 0.0  # every planted row went large
     assert (tmp_path / "r.png").stat().st_size > 0
+    capsys.readouterr()
+    assert _run(["retrain", "--store", url, "-o", str(tmp_path / "det"), "--labels", "det"]) == 0
+    fixed = json.loads(capsys.readouterr().out)
+    chosen = Router.load(fixed["path"]).metadata_["metrics"]["live_holdout"]
+    assert chosen["labels"] == "det" and chosen["label_gaps_out_of_fold"] == {}
 
 
 def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,6 +117,8 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     empty = str(tmp_path / "empty.sqlite")
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v")]) == 2
     assert "cannot train a head" in capsys.readouterr().err
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
+    assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err
 
 
 def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:

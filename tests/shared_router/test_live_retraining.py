@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from shared_router.errors import ConfigurationError, TrainingError
+from shared_router.live.head_fit import fit_cross_validated, fit_live_head
 from shared_router.live.live_routing import LiveRouting
-from shared_router.live.retraining import RETRAIN_LOCK, Retrainer, fit_cross_validated
+from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
@@ -46,11 +47,52 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     loaded = Router.load(record.path)
     X = planted_vectors(2000, seed=7)
     small, _ = planted_qualities(X, seed=7, noise=0.0)
-    predicted = loaded.head_.predict_proba(X) >= 0.5
-    assert np.mean(predicted == small.astype(bool)) > 0.75  # chance is 0.5
+    scores = loaded.head_.predict_proba(X)
+    assert _auc(scores, small.astype(bool)) > 0.85  # chance is 0.5
+    chosen = loaded.metadata_["metrics"]["live_holdout"]
+    assert chosen["labels"] in ("det", "diff")
+    assert set(chosen["label_gaps_out_of_fold"]) == {"det", "diff"}
     assert loaded.calibration_ is not None and loaded.calibration_.n == record.n_holdout
     assert loaded.metadata_["n_train"] == record.n_fit  # every fitting row fits the head
     assert not list(Path(record.path).parent.glob(".*partial"))
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """How often a positive row scores above a negative one (ties count half)."""
+    pos, neg = scores[positive], scores[~positive]
+    return float(np.mean(pos[:, None] > neg[None, :]) + 0.5 * np.mean(pos[:, None] == neg))
+
+
+def test_auto_labels_keep_the_kind_whose_out_of_fold_gap_is_higher() -> None:
+    X = planted_vectors(300, seed=3)
+    small, large = planted_qualities(X, seed=3)
+    fitted = fit_live_head(X, small, large, labels="auto", l2=DEFAULT_L2_GRID, folds=5, seed=0)
+    assert set(fitted.label_gaps) == {"det", "diff"}
+    assert fitted.labels == max(fitted.label_gaps, key=fitted.label_gaps.__getitem__)
+    alone = fit_live_head(
+        X, small, large, labels=fitted.labels, l2=DEFAULT_L2_GRID, folds=5, seed=0
+    )
+    np.testing.assert_allclose(alone.head.predict_proba(X), fitted.head.predict_proba(X))
+    assert alone.label_gaps == {} and alone.l2 == fitted.l2
+    with pytest.raises(ConfigurationError, match="labels must be one of"):
+        fit_live_head(X, small, large, labels="prob", l2=DEFAULT_L2_GRID, folds=5, seed=0)  # type: ignore[arg-type]
+
+
+def test_graded_qualities_where_the_large_model_always_wins_are_learned_from_margins() -> None:
+    # A graded judge: the large answer is always a little better on easy queries (first
+    # coordinate > 0) and much better on hard ones. Every det label is 0 ("never small"),
+    # so only the margins say which queries can go small.
+    X = planted_vectors(400, seed=8)
+    easy = X[:, 0] > 0
+    rng = np.random.default_rng(9)
+    small = np.clip(np.where(easy, 0.8, 0.3) + rng.normal(0, 0.05, 400), 0, 0.9)
+    large = np.clip(small + np.where(easy, 0.02, 0.5), 0, 1)
+    fitted = fit_live_head(X, small, large, labels="auto", l2=DEFAULT_L2_GRID, folds=5, seed=0)
+    assert fitted.labels == "diff" and set(fitted.label_gaps) == {"diff"}
+    held = planted_vectors(1000, seed=10)
+    assert _auc(fitted.head.predict_proba(held), held[:, 0] > 0) > 0.9
+    with pytest.raises(TrainingError, match="two label values"):
+        fit_live_head(X, small, large, labels="det", l2=DEFAULT_L2_GRID, folds=5, seed=0)
 
 
 def test_the_l2_is_chosen_by_cross_validation_and_the_head_refitted_on_all_rows() -> None:
@@ -112,18 +154,18 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
 
 _RETRAIN_AND_HANG = """
 import sys, time
-import shared_router.live.retraining as retraining
+import shared_router.live.head_fit as head_fit
 from shared_router.live.retraining import Retrainer
 from shared_router.live.store import open_store
 from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 
-fit = retraining.fit_logistic
+fit = head_fit.fit_logistic
 def slow_fit(*args, **kwargs):
     print("fitting", flush=True)
     time.sleep(60)
     return fit(*args, **kwargs)
-retraining.fit_logistic = slow_fit
+head_fit.fit_logistic = slow_fit
 store = open_store(sys.argv[1])
 Retrainer(store, min_rows=200, lock_ttl_s=1.0, owner="doomed").retrain(
     Router.load("default"), "default", frozenset()

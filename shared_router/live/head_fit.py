@@ -1,0 +1,194 @@
+"""Fitting a live head: its L2 strength and its label kind, both chosen by cross-validation.
+
+:func:`fit_cross_validated` picks the logistic head's L2 strength by K-fold validation loss
+and refits on all rows. :func:`fit_live_head` also picks what the head is fitted on, from
+the live rows themselves: ``det`` labels ``1[q_small >= q_large]`` or ``diff`` labels
+``(1 + q_small - q_large) / 2`` (:func:`~shared_router.training.labels.diff_labels`). Which
+one routes better depends on the pair: on binary qualities with few rows ``det`` does, on
+continuous ones (a judge's graded scores) ``diff`` does, by a wide margin
+(``benchmarks/live_replay.py``). ``"auto"`` compares them by the gap recovered of their
+out-of-fold scores, the measure the :class:`~shared_router.live.retraining.Retrainer` swaps
+on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from shared_router.errors import ConfigurationError, TrainingError
+from shared_router.evaluation.curves import gap_recovered, oracle_curve, random_curve, router_curve
+from shared_router.model.head import MLPHead
+from shared_router.training.labels import det_labels, diff_labels
+from shared_router.training.logistic import LogisticFit, fit_logistic
+
+__all__ = [
+    "LIVE_LABELS",
+    "LiveHeadFit",
+    "LiveLabels",
+    "fit_cross_validated",
+    "fit_live_head",
+    "scores_gap",
+]
+
+LiveLabels = Literal["det", "diff", "auto"]
+LIVE_LABELS: tuple[str, ...] = ("det", "diff", "auto")
+"""What a live head can be fitted on: one label kind, or ``"auto"`` to choose."""
+
+
+def scores_gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
+    """The gap recovered (random 0, oracle 1) of routing by ``scores`` on these rows."""
+    return gap_recovered(
+        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
+    )
+
+
+def fit_cross_validated(
+    X: np.ndarray, y: np.ndarray, *, l2: Sequence[float], folds: int, seed: int
+) -> LogisticFit:
+    """The logistic head with its L2 strength chosen by K-fold cross-validation, then refitted.
+
+    Each of ``folds`` random folds is held out once while the others fit every strength; the
+    strength with the lowest validation BCE summed over the folds is refitted on all rows, so
+    every row both helps choose the regularisation and fits the head (a single split would
+    leave a fifth of the few live rows out of the fit). Folds whose other rows have one label
+    only are skipped.
+
+    Args:
+        X: Embeddings, shape ``(n, dim)``.
+        y: Labels in [0, 1].
+        l2: The strengths to choose from.
+        folds: How many folds (at least 2).
+        seed: Seed of the fold assignment.
+
+    Returns:
+        The head refitted on all rows, the chosen ``l2`` (the stronger one on a tie) and each
+        strength's validation BCE per held-out row over the folds.
+
+    Raises:
+        ConfigurationError: For fewer than 2 folds.
+        TrainingError: When no fold can be fitted (labels all equal) or the inputs are bad.
+    """
+    if folds < 2:
+        raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
+    grid = tuple(sorted({float(v) for v in l2}))
+    assignment = _folds(len(y), folds, seed)
+    losses = dict.fromkeys(grid, 0.0)
+    counted = 0
+    for fold in range(folds):
+        held = assignment == fold
+        if not held.any() or np.unique(y[~held]).size < 2:
+            continue
+        fitted = fit_logistic(X[~held], y[~held], X_val=X[held], y_val=y[held], l2=grid)
+        for strength, loss in fitted.val_losses.items():
+            losses[strength] += loss * int(held.sum())
+        counted += int(held.sum())
+    if not counted:
+        raise TrainingError(
+            f"no fold of {len(y)} rows has two label values to fit; collect more varied rows"
+        )
+    chosen = min(grid, key=lambda strength: (losses[strength], -strength))
+    head = fit_logistic(X, y, l2=chosen).head
+    return LogisticFit(head, chosen, {k: v / counted for k, v in losses.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class LiveHeadFit:
+    """A live head and how it was chosen.
+
+    Attributes:
+        head: The logistic head, fitted on all the rows.
+        labels: The label kind it was fitted on (``"det"`` or ``"diff"``).
+        l2: Its L2 strength.
+        label_gaps: For ``"auto"``, each kind's out-of-fold gap recovered on the rows
+            (empty when one kind was asked for).
+    """
+
+    head: MLPHead
+    labels: str
+    l2: float
+    label_gaps: dict[str, float]
+
+
+def fit_live_head(
+    X: np.ndarray,
+    small: np.ndarray,
+    large: np.ndarray,
+    *,
+    labels: LiveLabels = "auto",
+    l2: Sequence[float],
+    folds: int,
+    seed: int,
+) -> LiveHeadFit:
+    """Fit a live head on rows with both qualities, choosing its labels when asked.
+
+    With ``labels="auto"`` each kind's head is fitted as :func:`fit_cross_validated` does;
+    then, at the L2 strength it chose, each of ``folds`` folds is scored by a head fitted on
+    the other folds, and the kind whose out-of-fold scores recover more of the gap on the
+    rows is kept (``det`` on a tie, or when the gap is undefined).
+
+    Args:
+        X: Embeddings, shape ``(n, dim)``.
+        small: The small model's quality per row, in [0, 1].
+        large: The large model's quality per row, in [0, 1].
+        labels: ``"det"``, ``"diff"`` or ``"auto"``.
+        l2: The L2 strengths to choose from.
+        folds: Folds of both cross-validations (at least 2).
+        seed: Seed of the fold assignments.
+
+    Returns:
+        The head, its label kind and L2 strength, and the kinds' out-of-fold gaps.
+
+    Raises:
+        ConfigurationError: For an unknown label kind or fewer than 2 folds.
+        TrainingError: When no head can be fitted (the labels of every kind all equal).
+    """
+    if labels not in LIVE_LABELS:
+        raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
+    targets = {"det": det_labels(small, large), "diff": diff_labels(small, large)}
+    if labels != "auto":
+        fitted = fit_cross_validated(X, targets[labels], l2=l2, folds=folds, seed=seed)
+        return LiveHeadFit(fitted.head, labels, fitted.l2, {})
+    fits: dict[str, LogisticFit] = {}
+    gaps: dict[str, float] = {}
+    for kind, y in targets.items():
+        try:
+            fits[kind] = fit_cross_validated(X, y, l2=l2, folds=folds, seed=seed)
+        except TrainingError:
+            continue
+        gaps[kind] = _out_of_fold_gap(X, y, small, large, fits[kind].l2, folds, seed)
+    if not fits:
+        raise TrainingError(
+            f"no label kind of {len(small)} rows has two values to fit; collect more varied rows"
+        )
+    best = max(gaps, key=lambda kind: (np.nan_to_num(gaps[kind], nan=-np.inf), kind == "det"))
+    return LiveHeadFit(fits[best].head, best, fits[best].l2, gaps)
+
+
+def _folds(n: int, folds: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n) % folds
+
+
+def _out_of_fold_gap(
+    X: np.ndarray,
+    y: np.ndarray,
+    small: np.ndarray,
+    large: np.ndarray,
+    l2: float,
+    folds: int,
+    seed: int,
+) -> float:
+    """The gap recovered of out-of-fold scores (NaN when a fold's other rows cannot fit)."""
+    assignment = _folds(len(y), folds, seed + 1)
+    scores = np.zeros(len(y))
+    for fold in range(folds):
+        held = assignment == fold
+        if not held.any():
+            continue
+        if np.unique(y[~held]).size < 2:
+            return float("nan")
+        scores[held] = fit_logistic(X[~held], y[~held], l2=l2).head.predict_proba(X[held])
+    return scores_gap(scores, small, large)
