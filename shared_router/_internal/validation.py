@@ -9,7 +9,13 @@ import numpy as np
 
 from shared_router.errors import DataError, HybridLLMError
 
-__all__ = ["REPLACEMENT_CHARACTER", "encodable_text", "finite_vector", "text_list"]
+__all__ = [
+    "REPLACEMENT_CHARACTER",
+    "encodable_text",
+    "finite_quality_pair",
+    "finite_vector",
+    "text_list",
+]
 
 REPLACEMENT_CHARACTER = "\ufffd"
 """What :func:`encodable_text` puts in place of a lone surrogate."""
@@ -40,6 +46,24 @@ def finite_vector(
     if not np.all(np.isfinite(array)):
         raise error(f"{name} must be finite; it holds NaN or infinity")
     return array
+
+
+def finite_quality_pair(
+    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' qualities as finite float64 vectors of one length.
+
+    Raises:
+        DataError: If either is not one-dimensional, holds NaN or infinity, or the two
+            differ in length.
+    """
+    small = finite_vector(small_quality, "small_quality")
+    large = finite_vector(large_quality, "large_quality")
+    if small.size != large.size:
+        raise DataError(
+            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
+        )
+    return small, large
 
 
 def text_list(texts: object, name: str, error: type[HybridLLMError]) -> list[str]:

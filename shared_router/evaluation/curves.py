@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared_router._internal.validation import finite_vector
+from shared_router._internal.validation import finite_quality_pair, finite_vector
 from shared_router.errors import DataError
 from shared_router.model.calibration import all_large_threshold
 
@@ -89,12 +89,9 @@ def _vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
 def paired_qualities(
     small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    small = _vector(small_quality, "small_quality")
-    large = _vector(large_quality, "large_quality")
-    if small.size != large.size:
-        raise DataError(
-            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
-        )
+    small, large = finite_quality_pair(small_quality, large_quality)
+    if small.size == 0:
+        raise DataError("small_quality is empty; evaluation needs at least one query")
     return small, large
 
 

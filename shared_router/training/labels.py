@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from shared_router._internal.validation import finite_vector
+from shared_router._internal.validation import finite_quality_pair, finite_vector
 from shared_router.data import PairData
 from shared_router.errors import DataError
 
@@ -59,19 +59,6 @@ class Labels:
     t_star: float | None
 
 
-def _paired_qualities(
-    small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both qualities as finite float64 vectors of one length, or a DataError."""
-    small = finite_vector(small_quality, "small_quality")
-    large = finite_vector(large_quality, "large_quality")
-    if small.shape != large.shape:
-        raise DataError(
-            f"small_quality and large_quality differ in length: {small.size} vs {large.size}"
-        )
-    return small, large
-
-
 def det_labels(
     small_quality: np.ndarray | Sequence[float], large_quality: np.ndarray | Sequence[float]
 ) -> np.ndarray:
@@ -84,7 +71,7 @@ def det_labels(
     Raises:
         DataError: If the arrays differ in length or hold non-finite values.
     """
-    small, large = _paired_qualities(small_quality, large_quality)
+    small, large = finite_quality_pair(small_quality, large_quality)
     return (small >= large).astype(np.float64)
 
 
@@ -107,7 +94,7 @@ def diff_labels(
     Raises:
         DataError: If the arrays differ in length or hold non-finite values.
     """
-    small, large = _paired_qualities(small_quality, large_quality)
+    small, large = finite_quality_pair(small_quality, large_quality)
     labels: np.ndarray = (1.0 + np.clip(small, 0.0, 1.0) - np.clip(large, 0.0, 1.0)) / 2.0
     return labels
 
