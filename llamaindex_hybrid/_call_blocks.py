@@ -1,22 +1,35 @@
-"""Blocks of HybridLLM calls: a quality level, or a conversation, for the calls in a ``with``.
+"""Blocks of HybridLLM calls: a quality level, a conversation or the shadow judge's reference
+answer, for the calls in a ``with``.
 
-Both are thread/task-local (:func:`~llamaindex_hybrid._call_knobs.knobs_in_block`,
+All are thread/task-local (:func:`~llamaindex_hybrid._call_knobs.knobs_in_block`,
 :func:`~llamaindex_hybrid._routing_input.conversation_in_block`): other threads and asyncio
 tasks are not affected, tasks started inside a block inherit it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from llamaindex_hybrid._call_knobs import checked_knobs, knobs_in_block
 from llamaindex_hybrid._routing_input import conversation_in_block
 from shared_router.errors import ConfigurationError, KnobError
+from shared_router.live.settings import checked_reference
 
-__all__ = ["CallBlocks"]
+__all__ = ["CallBlocks", "block_reference"]
+
+_REFERENCES: ContextVar[Mapping[int, str]] = ContextVar(
+    "llamaindex_hybrid_reference", default=MappingProxyType({})
+)
+
+
+def block_reference(owner: object) -> str | None:
+    """The reference answer of ``owner``'s ``reference()`` block here, or None."""
+    return _REFERENCES.get().get(id(owner))
 
 
 class CallBlocks(FunctionCallingLLM):
@@ -52,6 +65,33 @@ class CallBlocks(FunctionCallingLLM):
             raise KnobError("quality() needs one of max_quality_drop, large_share, threshold")
         with knobs_in_block(self, knobs):
             yield
+
+    @contextmanager
+    def reference(self, answer: str) -> Iterator[None]:
+        """Give the shadow judge a reference answer for this LLM's calls inside a ``with`` block.
+
+        For calls made by something else (a query engine, an agent) that cannot pass
+        ``reference=`` to each call: with ``live=LiveSettings(...)``, a judge that compares
+        with a reference (the ``match`` metric) grades the shadowed calls in the block against
+        ``answer``. A ``reference=`` given to one call wins over the block's. Thread/task-local.
+
+        Args:
+            answer: The reference answer.
+
+        Yields:
+            Nothing; calls in the block carry the reference.
+
+        Raises:
+            ConfigurationError: If ``answer`` is not a string.
+        """
+        checked = checked_reference(answer)
+        if checked is None:
+            raise ConfigurationError("reference() needs the reference answer as a string, got None")
+        token = _REFERENCES.set(MappingProxyType({**_REFERENCES.get(), id(self): checked}))
+        try:
+            yield
+        finally:
+            _REFERENCES.reset(token)
 
     @contextmanager
     def conversation(self, conversation_id: str) -> Iterator[None]:

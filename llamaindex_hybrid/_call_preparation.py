@@ -17,6 +17,7 @@ from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
 
+from llamaindex_hybrid._call_blocks import block_reference
 from llamaindex_hybrid._call_knobs import call_knobs, checked_knobs
 from llamaindex_hybrid._metadata import InnerMetadata
 from llamaindex_hybrid._routed_calls import RoutedCalls
@@ -86,6 +87,8 @@ class CallPreparation(FunctionCallingLLM):
         (never passed on)."""
         per_call = checked_knobs(*(kwargs.pop(knob, None) for knob in KNOB_NAMES))
         reference = checked_reference(kwargs.pop(REFERENCE_KEYWORD, None))
+        if reference is None:
+            reference = block_reference(self)
         own = QualityKnobs(self.max_quality_drop, self.large_share, self.threshold)
         request[EventPayload.ADDITIONAL_KWARGS] = kwargs
         request[EventPayload.SERIALIZED] = self.to_payload()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from llamaindex_hybrid import HybridLLM, RoutingEvent
@@ -157,6 +158,32 @@ def test_a_reference_answer_reaches_the_judge_and_no_model(tmp_path: Path) -> No
     assert all("reference" not in call["kwargs"] for call in small.calls + large.calls)
     with pytest.raises(ConfigurationError, match="reference must be the reference answer"):
         llm.chat(CHAT, reference=["a list"])
+
+
+def test_a_reference_block_reaches_the_judge_from_a_real_query_engine(
+    tmp_path: Path, embed_model: Any
+) -> None:
+    settings = _settings(tmp_path, judge=PointwiseJudge(MatchMetric(mode="exact")))
+    llm = _llm(StandInLLM(name="large"), settings)
+    index = VectorStoreIndex.from_documents(
+        [Document(text="2 + 2 is 4."), Document(text="Paris is the capital of France.")],
+        embed_model=embed_model,
+    )
+    engine = index.as_query_engine(llm=llm, similarity_top_k=1)
+    with llm.reference("[large] answered"):
+        engine.query(QUESTION)
+        llm.chat(CHAT, reference="[small] answered")  # a per-call reference wins
+    llm.chat(CHAT)  # outside the block: no reference, counted
+    assert live_loop(settings).drain(timeout=30)
+    rows = open_store(settings.store).rows()  # type: ignore[arg-type]
+    qualities = sorted((r.row.small_quality, r.row.large_quality) for r in rows)
+    assert qualities[-1] == (1.0, 0.0) and set(qualities[:-1]) == {(0.0, 1.0)}
+    assert llm.stats.live.judge_errors == 1
+    with (
+        pytest.raises(ConfigurationError, match="reference answer as a string"),
+        llm.reference(None),  # type: ignore[arg-type]
+    ):
+        pass
 
 
 def test_max_quality_drop_routes_at_the_live_calibration_and_says_so(
