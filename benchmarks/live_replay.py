@@ -48,8 +48,12 @@ import numpy as np
 
 from shared_router.data import PairData, load_pair
 from shared_router.encoders.cache import EmbeddingCache
-from shared_router.evaluation.curves import cost_advantage_at_drop, router_curve
-from shared_router.live.head_fit import fit_live_head, scores_gap
+from shared_router.evaluation.curves import (
+    cost_advantage_at_drop,
+    gap_recovered_by_scores,
+    router_curve,
+)
+from shared_router.live.head_fit import fit_live_head
 from shared_router.live.replay import ReplaySettings, replay
 from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID
@@ -128,11 +132,11 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
                 seed=seed,
             )
             key = f"gap_{name}" + ("" if labels == "auto" else "_det")
-            out[key] = scores_gap(fitted.head.predict_proba(X[rest]), small, large)
+            out[key] = gap_recovered_by_scores(fitted.head.predict_proba(X[rest]), small, large)
             if labels == "auto":
                 out[f"{name}_labels"] = fitted.labels
     lengths = np.array([len(q) for q in data.queries], dtype=float)
-    out["gap_heuristic"] = scores_gap(-lengths[rest], small, large)
+    out["gap_heuristic"] = gap_recovered_by_scores(-lengths[rest], small, large)
     gap_offline = float(out["gap_offline"])
     out["gap_ratio"] = float(out["gap_live"]) / gap_offline if gap_offline > 0 else math.nan
     return out

@@ -39,6 +39,7 @@ __all__ = [
     "cpt",
     "curve_area",
     "gap_recovered",
+    "gap_recovered_by_scores",
     "oracle_curve",
     "paired_qualities",
     "random_curve",
@@ -225,6 +226,19 @@ def gap_recovered(router: Curve, random: Curve, oracle: Curve) -> float:
     if gap <= _TOLERANCE:
         return math.nan
     return (curve_area(router) - base) / gap
+
+
+def gap_recovered_by_scores(
+    scores: np.ndarray | Sequence[float],
+    small_quality: np.ndarray | Sequence[float],
+    large_quality: np.ndarray | Sequence[float],
+) -> float:
+    """The gap recovered (random 0, oracle 1) of routing these rows by ``scores``."""
+    return gap_recovered(
+        router_curve(scores, small_quality, large_quality),
+        random_curve(small_quality, large_quality),
+        oracle_curve(small_quality, large_quality),
+    )
 
 
 def apgr(curve: Curve, small_mean: float, large_mean: float) -> float:

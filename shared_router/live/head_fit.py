@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from shared_router.errors import ConfigurationError, TrainingError
-from shared_router.evaluation.curves import gap_recovered, oracle_curve, random_curve, router_curve
+from shared_router.evaluation.curves import gap_recovered_by_scores
 from shared_router.model.head import MLPHead
 from shared_router.training.labels import det_labels, diff_labels
 from shared_router.training.logistic import LogisticFit, fit_logistic
@@ -31,19 +31,11 @@ __all__ = [
     "LiveLabels",
     "fit_cross_validated",
     "fit_live_head",
-    "scores_gap",
 ]
 
 LiveLabels = Literal["det", "diff", "auto"]
 LIVE_LABELS: tuple[str, ...] = ("det", "diff", "auto")
 """What a live head can be fitted on: one label kind, or ``"auto"`` to choose."""
-
-
-def scores_gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
-    """The gap recovered (random 0, oracle 1) of routing by ``scores`` on these rows."""
-    return gap_recovered(
-        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
-    )
 
 
 def fit_cross_validated(
@@ -191,4 +183,4 @@ def _out_of_fold_gap(
         if np.unique(y[~held]).size < 2:
             return float("nan")
         scores[held] = fit_logistic(X[~held], y[~held], l2=l2).head.predict_proba(X[held])
-    return scores_gap(scores, small, large)
+    return gap_recovered_by_scores(scores, small, large)

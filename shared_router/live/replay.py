@@ -29,7 +29,7 @@ import numpy as np
 from shared_router.data import PairData
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.errors import ConfigurationError, DataError
-from shared_router.evaluation.curves import gap_recovered, oracle_curve, random_curve, router_curve
+from shared_router.evaluation.curves import gap_recovered_by_scores
 from shared_router.live.judges import PairScores, ShadowCase
 from shared_router.live.live_routing import LiveRouting
 from shared_router.live.recalibration import LiveCalibrator
@@ -120,9 +120,7 @@ class ReplayResult:
 def _gap(scores: np.ndarray, small: np.ndarray, large: np.ndarray) -> float:
     if scores.size < 2:
         return math.nan
-    return gap_recovered(
-        router_curve(scores, small, large), random_curve(small, large), oracle_curve(small, large)
-    )
+    return gap_recovered_by_scores(scores, small, large)
 
 
 def _share_drop(model: Sequence[str], small: np.ndarray, large: np.ndarray) -> tuple[float, float]:

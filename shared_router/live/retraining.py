@@ -28,7 +28,8 @@ import numpy as np
 
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, TrainingError
-from shared_router.live.head_fit import LIVE_LABELS, LiveLabels, fit_live_head, scores_gap
+from shared_router.evaluation.curves import gap_recovered_by_scores
+from shared_router.live.head_fit import LIVE_LABELS, LiveLabels, fit_live_head
 from shared_router.live.rows import StoredRow, VersionRecord
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.model.calibration import CalibrationTable
@@ -259,8 +260,8 @@ class Retrainer:
         current_scores = current.head_.predict_proba(X_all[holdout])
         q_small, q_large = small[holdout], large[holdout]
         gap_new, gap_current = (
-            scores_gap(new_scores, q_small, q_large),
-            scores_gap(current_scores, q_small, q_large),
+            gap_recovered_by_scores(new_scores, q_small, q_large),
+            gap_recovered_by_scores(current_scores, q_small, q_large),
         )
         swapped = bool(np.isfinite(gap_new)) and (
             not np.isfinite(gap_current) or gap_new > gap_current + self.min_gain
