@@ -21,6 +21,7 @@ from langchain_core.runnables import ConfigurableFieldSpec, RunnableConfig
 from typing_extensions import override
 
 from langchain_hybrid._conversation import CONVERSATION_ID, conversation_id
+from langchain_hybrid._shadowing import config_reference
 from shared_router.live.settings import REFERENCE_KEYWORD
 from shared_router.types import KNOB_NAMES, QualityKnobs
 
@@ -73,7 +74,7 @@ def with_config_options(config: RunnableConfig | None, kwargs: dict[str, Any]) -
     named = conversation_id(config) if kwargs.get(CONVERSATION_ID) is None else None
     if named is not None:
         extra[CONVERSATION_ID] = named
-    reference = (config.get("metadata") or {}).get(REFERENCE_KEYWORD)
+    reference = config_reference(config)
     if reference is not None and kwargs.get(REFERENCE_KEYWORD) is None:
         extra[REFERENCE_KEYWORD] = reference
     return {**kwargs, **extra} if extra else kwargs

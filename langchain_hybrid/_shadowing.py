@@ -25,10 +25,15 @@ from shared_router.live.settings import REFERENCE_KEYWORD, checked_reference
 from shared_router.routing.serving import RoutingService
 from shared_router.types import other_model
 
-__all__ = ["SHADOW_TAG", "call_reference", "offer_shadow"]
+__all__ = ["SHADOW_TAG", "call_reference", "config_reference", "offer_shadow"]
 
 SHADOW_TAG = "hybrid:shadow"
 """The tag of a shadow call's run."""
+
+
+def config_reference(config: Mapping[str, Any]) -> Any:
+    """The reference answer a chain put in the config's ``metadata``, or None (unchecked)."""
+    return (config.get("metadata") or {}).get(REFERENCE_KEYWORD)
 
 
 def call_reference(config: Mapping[str, Any], kwargs: dict[str, Any]) -> str | None:
@@ -41,9 +46,7 @@ def call_reference(config: Mapping[str, Any], kwargs: dict[str, Any]) -> str | N
         ConfigurationError: For a reference that is not a string.
     """
     given = kwargs.pop(REFERENCE_KEYWORD, None)
-    if given is None:
-        given = (config.get("metadata") or {}).get(REFERENCE_KEYWORD)
-    return checked_reference(given)
+    return checked_reference(config_reference(config) if given is None else given)
 
 
 def offer_shadow(
