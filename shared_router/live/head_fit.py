@@ -8,7 +8,9 @@ one routes better depends on the pair: on binary qualities with few rows ``det``
 continuous ones (a judge's graded scores) ``diff`` does, by a wide margin
 (``benchmarks/live_replay.py``). ``"auto"`` compares them by the gap recovered of their
 out-of-fold scores, the measure the :class:`~shared_router.live.retraining.Retrainer` swaps
-on.
+on. The chosen head's out-of-fold scores come back with it: scores of rows that no head
+which made them was fitted on, so the live calibration can stand on the fitting rows too
+(cross-fitting) instead of on the held-out rows alone.
 """
 
 from __future__ import annotations
@@ -97,12 +99,16 @@ class LiveHeadFit:
         l2: Its L2 strength.
         label_gaps: For ``"auto"``, each kind's out-of-fold gap recovered on the rows
             (empty when one kind was asked for).
+        out_of_fold: The chosen kind's out-of-fold scores of the rows, in their order: each
+            fold scored by a head fitted on the other folds at ``l2``. None when a fold's
+            other rows have one label only.
     """
 
     head: MLPHead
     labels: str
     l2: float
     label_gaps: dict[str, float]
+    out_of_fold: np.ndarray | None
 
 
 def fit_live_head(
@@ -117,9 +123,9 @@ def fit_live_head(
 ) -> LiveHeadFit:
     """Fit a live head on rows with both qualities, choosing its labels when asked.
 
-    With ``labels="auto"`` each kind's head is fitted as :func:`fit_cross_validated` does;
-    then, at the L2 strength it chose, each of ``folds`` folds is scored by a head fitted on
-    the other folds, and the kind whose out-of-fold scores recover more of the gap on the
+    Each kind asked for is fitted as :func:`fit_cross_validated` does; then, at the L2
+    strength it chose, each of ``folds`` folds is scored by a head fitted on the other folds.
+    With ``labels="auto"`` the kind whose out-of-fold scores recover more of the gap on the
     rows is kept (``det`` on a tie, or when the gap is undefined).
 
     Args:
@@ -132,7 +138,8 @@ def fit_live_head(
         seed: Seed of the fold assignments.
 
     Returns:
-        The head, its label kind and L2 strength, and the kinds' out-of-fold gaps.
+        The head, its label kind and L2 strength, the kinds' out-of-fold gaps and the chosen
+        kind's out-of-fold scores.
 
     Raises:
         ConfigurationError: For an unknown label kind or fewer than 2 folds.
@@ -142,38 +149,38 @@ def fit_live_head(
         raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
     targets = {"det": det_labels(small, large), "diff": diff_labels(small, large)}
     if labels != "auto":
-        fitted = fit_cross_validated(X, targets[labels], l2=l2, folds=folds, seed=seed)
-        return LiveHeadFit(fitted.head, labels, fitted.l2, {})
+        y = targets[labels]
+        fitted = fit_cross_validated(X, y, l2=l2, folds=folds, seed=seed)
+        scores = _out_of_fold_scores(X, y, fitted.l2, folds, seed)
+        return LiveHeadFit(fitted.head, labels, fitted.l2, {}, scores)
     fits: dict[str, LogisticFit] = {}
+    out_of_fold: dict[str, np.ndarray | None] = {}
     gaps: dict[str, float] = {}
     for kind, y in targets.items():
         try:
             fits[kind] = fit_cross_validated(X, y, l2=l2, folds=folds, seed=seed)
         except TrainingError:
             continue
-        gaps[kind] = _out_of_fold_gap(X, y, small, large, fits[kind].l2, folds, seed)
+        scores = out_of_fold[kind] = _out_of_fold_scores(X, y, fits[kind].l2, folds, seed)
+        gaps[kind] = (
+            float("nan") if scores is None else gap_recovered_by_scores(scores, small, large)
+        )
     if not fits:
         raise TrainingError(
             f"no label kind of {len(small)} rows has two values to fit; collect more varied rows"
         )
     best = max(gaps, key=lambda kind: (np.nan_to_num(gaps[kind], nan=-np.inf), kind == "det"))
-    return LiveHeadFit(fits[best].head, best, fits[best].l2, gaps)
+    return LiveHeadFit(fits[best].head, best, fits[best].l2, gaps, out_of_fold[best])
 
 
 def _folds(n: int, folds: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n) % folds
 
 
-def _out_of_fold_gap(
-    X: np.ndarray,
-    y: np.ndarray,
-    small: np.ndarray,
-    large: np.ndarray,
-    l2: float,
-    folds: int,
-    seed: int,
-) -> float:
-    """The gap recovered of out-of-fold scores (NaN when a fold's other rows cannot fit)."""
+def _out_of_fold_scores(
+    X: np.ndarray, y: np.ndarray, l2: float, folds: int, seed: int
+) -> np.ndarray | None:
+    """Each fold scored by a head fitted on the other folds (None when one cannot be fitted)."""
     assignment = _folds(len(y), folds, seed + 1)
     scores = np.zeros(len(y))
     for fold in range(folds):
@@ -181,6 +188,6 @@ def _out_of_fold_gap(
         if not held.any():
             continue
         if np.unique(y[~held]).size < 2:
-            return float("nan")
+            return None
         scores[held] = fit_logistic(X[~held], y[~held], l2=l2).head.predict_proba(X[held])
-    return gap_recovered_by_scores(scores, small, large)
+    return scores

@@ -3,9 +3,12 @@
 :class:`LiveRouting` is what a serving process consults. :meth:`LiveRouting.refresh` reads the
 shadow rows written since its last look, picks up a router version another worker swapped in,
 retrains when enough new rows have come in (one worker at a time, by the store's lock) and
-rebuilds the live calibration from the rows the current head was not fitted on, scored by
-the current router (the score a row was routed with when it was this version's, else the
-row's embedding or text scored again). :meth:`LiveRouting.threshold_for` answers, per call,
+rebuilds the live calibration from every row the current head did not score in-sample: the
+rows it was not fitted on, scored by the current router (the score a row was routed with
+when it was this version's, else the row's embedding or text scored again), and the rows it
+was fitted on by their cross-fitted scores (:attr:`VersionRecord.fit_row_scores
+<shared_router.live.rows.VersionRecord.fit_row_scores>`; left out when a version has none).
+:meth:`LiveRouting.threshold_for` answers, per call,
 the threshold for a ``max_quality_drop`` (:class:`~shared_router.live.recalibration.LiveThreshold`),
 and :meth:`LiveRouting.decide` routes one text through a
 :class:`~shared_router.routing.serving.RoutingService` at that threshold.
@@ -71,14 +74,16 @@ class LiveRouting:
         self._rows_at_retrain = 0
         self._calibrated_at = -1
         self.history: list[RetrainOutcome] = []
-        self._use(router, version, frozenset())
+        self._use(router, version, frozenset(), {})
 
-    def _use(self, router: Router, version: str, fit_ids: frozenset[int]) -> None:
+    def _use(
+        self, router: Router, version: str, fit_ids: frozenset[int], cross_fit: dict[int, float]
+    ) -> None:
         self.router = router
         self.version = version
         self.fit_ids = fit_ids
         self.calibrator = self._make_calibrator(router)
-        self._scores: dict[int, float] = {}
+        self._scores: dict[int, float] = dict(cross_fit)
         self._calibrated_at = -1
 
     def threshold_for(self, max_quality_drop: float) -> LiveThreshold:
@@ -125,6 +130,7 @@ class LiveRouting:
                             outcome.router,
                             outcome.record.version,
                             frozenset(outcome.record.fit_row_ids),
+                            outcome.record.cross_fit_scores(),
                         )
             self._recalibrate()
             return outcome
@@ -147,11 +153,20 @@ class LiveRouting:
             )
             return
         logger.info("picked up router version %s", current.version)
-        self._use(router, current.version, frozenset(current.fit_row_ids))
+        self._use(
+            router,
+            current.version,
+            frozenset(current.fit_row_ids),
+            current.cross_fit_scores(),
+        )
 
     def calibration_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The current version's ``(scores, small_quality, large_quality)`` on the rows its
-        head was not fitted on (rows that were routed without a score are left out)."""
+        head was not fitted on, and on the rows it was fitted on that have a cross-fitted
+        score (rows that were routed without a score are left out)."""
+        cross_fitted = [
+            r for r in self._rows if r.row_id in self.fit_ids and r.row_id in self._scores
+        ]
         rows = [r for r in self._rows if r.row_id not in self.fit_ids and r.row.score is not None]
         missing = [
             r for r in rows if r.row_id not in self._scores and r.row.router_version != self.version
@@ -165,7 +180,7 @@ class LiveRouting:
                 [m for m, ok in zip(missing, usable, strict=True) if ok], scores, strict=True
             ):
                 self._scores[r.row_id] = float(score)
-        kept = [r for r in rows if r.row_id in self._scores]
+        kept = cross_fitted + [r for r in rows if r.row_id in self._scores]
         return (
             np.array([self._scores[r.row_id] for r in kept]),
             np.array([r.row.small_quality for r in kept]),

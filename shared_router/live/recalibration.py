@@ -11,8 +11,10 @@ largest small share whose *bound* stays within the request:
   threshold decides: the shipped calibration can only make routing more cautious;
 - from ``min_rows`` rows on, the live table alone decides.
 
-The rows given to :meth:`LiveCalibrator.fit` must not include rows the router's head was fitted
-on (:class:`~shared_router.live.live_routing.LiveRouting` leaves them out).
+The scores given to :meth:`LiveCalibrator.fit` must be out of sample: a row the router's head
+was fitted on comes only with its cross-fitted score, from a head of the cross-validation that
+was not fitted on it (:class:`~shared_router.live.live_routing.LiveRouting` gives those, and
+leaves out fitted rows without one).
 
 Served: a ``RoutingService`` made with ``live=`` (what ``ChatHybrid(live=...)`` and
 ``HybridLLM(live=...)`` build, see :mod:`shared_router.live.serving_loop`) asks
@@ -123,7 +125,7 @@ class LiveCalibrator:
         small_quality: np.ndarray | Sequence[float],
         large_quality: np.ndarray | Sequence[float],
     ) -> LiveCalibrator:
-        """Rebuild the live table from rows the current head was not fitted on.
+        """Rebuild the live table from out-of-sample scores (see the module docstring).
 
         Rows where the large model scored 0 everywhere leave no table (a relative drop is
         undefined there); the prior keeps deciding.

@@ -9,8 +9,10 @@ and compares the candidate with the current router by gap recovered on the held-
 (:func:`~shared_router.evaluation.curves.gap_recovered`).
 The candidate is saved as a router folder in the store's ``versions_dir`` (written to a
 temporary folder, then renamed, so a kill leaves no half router) with a calibration table
-from the held-out rows, and recorded in the store with the comparison; it becomes current
-only when its gap recovered is higher.
+from rows it was not fitted on: the held-out rows, and the fitting rows by their out-of-fold
+scores (cross-fitting: each scored by a head of the cross-validation that did not see it).
+It is recorded in the store with the comparison and those out-of-fold scores, and becomes
+current only when its gap recovered is higher.
 """
 
 from __future__ import annotations
@@ -113,6 +115,16 @@ def _chosen(gaps: dict[str, float]) -> str:
     return f" (chosen by out-of-fold gap recovered: {compared})"
 
 
+def _calibration_rows(
+    out_of_fold: np.ndarray | None, fit: np.ndarray, holdout_scores: np.ndarray, holdout: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a candidate is calibrated on and their scores: the held-out rows, and the
+    fitting rows by their out-of-fold scores when there are some (cross-fitting)."""
+    if out_of_fold is None:
+        return holdout, holdout_scores
+    return np.concatenate([fit, holdout]), np.concatenate([out_of_fold, holdout_scores])
+
+
 class Retrainer:
     """Refits the head on live rows and swaps it in when it recovers more of the gap.
 
@@ -121,7 +133,8 @@ class Retrainer:
         min_rows: Rows needed before the first retraining.
         every: New rows needed between two retrainings.
         holdout_share: Share of the rows the current router was not fitted on that is held
-            out for the comparison (and calibrates the candidate).
+            out for the comparison (it calibrates the candidate, with the fitting rows'
+            out-of-fold scores).
         folds: Folds of the cross-validations that choose the L2 strength and the labels on
             the fitting rows (:func:`~shared_router.live.head_fit.fit_live_head`).
         l2: L2 strengths to choose from.
@@ -266,6 +279,9 @@ class Retrainer:
         swapped = bool(np.isfinite(gap_new)) and (
             not np.isfinite(gap_current) or gap_new > gap_current + self.min_gain
         )
+        calibrated, calibration_scores = _calibration_rows(
+            fitted.out_of_fold, fit, new_scores, holdout
+        )
         version = f"live-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         candidate = Router(encoder, head_type="logistic", l2=self.l2, progress=False, name=version)
         candidate.encoder_ = encoder
@@ -294,13 +310,18 @@ class Retrainer:
                 f"Refitted on {fit.size} live shadow rows (exact logistic head on "
                 f"{_LABEL_TEXT[fitted.labels]} labels{_chosen(fitted.label_gaps)}, L2 by "
                 f"{self.folds}-fold cross-validation); compared "
-                f"with {current_version} on {holdout.size} held-out live rows, which also "
-                "calibrate it."
+                f"with {current_version} on {holdout.size} held-out live rows; calibrated on "
+                f"{calibrated.size} rows: those held out"
+                + ("" if fitted.out_of_fold is None else ", and the fitting rows cross-fitted")
+                + "."
             ),
         }
-        if float(q_large.sum()) > 0.0:
-            candidate.calibration_ = CalibrationTable.from_scores(new_scores, q_small, q_large)
+        if float(large[calibrated].sum()) > 0.0:
+            candidate.calibration_ = CalibrationTable.from_scores(
+                calibration_scores, small[calibrated], large[calibrated]
+            )
         folder = self._save(candidate, version)
+        in_id_order = np.argsort(ids[fit], kind="stable")
         record = VersionRecord(
             version=version,
             created_at=time.time(),
@@ -311,7 +332,12 @@ class Retrainer:
             n_holdout=int(holdout.size),
             gap_new=float(gap_new),
             gap_current=float(gap_current),
-            fit_row_ids=tuple(int(i) for i in np.sort(ids[fit])),
+            fit_row_ids=tuple(int(i) for i in ids[fit][in_id_order]),
+            fit_row_scores=(
+                ()
+                if fitted.out_of_fold is None
+                else tuple(float(x) for x in fitted.out_of_fold[in_id_order])
+            ),
         )
         self.store.add_version(record)
         logger.info(

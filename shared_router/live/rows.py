@@ -27,8 +27,9 @@ __all__ = [
     "VersionRecord",
 ]
 
-SCHEMA_VERSION = 1
-"""The version of the store's tables; a store written by another version is refused."""
+SCHEMA_VERSION = 2
+"""The version of the store's tables. A version-1 store (no cross-fitted scores of router
+versions) is upgraded when opened; a store of any other version is refused."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,11 @@ class VersionRecord:
         n_holdout: Held-out live rows the comparison ran on.
         gap_new: The candidate's gap recovered on the held-out rows.
         gap_current: The current router's gap recovered on the same rows.
-        fit_row_ids: The ids of the rows the head was fitted on (never calibrated on).
+        fit_row_ids: The ids of the rows the head was fitted on, ascending.
+        fit_row_scores: The head's cross-fitted scores of those rows, in the same order
+            (each row scored by a head of the cross-validation that was not fitted on it),
+            which the live calibration may stand on; empty when there are none (those rows
+            are then never calibrated on).
     """
 
     version: str
@@ -191,9 +196,21 @@ class VersionRecord:
     gap_new: float
     gap_current: float
     fit_row_ids: tuple[int, ...] = ()
+    fit_row_scores: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.fit_row_scores and len(self.fit_row_scores) != len(self.fit_row_ids):
+            raise ConfigurationError(
+                f"fit_row_scores has {len(self.fit_row_scores)} scores for "
+                f"{len(self.fit_row_ids)} fit_row_ids; give one score per row, or none"
+            )
+
+    def cross_fit_scores(self) -> dict[int, float]:
+        """The cross-fitted score of each fitted row, by row id (empty when there are none)."""
+        return dict(zip(self.fit_row_ids, self.fit_row_scores, strict=False))
 
     def as_dict(self) -> dict[str, Any]:
-        """The record as a JSON-ready dict, without the fitted row ids."""
+        """The record as a JSON-ready dict, without the fitted rows' ids and scores."""
         return {
             "version": self.version,
             "created_at": self.created_at,
@@ -209,6 +226,10 @@ class VersionRecord:
     def fit_ids_json(self) -> str:
         """The fitted row ids as a JSON list (how the store keeps them)."""
         return json.dumps(list(self.fit_row_ids))
+
+    def fit_scores_json(self) -> str | None:
+        """The cross-fitted scores as a JSON list, or None when there are none."""
+        return json.dumps(list(self.fit_row_scores)) if self.fit_row_scores else None
 
 
 def _json_number(value: float) -> float | None:

@@ -5,8 +5,9 @@
 share it), ``postgresql://...`` a PostgreSQL database
 (:mod:`~shared_router.live.store_postgres`, ``pip install 'hybrid-llm[postgres]'``) with the
 same tables. Every write is one transaction, so a process killed at any moment leaves whole rows
-or none. The tables are versioned (:data:`~shared_router.live.rows.SCHEMA_VERSION`); a store of
-another version is refused.
+or none. The tables are versioned (:data:`~shared_router.live.rows.SCHEMA_VERSION`): a store of
+version 1 is upgraded when opened (one column added, in one transaction), a store of another
+version is refused.
 
 Router versions fitted on live rows are router folders in :attr:`ShadowStore.versions_dir`
 (beside a SQLite file: ``<file>.routers/``). The lock (:meth:`ShadowStore.try_lock`) lets one of
@@ -88,6 +89,7 @@ class ShadowStore(ABC):
     versions_dir: Path | None
     _id_type: str
     _blob_type: str
+    _add_column: str
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -184,7 +186,8 @@ class ShadowStore(ABC):
             "CREATE TABLE IF NOT EXISTS router_versions (version TEXT PRIMARY KEY, "
             "created_at DOUBLE PRECISION NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL, "
             "swapped BIGINT NOT NULL, n_fit BIGINT NOT NULL, n_holdout BIGINT NOT NULL, "
-            "gap_new DOUBLE PRECISION, gap_current DOUBLE PRECISION, fit_row_ids TEXT NOT NULL)",
+            "gap_new DOUBLE PRECISION, gap_current DOUBLE PRECISION, fit_row_ids TEXT NOT NULL, "
+            "fit_row_scores TEXT)",
             "CREATE TABLE IF NOT EXISTS live_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, "
             "expires_at DOUBLE PRECISION NOT NULL)",
         )
@@ -200,6 +203,9 @@ class ShadowStore(ABC):
             found = self._execute(
                 connection, "SELECT value FROM live_meta WHERE key = 'schema_version'"
             ).fetchone()
+            if found is not None and found[0] == "1":
+                self._upgrade_from_1(connection)
+                found = (str(SCHEMA_VERSION),)
         if found is None or found[0] != str(SCHEMA_VERSION):
             raise ConfigurationError(
                 f"live store {self.url!r} has schema version {found and found[0]!r}; this "
@@ -207,6 +213,17 @@ class ShadowStore(ABC):
                 "hybrid-llm that wrote this one"
             )
         return self
+
+    def _upgrade_from_1(self, connection: Any) -> None:
+        """Version 1 to 2: router versions gain their fitted rows' cross-fitted scores."""
+        self._execute(
+            connection, f"ALTER TABLE router_versions {self._add_column} fit_row_scores TEXT"
+        )
+        self._execute(
+            connection,
+            "UPDATE live_meta SET value = ? WHERE key = 'schema_version'",
+            (str(SCHEMA_VERSION),),
+        )
 
     def append(self, rows: Sequence[ShadowRow]) -> None:
         """Write shadow rows, all in one transaction (all are stored, or none).
@@ -327,8 +344,8 @@ class ShadowStore(ABC):
             self._execute(
                 connection,
                 "INSERT INTO router_versions (version, created_at, path, parent, swapped, n_fit, "
-                "n_holdout, gap_new, gap_current, fit_row_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)",
+                "n_holdout, gap_new, gap_current, fit_row_ids, fit_row_scores) VALUES (?, ?, ?, "
+                "?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.version,
                     record.created_at,
@@ -340,6 +357,7 @@ class ShadowStore(ABC):
                     _finite_or_none(record.gap_new),
                     _finite_or_none(record.gap_current),
                     record.fit_ids_json(),
+                    record.fit_scores_json(),
                 ),
             )
 
@@ -349,7 +367,8 @@ class ShadowStore(ABC):
             found = self._execute(
                 connection,
                 "SELECT version, created_at, path, parent, swapped, n_fit, n_holdout, gap_new, "
-                "gap_current, fit_row_ids FROM router_versions ORDER BY created_at, version",
+                "gap_current, fit_row_ids, fit_row_scores FROM router_versions "
+                "ORDER BY created_at, version",
             ).fetchall()
         return [
             VersionRecord(
@@ -363,6 +382,7 @@ class ShadowStore(ABC):
                 gap_new=float("nan") if v[7] is None else float(v[7]),
                 gap_current=float("nan") if v[8] is None else float(v[8]),
                 fit_row_ids=tuple(int(i) for i in json.loads(v[9])),
+                fit_row_scores=tuple(float(x) for x in json.loads(v[10] or "[]")),
             )
             for v in found
         ]
@@ -407,6 +427,7 @@ class SQLiteStore(ShadowStore):
 
     _id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
     _blob_type = "BLOB"
+    _add_column = "ADD COLUMN"  # the write transaction is exclusive: one worker upgrades
 
     def __init__(self, path: str | Path, *, versions_dir: str | Path | None = None) -> None:
         super().__init__()

@@ -52,7 +52,10 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     chosen = loaded.metadata_["metrics"]["live_holdout"]
     assert chosen["labels"] in ("det", "diff")
     assert set(chosen["label_gaps_out_of_fold"]) == {"det", "diff"}
-    assert loaded.calibration_ is not None and loaded.calibration_.n == record.n_holdout
+    # calibrated on every row: the held-out ones, and the fitting ones cross-fitted
+    assert loaded.calibration_ is not None and loaded.calibration_.n == 400
+    assert len(record.fit_row_scores) == record.n_fit
+    assert list(record.fit_row_ids) == sorted(record.fit_row_ids)
     assert loaded.metadata_["n_train"] == record.n_fit  # every fitting row fits the head
     assert not list(Path(record.path).parent.glob(".*partial"))
 
@@ -93,6 +96,19 @@ def test_graded_qualities_where_the_large_model_always_wins_are_learned_from_mar
     assert _auc(fitted.head.predict_proba(held), held[:, 0] > 0) > 0.9
     with pytest.raises(TrainingError, match="two label values"):
         fit_live_head(X, small, large, labels="det", l2=DEFAULT_L2_GRID, folds=5, seed=0)
+
+
+def test_the_out_of_fold_scores_are_out_of_sample() -> None:
+    # pure-noise labels on wide vectors: a head scores its own rows well, unseen ones by chance
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 96)).astype(np.float32)
+    small = (rng.random(200) < 0.5).astype(float)
+    large = np.ones(200)
+    for labels in ("det", "auto"):
+        fitted = fit_live_head(X, small, large, labels=labels, l2=(1e-4,), folds=5, seed=0)
+        assert fitted.out_of_fold is not None and fitted.out_of_fold.shape == (200,)
+        assert _auc(fitted.head.predict_proba(X), small == 1) > 0.9
+        assert abs(_auc(fitted.out_of_fold, small == 1) - 0.5) < 0.15
 
 
 def test_the_l2_is_chosen_by_cross_validation_and_the_head_refitted_on_all_rows() -> None:
@@ -146,10 +162,14 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
     worker_b.refresh()
     assert worker_b.version == outcome.record.version
     assert worker_b.fit_ids == frozenset(outcome.record.fit_row_ids)
-    # the live calibration of the new version stands on rows its head was not fitted on
-    scores, _, _ = worker_b.calibration_rows()
-    assert scores.size == 500 - outcome.record.n_fit
-    assert worker_b.threshold_for(0.05).n_rows == scores.size
+    # the new version calibrates on every row, the fitted ones by their cross-fitted scores,
+    # the same in the worker that retrained and in the one that picked the version up
+    scores, small, large = worker_b.calibration_rows()
+    assert scores.size == 500
+    cross_fitted = outcome.record.cross_fit_scores()
+    assert sorted(scores[: len(cross_fitted)]) == sorted(cross_fitted.values())
+    np.testing.assert_array_equal(worker_a.calibration_rows()[0], scores)
+    assert worker_b.threshold_for(0.05).n_rows == 500
 
 
 _RETRAIN_AND_HANG = """

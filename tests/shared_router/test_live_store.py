@@ -109,12 +109,44 @@ def test_the_lock_admits_one_owner_until_it_expires(store: ShadowStore) -> None:
 
 def test_versions_record_the_comparison_and_the_current_one(store: ShadowStore) -> None:
     assert store.current_version() is None
-    first = VersionRecord("v1", 1.0, "/r/v1", "default", True, 100, 40, 0.3, 0.1, (1, 2, 3))
+    first = VersionRecord(
+        "v1", 1.0, "/r/v1", "default", True, 3, 40, 0.3, 0.1, (1, 2, 3), (0.25, 0.5, 0.125)
+    )
     second = VersionRecord("v2", 2.0, "/r/v2", "v1", False, 200, 60, 0.2, 0.3, ())
     store.add_version(first)
     store.add_version(second)
     assert store.versions() == [first, second]
     assert store.current_version() == first
+    assert first.cross_fit_scores() == {1: 0.25, 2: 0.5, 3: 0.125}
+    assert second.cross_fit_scores() == {}
+
+
+def test_a_version_record_needs_one_cross_fitted_score_per_fitted_row() -> None:
+    with pytest.raises(ConfigurationError, match="2 scores for 3 fit_row_ids"):
+        VersionRecord("v1", 1.0, "/r/v1", "default", True, 3, 40, 0.3, 0.1, (1, 2, 3), (0.1, 0.2))
+
+
+def test_a_version_1_store_is_upgraded_when_opened(store: ShadowStore, store_url: str) -> None:
+    old = VersionRecord("v1", 1.0, "/r/v1", "default", True, 2, 40, 0.3, 0.1, (4, 5))
+    store.add_version(old)
+    store.append([_row(1)])
+    with store._transaction() as connection:  # back to the layout of version 1
+        store._execute(connection, "ALTER TABLE router_versions DROP COLUMN fit_row_scores")
+        store._execute(connection, "UPDATE live_meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    upgraded = open_store(store_url)
+    try:
+        assert upgraded.versions() == [old] and upgraded.count() == 1
+        new = VersionRecord("v2", 2.0, "/r/v2", "v1", True, 1, 40, 0.4, 0.3, (6,), (0.75,))
+        upgraded.add_version(new)
+        assert upgraded.versions() == [old, new]
+        with upgraded._transaction(write=False) as connection:
+            found = upgraded._execute(
+                connection, "SELECT value FROM live_meta WHERE key = 'schema_version'"
+            ).fetchone()
+        assert found[0] == "2"
+    finally:
+        upgraded.close()
 
 
 def test_unknown_scheme_is_a_clear_error() -> None:
