@@ -258,7 +258,9 @@ class RoutedCalls:
         with self._counting_failures(plan):
             answer = call_with_fallback(call, plan.routed.model, self.policy)
         message = answer_message(self.service, plan, answer, self.label)
-        offer_shadow(self.service, plan, messages, stop, answer, message.text)
+        offer_shadow(
+            self.service, plan, messages, stop, answer, message.text, message.usage_metadata
+        )
         return message
 
     async def aanswer(
@@ -287,7 +289,9 @@ class RoutedCalls:
         with self._counting_failures(plan):
             answer = await acall_with_fallback(call, plan.routed.model, self.policy)
         message = answer_message(self.service, plan, answer, self.label)
-        offer_shadow(self.service, plan, messages, stop, answer, message.text)
+        offer_shadow(
+            self.service, plan, messages, stop, answer, message.text, message.usage_metadata
+        )
         return message
 
     # -- ChatHybrid.stream / astream (and _stream / _astream) --
@@ -358,7 +362,7 @@ class RoutedCalls:
             for chunk in chunks.value:
                 yield tally.add(chunk)
         yield final_chunk(self.service, plan, chunks, tally, self.label)
-        offer_shadow(self.service, plan, messages, stop, chunks, tally.text)
+        offer_shadow(self.service, plan, messages, stop, chunks, tally.text, tally.usage)
 
     async def achunks(
         self,
@@ -383,7 +387,7 @@ class RoutedCalls:
             async for chunk in chunks.value:
                 yield tally.add(chunk)
         yield final_chunk(self.service, plan, chunks, tally, self.label)
-        offer_shadow(self.service, plan, messages, stop, chunks, tally.text)
+        offer_shadow(self.service, plan, messages, stop, chunks, tally.text, tally.usage)
 
     async def _ainvoke_on(
         self,

@@ -8,7 +8,9 @@ that call. The shadow call runs outside the caller's run (tagged ``hybrid:shadow
 the call's stop sequences and provider arguments. Calls with tools, calls the large model
 answered because the small one failed, and calls the router did not score are not shadowed.
 A call's reference answer (``reference=``, or ``metadata["reference"]`` in its config) goes
-to the judge (:func:`call_reference`).
+to the judge (:func:`call_reference`). Both calls' ``usage_metadata`` go with them, so that
+with ``prices=`` the live loop prices them per token (an answer from an LLM cache cost
+nothing).
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_hybrid._call_plan import CallPlan
 from langchain_hybrid._fallback import Answer
+from langchain_hybrid._records import from_llm_cache
 from shared_router.live.settings import REFERENCE_KEYWORD, checked_reference
+from shared_router.routing.accounting import TokenUsage
+from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.serving import RoutingService
 from shared_router.types import other_model
 
-__all__ = ["SHADOW_TAG", "call_reference", "config_reference", "offer_shadow"]
+__all__ = ["SHADOW_TAG", "call_reference", "config_reference", "offer_shadow", "token_usage"]
 
 SHADOW_TAG = "hybrid:shadow"
 """The tag of a shadow call's run."""
@@ -56,6 +61,7 @@ def offer_shadow(
     stop: list[str] | None,
     answer: Answer[Any],
     text: str,
+    usage: Mapping[str, Any] | None,
 ) -> bool:
     """Offer an answered call to the service's live loop, if it has one (returns at once).
 
@@ -66,6 +72,7 @@ def offer_shadow(
         stop: Its stop sequences.
         answer: Which model answered (and whether it was a fallback).
         text: The answer's text.
+        usage: Its ``usage_metadata`` (``input_tokens``, ``output_tokens``), where reported.
 
     Returns:
         True when the call's shadow work was queued.
@@ -76,10 +83,26 @@ def offer_shadow(
     kwargs = dict(plan.kwargs)
     config = RunnableConfig(tags=[SHADOW_TAG], metadata={"hybrid_shadow_of": answer.choice})
 
-    def call_other() -> str:
+    def call_other() -> ShadowAnswer:
         message = target.invoke(list(messages), config, stop=stop, **kwargs)
-        return str(message.text)
+        return ShadowAnswer(
+            str(message.text), token_usage(getattr(message, "usage_metadata", None))
+        )
 
     return service.live.offer(
-        plan.routed, answer.choice, text, call_other, reference=plan.reference
+        plan.routed,
+        answer.choice,
+        text,
+        call_other,
+        reference=plan.reference,
+        usage=token_usage(usage),
+        prices=service.prices,
     )
+
+
+def token_usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    """A message's ``usage_metadata`` as a :class:`TokenUsage`; None where none was reported
+    or the answer came from an LLM cache (it cost nothing)."""
+    if not usage or from_llm_cache(usage):
+        return None
+    return TokenUsage.reported(usage.get("input_tokens"), usage.get("output_tokens"))

@@ -6,7 +6,8 @@ if so, makes the same call on the model that did not answer on its own backgroun
 (through the model's sync API): the caller's response is already on its way and never waits
 for, or fails because of, that call. Answers without text (tool calls), answers the large
 model gave because the small one failed, and calls the router did not score are not
-shadowed.
+shadowed. Both responses' token usage goes with them, so that with ``prices=`` the live loop
+prices them per token.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from collections.abc import Callable
 
 from llama_index.core.base.llms.types import ChatResponse, CompletionResponse, ToolCallBlock
 
+from llamaindex_hybrid._responses import token_usage
+from shared_router.routing.accounting import TokenUsage
+from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.serving import Routed, RoutingService
 from shared_router.types import ModelChoice, other_model
 
-__all__ = ["Response", "offer_shadow", "response_text"]
+__all__ = ["Response", "offer_shadow", "reported_usage", "response_text"]
 
 Response = ChatResponse | CompletionResponse
 
@@ -67,10 +71,25 @@ def offer_shadow(
     if text is None:
         return False
     other = other_model(answered_by)
+
+    def shadow_call() -> ShadowAnswer:
+        shadowed = call_other(other)
+        return ShadowAnswer(response_text(shadowed) or "", reported_usage(shadowed))
+
     return service.live.offer(
         routed,
         answered_by,
         text,
-        lambda: response_text(call_other(other)) or "",
+        shadow_call,
         reference=reference,
+        usage=reported_usage(response),
+        prices=service.prices,
     )
+
+
+def reported_usage(response: Response | None) -> TokenUsage | None:
+    """The tokens a response reports using (:func:`token_usage`), or None when it reports none."""
+    tokens_in, tokens_out = token_usage(response) if response is not None else (None, None)
+    if tokens_in is None and tokens_out is None:
+        return None
+    return TokenUsage.reported(tokens_in, tokens_out)

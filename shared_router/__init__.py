@@ -33,12 +33,13 @@ if TYPE_CHECKING:
     )
     from shared_router.evaluation.plots import plot_curves
     from shared_router.evaluation.report import EvaluationReport, evaluate_scores
+    from shared_router.live.costs import ShadowCosts, TokenCosts
     from shared_router.live.judges import CallableJudge, PairwiseJudge, PointwiseJudge
     from shared_router.live.live_routing import LiveRouting
     from shared_router.live.recalibration import LiveCalibrator, LiveThreshold
     from shared_router.live.retraining import Retrainer
     from shared_router.live.settings import LiveSettings
-    from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
+    from shared_router.live.shadow import ShadowEvaluator
     from shared_router.live.store import open_store
     from shared_router.model.artifacts import load_router_folder, save_router_folder
     from shared_router.model.calibration import CalibrationTable, OnlinePacer
@@ -66,7 +67,8 @@ _EXPORTS: dict[str, str] = {
     "PointwiseJudge": "live.judges",
     "Retrainer": "live.retraining",
     "LiveSettings": "live.settings",
-    "ShadowCosts": "live.shadow",
+    "ShadowCosts": "live.costs",
+    "TokenCosts": "live.costs",
     "ShadowEvaluator": "live.shadow",
     "open_store": "live.store",
     "FORMAT_VERSION": "model.router_config",
@@ -149,6 +151,7 @@ __all__ = [
     "RoutingService",
     "ShadowCosts",
     "ShadowEvaluator",
+    "TokenCosts",
     "TrainingError",
     "__version__",
     "clip_head_tail",

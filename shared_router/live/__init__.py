@@ -10,7 +10,8 @@ calls): imports layers 0-3 and the pipeline, and only the CLI imports it. Module
   an unreachable store from failing anything;
 - ``judges``: scoring both answers of a shadowed call (pointwise metric, pairwise LLM judge
   in random order, any callable);
-- ``shadow``: :class:`ShadowEvaluator`, the shadow calls off the caller's path;
+- ``shadow``: :class:`ShadowEvaluator`, the shadow calls off the caller's path; ``costs``:
+  what the calls cost, per call (:class:`ShadowCosts`) or per token (:class:`TokenCosts`);
 - ``recalibration``: :class:`LiveCalibrator`, the threshold for ``max_quality_drop`` from
   live rows (bootstrap + unseen-losses bound), conservative until enough rows;
 - ``retraining``: :class:`Retrainer`, refit the head on live rows and swap it in only if better;

@@ -30,11 +30,12 @@ from shared_router.data import PairData
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.errors import ConfigurationError, DataError
 from shared_router.evaluation.curves import gap_recovered_by_scores
+from shared_router.live.costs import ShadowCosts
 from shared_router.live.judges import PairScores, ShadowCase
 from shared_router.live.live_routing import LiveRouting
 from shared_router.live.recalibration import LiveCalibrator
 from shared_router.live.retraining import Retrainer
-from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
+from shared_router.live.shadow import ShadowEvaluator
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
@@ -246,10 +247,10 @@ def _stream(
                 call_other=_other_answer(model, ids[i]),
                 calibration=threshold,
             )
-            answer_cost[i] = costs.of(model)
+            answer_cost[i] = costs.call(model)
             if shadowed:
                 evaluator.drain()
-                shadow_cost[i] = costs.of(other_model(model))
+                shadow_cost[i] = costs.call(other_model(model))
                 live.refresh()
             decisions.append(
                 {

@@ -23,10 +23,11 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared_router.errors import ConfigurationError, HybridLLMError, UsageError
+from shared_router.live.costs import LiveCosts, TokenCosts
 from shared_router.live.live_routing import LiveRouting
 from shared_router.live.recalibration import LiveCalibrator, LiveThreshold
 from shared_router.live.retraining import Retrainer
@@ -34,7 +35,8 @@ from shared_router.live.serving_stats import LiveServingStats, LiveStats
 from shared_router.live.settings import LiveSettings
 from shared_router.live.shadow import ShadowEvaluator, ShadowStats
 from shared_router.live.store import ShadowStore, open_store
-from shared_router.routing.accounting import StatsSnapshot
+from shared_router.routing.accounting import ModelPrices, StatsSnapshot, TokenUsage
+from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.router import Router
 from shared_router.routing.serving import Routed
 from shared_router.types import ModelChoice
@@ -76,6 +78,7 @@ class LiveLoop:
         self._last: LiveThreshold | None = None
         self._refresh_errors = 0
         self._warned = False
+        self._token_costs: dict[int, tuple[Mapping[str, ModelPrices], TokenCosts]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled loop is, in the process that unpickles it, the loop of its settings.
@@ -129,9 +132,11 @@ class LiveLoop:
         routed: Routed,
         answered_by: ModelChoice,
         answer: str,
-        call_other: Callable[[], str],
+        call_other: Callable[[], str | ShadowAnswer],
         request_id: str | None = None,
         reference: str | None = None,
+        usage: TokenUsage | None = None,
+        prices: Mapping[str, ModelPrices] | None = None,
     ) -> bool:
         """Offer one answered call for shadowing; returns at once.
 
@@ -144,10 +149,14 @@ class LiveLoop:
             routed: The call's decision (:meth:`RoutingService.decide`).
             answered_by: The model whose answer the caller got.
             answer: That answer's text.
-            call_other: Calls the other model on the same request, returns its answer's text.
+            call_other: Calls the other model on the same request, returns its answer's text
+                (or a :class:`~shared_router.routing.live_hook.ShadowAnswer` with its token usage).
             request_id: The request's id in the row (None: a fresh one).
             reference: The caller's reference answer, for judges that compare with one
                 (a ``match`` metric needs it).
+            usage: The tokens the answered call used.
+            prices: The offering model's token prices (its ``prices=``): with them, and no
+                ``costs`` in the settings, the call and its shadow work are priced per token.
 
         Returns:
             True when the call's shadow work was queued.
@@ -165,7 +174,18 @@ class LiveLoop:
             call_other=call_other,
             reference=reference,
             calibration=calibration if isinstance(calibration, LiveThreshold) else None,
+            usage=usage,
+            costs=self._costs(prices),
         )
+
+    def _costs(self, prices: Mapping[str, ModelPrices] | None) -> LiveCosts | None:
+        """The settings' costs; else the offering model's token prices; else the default."""
+        if self.settings.costs is not None or prices is None:
+            return self.settings.costs
+        known = self._token_costs.get(id(prices))
+        if known is None or known[0] is not prices:
+            known = self._token_costs[id(prices)] = (prices, TokenCosts.from_prices(prices))
+        return known[1]
 
     # -- the loop's own thread --
 

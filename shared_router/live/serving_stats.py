@@ -19,8 +19,9 @@ class LiveStats(ShadowStats):
     """The live loop of a model at one moment: its shadow evaluator's counters and more.
 
     The counters are :class:`~shared_router.live.shadow.ShadowStats`' (``calls`` are the
-    answered calls offered for shadowing: those the router scored). Costs are per call, in
-    the unit of :attr:`LiveSettings.costs <shared_router.live.settings.LiveSettings.costs>`.
+    answered calls offered for shadowing: those the router scored). Costs are priced by
+    :attr:`LiveSettings.costs <shared_router.live.settings.LiveSettings.costs>`, or per token
+    by the model's ``prices=`` (in the currency of ``stats.cost_saved``).
 
     Attributes:
         cost_saved_net: What routing saved against always-large, minus ``shadow_cost``.

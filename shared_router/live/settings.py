@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from shared_router.errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or store)
+    from shared_router.live.costs import LiveCosts
     from shared_router.live.judges import ShadowJudge
     from shared_router.live.serving_loop import LiveLoop
-    from shared_router.live.shadow import ShadowCosts
     from shared_router.live.store import ShadowStore
 
 __all__ = ["REFERENCE_KEYWORD", "LiveSettings", "checked_live_settings", "checked_reference"]
@@ -41,8 +41,11 @@ class LiveSettings:
             ``PointwiseJudge``, ``PairwiseJudge``, ``CallableJudge``).
         shadow_rate: Probability that an answered call is shadowed, in [0, 1].
         seed: Seed of the shadow draws (None: unseeded).
-        costs: Per-call prices of the small and large model and of a judgement, in one unit,
-            for ``stats.live.shadow_cost`` and ``stats.live.cost_saved_net``.
+        costs: What the calls and a judgement cost, for ``stats.live.shadow_cost`` and
+            ``stats.live.cost_saved_net``: per call in any unit (``ShadowCosts``) or per
+            token (``TokenCosts``). None: the adapter's ``prices=`` per token when it has
+            them (so the live costs are in the currency of ``stats.cost_saved``), else
+            ``ShadowCosts()`` (a small call 0.1 of a large one).
         queue_size: Most shadow calls waiting at once; beyond it they are dropped, counted.
         workers: Background threads running shadow calls and judgements.
         shadow_timeout: Seconds a shadow call or a judgement may take before it is abandoned
@@ -67,16 +70,16 @@ class LiveSettings:
         worker: This process's name in the store (None: ``host:pid``).
 
     Raises:
-        ConfigurationError: For a judge that is not callable, a rate outside [0, 1], or
-            sizes and intervals that are not positive. (The store is opened, and the rest
-            checked, when the model is built.)
+        ConfigurationError: For a judge that is not callable, a rate outside [0, 1], costs
+            of another type, or sizes and intervals that are not positive. (The store is
+            opened, and the rest checked, when the model is built.)
     """
 
     store: str | Path | ShadowStore
     judge: ShadowJudge
     shadow_rate: float = 0.05
     seed: int | None = None
-    costs: ShadowCosts | None = None
+    costs: LiveCosts | None = None
     queue_size: int = 64
     workers: int = 2
     shadow_timeout: float = 120.0
@@ -97,6 +100,14 @@ class LiveSettings:
             raise ConfigurationError(
                 f"LiveSettings.judge must be callable (a PointwiseJudge, PairwiseJudge or "
                 f"CallableJudge), got {type(self.judge).__name__}"
+            )
+        from shared_router.live.costs import ShadowCosts, TokenCosts
+
+        if self.costs is not None and not isinstance(self.costs, (ShadowCosts, TokenCosts)):
+            raise ConfigurationError(
+                "LiveSettings.costs must be None, a ShadowCosts(small=..., large=..., "
+                f"judge=...) or a TokenCosts(small=ModelPrices, ...), got "
+                f"{type(self.costs).__name__}"
             )
         rate = self.shadow_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

@@ -16,15 +16,18 @@ evaluator's own background threads, never on the caller's:
   (:class:`~shared_router.live.store_writer.StoreWriter`): an unreachable store loses
   nothing until the buffer is full, then drops and counts.
 
-Costs are per call, in any unit (``ShadowCosts``; the replay uses 1 for the large model and
-``--small-cost`` for the small one): ``stats.shadow_cost`` is what the shadow calls and the judge
-cost, so savings can be reported net of it.
+Costs are per call in any unit (:class:`~shared_router.live.costs.ShadowCosts`; the replay
+uses 1 for the large model and ``--small-cost`` for the small one) or per token
+(:class:`~shared_router.live.costs.TokenCosts`: the answered call's and the shadow call's
+reported usage at the models' token prices): ``stats.shadow_cost`` is what the shadow calls
+and the judge cost, so savings can be reported net of it.
 
 Wiring it into an adapter (after the answer is ready)::
 
     shadowed = evaluator.maybe_shadow(
         request_id, routed_text, routed, answered_by="small", answer=text,
         call_other=lambda: large_model(prompt), reference=None, calibration=live_threshold,
+        usage=TokenUsage(input_tokens=12, output_tokens=40),
     )
 """
 
@@ -44,44 +47,22 @@ from dataclasses import dataclass
 from shared_router._internal.model_threads import ModelThreads
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, UsageError
+from shared_router.live.costs import LiveCosts, ShadowCosts
 from shared_router.live.judges import PairScores, ShadowCase, ShadowJudge
 from shared_router.live.recalibration import LiveThreshold
 from shared_router.live.rows import ShadowRow, TrafficCounts
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.live.store_writer import StoreWriter
+from shared_router.routing.accounting import TokenUsage
+from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.serving import Routed
 from shared_router.types import ModelChoice, RouteDecision, other_model
 
-__all__ = ["ShadowCosts", "ShadowEvaluator", "ShadowStats"]
+__all__ = ["ShadowEvaluator", "ShadowStats"]
 
 logger = logging.getLogger(__name__)
 
 _TRAFFIC_EVERY_S = 5.0
-
-
-@dataclass(frozen=True)
-class ShadowCosts:
-    """The price of one call of each model and of one judgement, in any one unit.
-
-    Attributes:
-        small: One call of the small model.
-        large: One call of the large model.
-        judge: One judgement (0 for a metric that calls no model).
-    """
-
-    small: float = 0.1
-    large: float = 1.0
-    judge: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("small", "large", "judge"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigurationError(f"cost {name} must be a finite number >= 0, got {value!r}")
-
-    def of(self, model: ModelChoice) -> float:
-        """The price of one call of ``model``."""
-        return self.small if model == "small" else self.large
 
 
 @dataclass(frozen=True)
@@ -122,11 +103,12 @@ class _Work:
     decision: RouteDecision
     answered_by: ModelChoice
     answer: str
-    call_other: Callable[[], str]
+    call_other: Callable[[], str | ShadowAnswer]
     reference: str | None
     calibration: LiveThreshold | None
     router_version: str
     created_at: float
+    costs: LiveCosts
 
 
 class ShadowEvaluator:
@@ -141,7 +123,8 @@ class ShadowEvaluator:
         workers: Background threads that run shadow calls and judgements.
         shadow_timeout: Seconds a shadow call or a judgement may take before it is
             abandoned and counted as an error.
-        costs: Prices of the calls, for ``shadow_cost`` and the traffic counters.
+        costs: Prices of the calls, for ``shadow_cost`` and the traffic counters, unless a
+            call brings its own (default: ``ShadowCosts()``).
         keep: ``"text"`` keeps the routed text in the row; ``"embedding"`` keeps only its
             embedding (made by ``encoder`` on the background thread).
         keep_answers: Keep both answers in the row.
@@ -165,7 +148,7 @@ class ShadowEvaluator:
         queue_size: int = 64,
         workers: int = 2,
         shadow_timeout: float = 120.0,
-        costs: ShadowCosts | None = None,
+        costs: LiveCosts | None = None,
         keep: str = "text",
         keep_answers: bool = False,
         encoder: Encoder | None = None,
@@ -192,7 +175,7 @@ class ShadowEvaluator:
         self.judge = judge
         self.shadow_rate = float(shadow_rate)
         self.shadow_timeout = float(shadow_timeout)
-        self.costs = costs if costs is not None else ShadowCosts()
+        self.costs: LiveCosts = costs if costs is not None else ShadowCosts()
         self.keep = keep
         self.keep_answers = keep_answers
         self.encoder = encoder
@@ -222,9 +205,11 @@ class ShadowEvaluator:
         routed: Routed | RouteDecision,
         answered_by: ModelChoice,
         answer: str,
-        call_other: Callable[[], str],
+        call_other: Callable[[], str | ShadowAnswer],
         reference: str | None = None,
         calibration: LiveThreshold | None = None,
+        usage: TokenUsage | None = None,
+        costs: LiveCosts | None = None,
     ) -> bool:
         """Count one answered call and, with probability ``shadow_rate``, queue its shadow work.
 
@@ -238,9 +223,12 @@ class ShadowEvaluator:
             routed: What :meth:`RoutingService.decide` returned (or its decision).
             answered_by: The model whose answer the user got.
             answer: That answer.
-            call_other: Calls the other model on the same request and returns its answer.
+            call_other: Calls the other model on the same request and returns its answer
+                (a :class:`ShadowAnswer` to report the tokens it used).
             reference: A reference answer, for judges that compare with one.
             calibration: The live calibration that chose the threshold, for the row.
+            usage: The tokens the answered call used (for token prices).
+            costs: How to price this call and its shadow work (default: the evaluator's).
 
         Returns:
             True when the call was queued for shadowing; False when it was not drawn, or
@@ -248,13 +236,14 @@ class ShadowEvaluator:
         """
         if answered_by not in ("small", "large"):
             raise ConfigurationError(f"answered_by must be 'small' or 'large', got {answered_by!r}")
+        priced = self.costs if costs is None else costs
         with self._lock:
             drawn = self._rng.random() < self.shadow_rate
             self._traffic = self._traffic + TrafficCounts(
                 calls=1,
                 small=int(answered_by == "small"),
-                answer_cost=self.costs.of(answered_by),
-                large_cost=self.costs.large,
+                answer_cost=priced.call(answered_by, usage),
+                large_cost=priced.call("large", usage),
             )
             closed = self._closed
         if not drawn:
@@ -272,6 +261,7 @@ class ShadowEvaluator:
             calibration,
             version,
             time.time(),
+            priced,
         )
         try:
             if closed:
@@ -300,17 +290,22 @@ class ShadowEvaluator:
 
     def _shadow(self, work: _Work) -> None:
         other = other_model(work.answered_by)
-        other_answer = self._bounded(work.call_other, "shadow call", work.request_id)
-        if other_answer is None:
+        returned = self._bounded(work.call_other, "shadow call", work.request_id)
+        if returned is None:
             self._count("shadow_errors")
             return
-        cost = self.costs.of(other) + self.costs.judge
+        other_answer, usage = (
+            (returned.text, returned.usage)
+            if isinstance(returned, ShadowAnswer)
+            else (str(returned), None)
+        )
+        cost = work.costs.call(other, usage) + work.costs.judge
         with self._lock:
             self._traffic = self._traffic + TrafficCounts(shadow_cost=cost)
         small_answer, large_answer = (
-            (work.answer, str(other_answer))
+            (work.answer, other_answer)
             if work.answered_by == "small"
-            else (str(other_answer), work.answer)
+            else (other_answer, work.answer)
         )
         case = ShadowCase(work.request_id, work.text, small_answer, large_answer, work.reference)
         scores = self._bounded(lambda: self.judge(case), "judge", work.request_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from shared_router.errors import ConfigurationError
 from shared_router.types import ModelChoice
 
-__all__ = ["CallCounters", "ModelPrices", "StatsSnapshot"]
+__all__ = ["CallCounters", "ModelPrices", "StatsSnapshot", "TokenUsage"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,24 @@ class ModelPrices:
         return (
             input_tokens * self.input_per_million + output_tokens * self.output_per_million
         ) / 1e6
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """The tokens one model call used (0 where the provider reported no count).
+
+    Attributes:
+        input_tokens: Prompt tokens.
+        output_tokens: Completion tokens.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @classmethod
+    def reported(cls, input_tokens: int | None, output_tokens: int | None) -> TokenUsage:
+        """The usage a provider reported, counting a missing count as 0."""
+        return cls(int(input_tokens or 0), int(output_tokens or 0))
 
 
 @dataclass(frozen=True)

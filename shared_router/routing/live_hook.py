@@ -13,19 +13,35 @@ answered, the adapters offer it to the hook for shadowing (:meth:`LiveHook.offer
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared_router.routing.accounting import ModelPrices, TokenUsage
 from shared_router.types import ModelChoice, RouteDecision
 
 if TYPE_CHECKING:
     from shared_router.routing.router import Router
     from shared_router.routing.serving import Routed
 
-__all__ = ["LIVE_KNOB", "LiveHook", "LiveLevel", "at_live_threshold"]
+__all__ = ["LIVE_KNOB", "LiveHook", "LiveLevel", "ShadowAnswer", "at_live_threshold"]
 
 LIVE_KNOB = "max_quality_drop (live)"
 """The ``knob`` of a decision whose threshold a live calibration chose."""
+
+
+@dataclass(frozen=True)
+class ShadowAnswer:
+    """What a shadow call returns when it knows its token usage (else it returns the text).
+
+    Attributes:
+        text: The other model's answer.
+        usage: The tokens the call used, which ``shared_router.live.costs.TokenCosts``
+            prices; None where the provider reported none.
+    """
+
+    text: str
+    usage: TokenUsage | None = None
 
 
 class LiveLevel(Protocol):
@@ -75,15 +91,19 @@ class LiveHook(Protocol):
         routed: Routed,
         answered_by: ModelChoice,
         answer: str,
-        call_other: Callable[[], str],
+        call_other: Callable[[], str | ShadowAnswer],
         request_id: str | None = None,
         reference: str | None = None,
+        usage: TokenUsage | None = None,
+        prices: Mapping[str, ModelPrices] | None = None,
     ) -> bool:
         """Offer an answered call for shadowing (returns at once; True when it was queued).
 
         ``call_other`` makes the same call on the model that did not answer and returns its
-        answer's text; it runs off the caller's path. ``reference`` is the caller's reference
-        answer for judges that compare with one.
+        answer's text (or a :class:`ShadowAnswer` with the tokens it used); it runs off the
+        caller's path. ``reference`` is the caller's reference answer for judges that compare
+        with one; ``usage`` the tokens the answered call used and ``prices`` the offering
+        model's token prices, to price the call and its shadow work.
         """
         ...
 

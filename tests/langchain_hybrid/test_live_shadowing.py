@@ -22,13 +22,14 @@ from pydantic import PrivateAttr, ValidationError
 
 from langchain_hybrid import ChatHybrid
 from shared_router.errors import ConfigurationError
+from shared_router.live.costs import ShadowCosts, TokenCosts
 from shared_router.live.judges import CallableJudge, PointwiseJudge, ShadowCase
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
 from shared_router.live.settings import LiveSettings
-from shared_router.live.shadow import ShadowCosts
 from shared_router.live.store import open_store
 from shared_router.pipeline.quality_lexical import MatchMetric
+from shared_router.routing.accounting import ModelPrices
 from tests.fixed_router import FixedRouter
 from tests.langchain_hybrid.run_recorder import RunRecorder
 from tests.langchain_hybrid.stand_ins import StandInChatModel
@@ -165,6 +166,40 @@ def test_shadow_and_judge_calls_are_priced_in_stats(tmp_path: Path) -> None:
     live = llm.stats.live
     assert live.shadow_cost == pytest.approx(1.05)  # the large shadow call and the judge
     assert live.cost_saved_net == pytest.approx(1.0 - 0.1 - 1.05)
+
+
+SMALL_PRICES = ModelPrices(input_per_million=1.0, output_per_million=2.0)
+LARGE_PRICES = ModelPrices(input_per_million=10.0, output_per_million=30.0)
+
+
+def test_with_prices_the_live_costs_are_priced_per_token_like_stats(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)  # no costs: the model's prices price the live traffic
+    small, large = StandInChatModel(model="small-model"), StandInChatModel(model="large-model")
+    llm = _llm(small, large, settings, prices={"small": SMALL_PRICES, "large": LARGE_PRICES})
+    assert llm.invoke(QUESTION).content == SMALL_ANSWER
+    assert "".join(str(chunk.content) for chunk in llm.stream(QUESTION)) == SMALL_ANSWER
+    assert live_loop(settings).drain(timeout=30)
+    stats, live = llm.stats, llm.stats.live
+    assert len(large.calls) == 2  # the two shadow calls
+    usage = StandInChatModel(model="large-model").invoke(QUESTION).usage_metadata
+    assert usage is not None
+    shadow_cost = 2 * LARGE_PRICES.cost(usage["input_tokens"], usage["output_tokens"])
+    assert live.shadow_cost == pytest.approx(shadow_cost) and shadow_cost > 0
+    assert stats.cost_saved is not None and stats.cost_saved > 0
+    assert live.cost_saved_net == pytest.approx(stats.cost_saved - shadow_cost)
+    # costs in the settings win over the model's prices
+    per_call = _settings(tmp_path / "per-call", costs=ShadowCosts(small=0.1, large=1.0))
+    llm = _llm(small, large, per_call, prices={"small": SMALL_PRICES, "large": LARGE_PRICES})
+    llm.invoke(QUESTION)
+    assert live_loop(per_call).drain(timeout=30)
+    assert llm.stats.live.shadow_cost == pytest.approx(1.0)
+
+
+def test_live_costs_of_another_type_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="LiveSettings.costs must be None, a Shadow"):
+        _settings(tmp_path, costs={"small": 0.1})
+    with pytest.raises(ConfigurationError, match="TokenCosts.small must be a ModelPrices"):
+        TokenCosts(small=0.1, large=LARGE_PRICES)  # type: ignore[arg-type]
 
 
 def test_a_reference_answer_reaches_the_judge_and_no_model(tmp_path: Path) -> None:

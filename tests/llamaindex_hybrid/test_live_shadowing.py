@@ -18,13 +18,13 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
-from llamaindex_hybrid import HybridLLM, RoutingEvent
+from llamaindex_hybrid import HybridLLM, ModelPrices, RoutingEvent
 from shared_router.errors import ConfigurationError
+from shared_router.live.costs import ShadowCosts
 from shared_router.live.judges import CallableJudge, PointwiseJudge, ShadowCase
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
 from shared_router.live.settings import LiveSettings
-from shared_router.live.shadow import ShadowCosts
 from shared_router.live.store import open_store
 from shared_router.pipeline.quality_lexical import MatchMetric
 from tests.fixed_router import FixedRouter
@@ -139,6 +139,22 @@ def test_shadow_and_judge_calls_are_priced_in_stats(tmp_path: Path) -> None:
     live = llm.stats.live
     assert live.shadow_cost == pytest.approx(1.05)
     assert live.cost_saved_net == pytest.approx(1.0 - 0.1 - 1.05)
+
+
+def test_with_prices_the_live_costs_are_priced_per_token_like_stats(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)  # no costs: the model's prices price the live traffic
+    large_prices = ModelPrices(input_per_million=10.0, output_per_million=30.0)
+    prices = {"small": ModelPrices(1.0, 2.0), "large": large_prices}
+    llm = _llm(StandInLLM(name="large"), settings, prices=prices)
+    assert llm.chat(CHAT).message.content == "[small] answered"
+    assert [r.delta for r in llm.stream_complete(QUESTION)] == ["[small]", " answered"]
+    assert live_loop(settings).drain(timeout=30)
+    stats, live = llm.stats, llm.stats.live
+    # each shadow call is the stand-in's "[large] answered": 10 prompt tokens, 2 completion
+    shadow_cost = 2 * large_prices.cost(10, 2)
+    assert live.labelled == 2 and live.shadow_cost == pytest.approx(shadow_cost)
+    assert stats.cost_saved is not None and stats.cost_saved > 0
+    assert live.cost_saved_net == pytest.approx(stats.cost_saved - shadow_cost)
 
 
 def test_a_reference_answer_reaches_the_judge_and_no_model(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ PUBLIC = [
     "RoutingService",
     "ShadowCosts",
     "ShadowEvaluator",
+    "TokenCosts",
     "TrainingError",
     "__version__",
     "clip_head_tail",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared_router.errors import ConfigurationError, DataError
+from shared_router.live.costs import ShadowCosts, TokenCosts
 from shared_router.live.judges import (
     CallableJudge,
     PairScores,
@@ -17,9 +18,11 @@ from shared_router.live.judges import (
     ShadowCase,
 )
 from shared_router.live.recalibration import LiveThreshold
-from shared_router.live.shadow import ShadowCosts, ShadowEvaluator
+from shared_router.live.shadow import ShadowEvaluator
 from shared_router.live.store import ShadowStore, SQLiteStore, open_store
 from shared_router.pipeline.quality_lexical import MatchMetric
+from shared_router.routing.accounting import ModelPrices, TokenUsage
+from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.types import RouteDecision
 
 SMALL = RouteDecision("small", 0.9, 0.5, "threshold")
@@ -91,6 +94,43 @@ def test_a_row_holds_the_decision_both_qualities_and_the_calibration(store: Shad
     )
     assert row.shadow_cost == pytest.approx(ShadowCosts().large)
     evaluator.close()
+
+
+def test_token_costs_price_the_answered_and_the_shadow_call_by_their_tokens(
+    store: ShadowStore,
+) -> None:
+    small, large = ModelPrices(1.0, 2.0), ModelPrices(10.0, 30.0)
+    evaluator = ShadowEvaluator(
+        store,
+        CallableJudge(_fixed),
+        shadow_rate=1.0,
+        costs=TokenCosts(small, large, judge=0.001),
+    )
+    shadow = ShadowAnswer("other answer", TokenUsage(input_tokens=100, output_tokens=50))
+    _offer(evaluator, 1, usage=TokenUsage(100, 20), call_other=lambda: shadow)  # small answered
+    _offer(evaluator, 2, call_other=lambda: "no usage reported")  # large answered, no counts
+    assert evaluator.drain(timeout=10)
+    traffic = evaluator.traffic
+    assert traffic.answer_cost == pytest.approx(small.cost(100, 20))
+    assert traffic.large_cost == pytest.approx(large.cost(100, 20))
+    # the large shadow call of the first, the uncounted small one of the second, two judgements
+    assert traffic.shadow_cost == pytest.approx(large.cost(100, 50) + 2 * 0.001)
+    rows = sorted(store.rows(), key=lambda r: r.row.request_id)
+    assert [r.row.shadow_cost for r in rows] == pytest.approx([large.cost(100, 50) + 0.001, 0.001])
+    # a call's own costs win over the evaluator's
+    _offer(evaluator, 3, costs=ShadowCosts(small=0.5, large=2.0), call_other=lambda: shadow)
+    assert evaluator.drain(timeout=10)
+    assert evaluator.traffic.shadow_cost - traffic.shadow_cost == pytest.approx(2.0)
+    evaluator.close()
+
+
+def test_costs_must_be_prices_of_the_right_kind() -> None:
+    with pytest.raises(ConfigurationError, match="cost small must be a finite number >= 0"):
+        ShadowCosts(small=-1.0)
+    with pytest.raises(ConfigurationError, match="TokenCosts.large must be a ModelPrices"):
+        TokenCosts(ModelPrices(1.0, 2.0), 3.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cost judge must be a number >= 0, got 'free'"):
+        TokenCosts(ModelPrices(1.0, 2.0), ModelPrices(1.0, 2.0), judge="free")  # type: ignore[arg-type]
 
 
 def test_a_blocking_shadow_model_never_delays_the_caller(store: ShadowStore) -> None:
