@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -170,6 +171,22 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
     assert sorted(scores[: len(cross_fitted)]) == sorted(cross_fitted.values())
     np.testing.assert_array_equal(worker_a.calibration_rows()[0], scores)
     assert worker_b.threshold_for(0.05).n_rows == 500
+
+
+def test_a_version_without_cross_fitted_scores_never_calibrates_on_its_fitted_rows(
+    store: ShadowStore, bundled: Router
+) -> None:
+    outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
+    assert outcome is not None and outcome.swapped
+    older = dataclasses.replace(  # as a version-1 store kept it: no out-of-fold scores
+        outcome.record, version="v-without-scores", created_at=time.time(), fit_row_scores=()
+    )
+    store.add_version(older)
+    worker = LiveRouting(store, bundled)
+    worker.refresh()
+    assert worker.version == "v-without-scores"
+    scores, _, _ = worker.calibration_rows()
+    assert scores.size == 400 - older.n_fit == older.n_holdout
 
 
 _RETRAIN_AND_HANG = """
