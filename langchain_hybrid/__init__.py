@@ -35,5 +35,6 @@ require_extra("langchain_core", extra="langchain", purpose="langchain_hybrid")
 
 from langchain_hybrid.chat_models import ChatHybrid  # noqa: E402  (after the check above)
 from shared_router.live.settings import LiveSettings  # noqa: E402
+from shared_router.routing.accounting import ModelPrices  # noqa: E402
 
-__all__ = ["ChatHybrid", "LiveSettings"]
+__all__ = ["ChatHybrid", "LiveSettings", "ModelPrices"]

@@ -40,7 +40,7 @@ class ShadowCosts:
 
     def __post_init__(self) -> None:
         for name in ("small", "large", "judge"):
-            _check_price(name, getattr(self, name))
+            _check_price(f"ShadowCosts.{name}", getattr(self, name))
 
     def call(self, model: ModelChoice, usage: TokenUsage | None = None) -> float:
         """The price of one call of ``model`` (its tokens do not change it)."""
@@ -69,7 +69,7 @@ class TokenCosts:
                     f"TokenCosts.{name} must be a ModelPrices(input_per_million=..., "
                     f"output_per_million=...), got {type(value).__name__}"
                 )
-        _check_price("judge", self.judge)
+        _check_price("TokenCosts.judge", self.judge)
 
     @classmethod
     def from_prices(cls, prices: Mapping[str, ModelPrices], judge: float = 0.0) -> TokenCosts:
@@ -89,7 +89,9 @@ LiveCosts = ShadowCosts | TokenCosts
 
 
 def _check_price(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"cost {name} must be a number >= 0, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigurationError(f"cost {name} must be a finite number >= 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise ConfigurationError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -325,7 +325,7 @@ class LiveLoop:
         )
 
 
-_NO_SHADOW = ShadowStats(0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0)
+_NO_SHADOW = ShadowStats(0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0)
 """The counters before the first routed call started the evaluator."""
 
 _LOOPS: dict[int, tuple[LiveSettings, LiveLoop]] = {}

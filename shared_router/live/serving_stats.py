@@ -24,7 +24,8 @@ class LiveStats(ShadowStats):
     by the model's ``prices=`` (in the currency of ``stats.cost_saved``).
 
     Attributes:
-        cost_saved_net: What routing saved against always-large, minus ``shadow_cost``.
+        cost_saved_net: What routing saved against always-large on the calls offered
+            (``calls``), minus ``shadow_cost``.
         calibration: Which calibration chose the last live threshold (``"prior"`` or
             ``"live"``), or None before the first ``max_quality_drop`` call.
         calibration_rows: Live rows that calibration stood on.

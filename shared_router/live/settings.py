@@ -107,7 +107,8 @@ class LiveSettings:
             raise ConfigurationError(
                 "LiveSettings.costs must be None, a ShadowCosts(small=..., large=..., "
                 f"judge=...) or a TokenCosts(small=ModelPrices, ...), got "
-                f"{type(self.costs).__name__}"
+                f"{type(self.costs).__name__}. To price the live traffic per token at the "
+                "model's prices=, leave costs unset (or give TokenCosts.from_prices(prices))"
             )
         rate = self.shadow_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from shared_router._internal.model_threads import ModelThreads
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, UsageError
-from shared_router.live.costs import LiveCosts, ShadowCosts
+from shared_router.live.costs import LiveCosts, ShadowCosts, TokenCosts
 from shared_router.live.judges import PairScores, ShadowCase, ShadowJudge
 from shared_router.live.recalibration import LiveThreshold
 from shared_router.live.rows import ShadowRow, TrafficCounts
@@ -81,6 +81,9 @@ class ShadowStats:
         rows_buffered: Rows waiting for the store.
         rows_lost: Rows dropped because the store failed and the buffer was full.
         pending: Shadow work queued or running now.
+        unpriced: Answered and shadow calls priced at 0 because token prices
+            (:class:`~shared_router.live.costs.TokenCosts`) met a call that reported no token
+            usage (a WARNING names the first).
     """
 
     calls: int
@@ -94,6 +97,7 @@ class ShadowStats:
     rows_buffered: int
     rows_lost: int
     pending: int
+    unpriced: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ class ShadowEvaluator:
         self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._traffic = TrafficCounts()
-        self._counts = {"shadow_errors": 0, "judge_errors": 0, "labelled": 0}
+        self._counts = {"shadow_errors": 0, "judge_errors": 0, "labelled": 0, "unpriced": 0}
         self._calls_pool = ModelThreads("shadow calls", workers)
         self._closed = False
         self._warned: set[str] = set()
@@ -237,6 +241,8 @@ class ShadowEvaluator:
         if answered_by not in ("small", "large"):
             raise ConfigurationError(f"answered_by must be 'small' or 'large', got {answered_by!r}")
         priced = self.costs if costs is None else costs
+        if usage is None and isinstance(priced, TokenCosts):
+            self._unpriced(answered_by, "answered")
         with self._lock:
             drawn = self._rng.random() < self.shadow_rate
             self._traffic = self._traffic + TrafficCounts(
@@ -299,6 +305,8 @@ class ShadowEvaluator:
             if isinstance(returned, ShadowAnswer)
             else (str(returned), None)
         )
+        if usage is None and isinstance(work.costs, TokenCosts):
+            self._unpriced(other, "shadow")
         cost = work.costs.call(other, usage) + work.costs.judge
         with self._lock:
             self._traffic = self._traffic + TrafficCounts(shadow_cost=cost)
@@ -378,6 +386,18 @@ class ShadowEvaluator:
             self._warned.add(what)
         (logger.warning if first else logger.debug)(message, *args)
 
+    def _unpriced(self, model: ModelChoice, kind: str) -> None:
+        """Count a call token prices met without its usage (a WARNING for the first)."""
+        self._count("unpriced")
+        self._log_failure(
+            "unpriced",
+            "a call (%s) of the %s model reported no token usage, so its token price is 0 "
+            "(stats.live.unpriced counts these); per-token live costs need a provider that "
+            "reports usage, else give LiveSettings(costs=ShadowCosts(...)) per call",
+            kind,
+            model,
+        )
+
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
@@ -455,4 +475,5 @@ class ShadowEvaluator:
                 rows_buffered=written.buffered,
                 rows_lost=written.lost,
                 pending=self._queue.unfinished_tasks,
+                unpriced=self._counts["unpriced"],
             )

@@ -9,6 +9,7 @@ have cost on the large model.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,11 +33,18 @@ class ModelPrices:
     output_per_million: float
 
     def __post_init__(self) -> None:
-        if self.input_per_million < 0 or self.output_per_million < 0:
-            raise ConfigurationError(
-                "prices must be >= 0, got "
-                f"input={self.input_per_million!r}, output={self.output_per_million!r}"
-            )
+        for name in ("input_per_million", "output_per_million"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigurationError(
+                    f"ModelPrices.{name} must be a finite number >= 0 (a price per million "
+                    f"tokens, e.g. 0.15), got {value!r}"
+                )
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """Return the price of one call."""

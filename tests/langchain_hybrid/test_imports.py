@@ -10,7 +10,7 @@ import langchain_hybrid
 
 
 def test_public_names_are_pinned() -> None:
-    assert langchain_hybrid.__all__ == ["ChatHybrid", "LiveSettings"]
+    assert langchain_hybrid.__all__ == ["ChatHybrid", "LiveSettings", "ModelPrices"]
     assert all(hasattr(langchain_hybrid, name) for name in langchain_hybrid.__all__)
 
 

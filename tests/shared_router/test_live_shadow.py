@@ -97,7 +97,7 @@ def test_a_row_holds_the_decision_both_qualities_and_the_calibration(store: Shad
 
 
 def test_token_costs_price_the_answered_and_the_shadow_call_by_their_tokens(
-    store: ShadowStore,
+    store: ShadowStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     small, large = ModelPrices(1.0, 2.0), ModelPrices(10.0, 30.0)
     evaluator = ShadowEvaluator(
@@ -115,6 +115,8 @@ def test_token_costs_price_the_answered_and_the_shadow_call_by_their_tokens(
     assert traffic.large_cost == pytest.approx(large.cost(100, 20))
     # the large shadow call of the first, the uncounted small one of the second, two judgements
     assert traffic.shadow_cost == pytest.approx(large.cost(100, 50) + 2 * 0.001)
+    assert evaluator.stats.unpriced == 2  # the second call and its shadow call reported none
+    assert "reported no token usage, so its token price is 0" in caplog.text
     rows = sorted(store.rows(), key=lambda r: r.row.request_id)
     assert [r.row.shadow_cost for r in rows] == pytest.approx([large.cost(100, 50) + 0.001, 0.001])
     # a call's own costs win over the evaluator's
@@ -125,11 +127,11 @@ def test_token_costs_price_the_answered_and_the_shadow_call_by_their_tokens(
 
 
 def test_costs_must_be_prices_of_the_right_kind() -> None:
-    with pytest.raises(ConfigurationError, match="cost small must be a finite number >= 0"):
+    with pytest.raises(ConfigurationError, match="ShadowCosts.small must be a finite number >= 0"):
         ShadowCosts(small=-1.0)
     with pytest.raises(ConfigurationError, match="TokenCosts.large must be a ModelPrices"):
         TokenCosts(ModelPrices(1.0, 2.0), 3.0)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="cost judge must be a number >= 0, got 'free'"):
+    with pytest.raises(ConfigurationError, match="TokenCosts.judge must be a finite .* got 'free'"):
         TokenCosts(ModelPrices(1.0, 2.0), ModelPrices(1.0, 2.0), judge="free")  # type: ignore[arg-type]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_router.errors import KnobError
+from shared_router.errors import ConfigurationError, KnobError
 from shared_router.routing.accounting import ModelPrices
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
@@ -89,3 +89,11 @@ def test_prices_give_the_cost_saved(planted_router: Router) -> None:
     assert stats.cost_saved == pytest.approx(18.0) and stats.small_share == 1.0
     with pytest.raises(KnobError, match="'small' and 'large'"):
         RoutingService(planted_router, prices={"small": prices["small"]})
+
+
+@pytest.mark.parametrize("price", [-1.0, float("nan"), float("inf"), "0.15", True])
+def test_a_price_that_is_not_a_finite_number_at_least_0_is_refused(price: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"ModelPrices.input_per_million must be a finite"):
+        ModelPrices(price, 0.6)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"ModelPrices.output_per_million .* got"):
+        ModelPrices(0.15, price)  # type: ignore[arg-type]
