@@ -78,7 +78,6 @@ class LiveLoop:
         self._last: LiveThreshold | None = None
         self._refresh_errors = 0
         self._warned = False
-        self._token_costs: dict[int, tuple[Mapping[str, ModelPrices], TokenCosts]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled loop is, in the process that unpickles it, the loop of its settings.
@@ -182,10 +181,7 @@ class LiveLoop:
         """The settings' costs; else the offering model's token prices; else the default."""
         if self.settings.costs is not None or prices is None:
             return self.settings.costs
-        known = self._token_costs.get(id(prices))
-        if known is None or known[0] is not prices:
-            known = self._token_costs[id(prices)] = (prices, TokenCosts.from_prices(prices))
-        return known[1]
+        return TokenCosts.from_prices(prices)
 
     # -- the loop's own thread --
 

@@ -241,14 +241,13 @@ class ShadowEvaluator:
         if answered_by not in ("small", "large"):
             raise ConfigurationError(f"answered_by must be 'small' or 'large', got {answered_by!r}")
         priced = self.costs if costs is None else costs
-        if usage is None and isinstance(priced, TokenCosts):
-            self._unpriced(answered_by, "answered")
+        answer_cost = self._price(priced, answered_by, usage, "answered")
         with self._lock:
             drawn = self._rng.random() < self.shadow_rate
             self._traffic = self._traffic + TrafficCounts(
                 calls=1,
                 small=int(answered_by == "small"),
-                answer_cost=priced.call(answered_by, usage),
+                answer_cost=answer_cost,
                 large_cost=priced.call("large", usage),
             )
             closed = self._closed
@@ -305,9 +304,7 @@ class ShadowEvaluator:
             if isinstance(returned, ShadowAnswer)
             else (str(returned), None)
         )
-        if usage is None and isinstance(work.costs, TokenCosts):
-            self._unpriced(other, "shadow")
-        cost = work.costs.call(other, usage) + work.costs.judge
+        cost = self._price(work.costs, other, usage, "shadow") + work.costs.judge
         with self._lock:
             self._traffic = self._traffic + TrafficCounts(shadow_cost=cost)
         small_answer, large_answer = (
@@ -386,17 +383,22 @@ class ShadowEvaluator:
             self._warned.add(what)
         (logger.warning if first else logger.debug)(message, *args)
 
-    def _unpriced(self, model: ModelChoice, kind: str) -> None:
-        """Count a call token prices met without its usage (a WARNING for the first)."""
-        self._count("unpriced")
-        self._log_failure(
-            "unpriced",
-            "a call (%s) of the %s model reported no token usage, so its token price is 0 "
-            "(stats.live.unpriced counts these); per-token live costs need a provider that "
-            "reports usage, else give LiveSettings(costs=ShadowCosts(...)) per call",
-            kind,
-            model,
-        )
+    def _price(
+        self, costs: LiveCosts, model: ModelChoice, usage: TokenUsage | None, kind: str
+    ) -> float:
+        """The price of one call of ``model``; a call token prices meet without its usage is
+        counted in ``unpriced`` (a WARNING for the first). Not under ``self._lock``."""
+        if usage is None and isinstance(costs, TokenCosts):
+            self._count("unpriced")
+            self._log_failure(
+                "unpriced",
+                "a call (%s) of the %s model reported no token usage, so its token price is 0 "
+                "(stats.live.unpriced counts these); per-token live costs need a provider that "
+                "reports usage, else give LiveSettings(costs=ShadowCosts(...)) per call",
+                kind,
+                model,
+            )
+        return costs.call(model, usage)
 
     def _count(self, name: str) -> None:
         with self._lock:
