@@ -22,17 +22,21 @@ def with_routing(response: R, routing: dict[str, Any]) -> R:
     return routed
 
 
-def token_usage(response: ChatResponse | CompletionResponse) -> tuple[int | None, int | None]:
+def token_usage(
+    response: ChatResponse | CompletionResponse | None,
+) -> tuple[int | None, int | None]:
     """Token counts a provider reported: in ``additional_kwargs`` or in ``raw["usage"]``.
 
     Args:
-        response: A response of any LlamaIndex integration.
+        response: A response of any LlamaIndex integration (None: no response, no counts).
 
     Returns:
         ``(input_tokens, output_tokens)``; None where the provider reported no count. OpenAI
         style (``prompt_tokens``/``completion_tokens``) and Anthropic style
         (``input_tokens``/``output_tokens``) names are read, from a mapping or an object.
     """
+    if response is None:
+        return None, None
     raw = response.raw
     usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
     for source in (response.additional_kwargs, usage):

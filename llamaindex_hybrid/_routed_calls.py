@@ -350,7 +350,7 @@ class RoutedCalls:
     def _account(
         self, record: RoutingRecord, response: ChatResponse | CompletionResponse | None
     ) -> None:
-        tokens_in, tokens_out = token_usage(response) if response is not None else (None, None)
+        tokens_in, tokens_out = token_usage(response)
         self.service.account(record, input_tokens=tokens_in, output_tokens=tokens_out)
 
 

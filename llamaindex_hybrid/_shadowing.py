@@ -89,7 +89,7 @@ def offer_shadow(
 
 def reported_usage(response: Response | None) -> TokenUsage | None:
     """The tokens a response reports using (:func:`token_usage`), or None when it reports none."""
-    tokens_in, tokens_out = token_usage(response) if response is not None else (None, None)
+    tokens_in, tokens_out = token_usage(response)
     if tokens_in is None and tokens_out is None:
         return None
     return TokenUsage.reported(tokens_in, tokens_out)
