@@ -2,21 +2,21 @@
 
 For every pair (``--pairs``, default: the shared pairs with at least 2,000 rows), 20 seeded
 replays (``hybrid-llm replay``'s code, :func:`shared_router.live.replay.replay`) at shadow
-rates 0.05 and 0.10 and ``max_quality_drop`` 0.02 and 0.05, starting from the bundled router,
-measure:
+rates 0.05 and 0.10 (``--rates``) and ``max_quality_drop`` 0.02 and 0.05 (``--drops``),
+starting from the bundled router (or ``--router DIR``), measure:
 
 * promise kept: the share of replays whose realised drop after the warm-up is within the
   request (target >= 95%);
 * savings: the small share at the realised drop against "shorter prompts go small" at the same
-  drop on the same rows; and, for seeds 0..``--seeds``-1 at each rate (``--rates``), once
-  1,000 shadow labels have come in (at the stream's middle when fewer do; the label count is
-  reported), the gap recovered on the rest of the stream of a head refitted as the live loop
-  does (70% of the labels, exact logistic head, det or diff labels and its L2 chosen by
-  cross-validation: ``fit_live_head``) against the offline pair router (the same head fitted
-  on the pair's ``train`` rows outside the rest of the stream), both also on det labels only
-  (the former recipe), beside the length heuristic on the same rows; the table gives the mean
-  gaps and the live / offline ratio of the means (target >= 0.8). ``--savings-only``
-  recomputes these without replaying;
+  drop on the same rows (its threshold chosen with hindsight on those rows); and, for seeds
+  0..``--seeds``-1 at each rate, once 1,000 shadow labels have come in (at the stream's middle
+  when fewer do; the label count is reported), the gap recovered on the rest of the stream of a
+  head refitted as the live loop does (70% of the labels, exact logistic head, det or diff
+  labels and its L2 chosen by cross-validation: ``fit_live_head``) against the offline pair
+  router (the same head fitted on the pair's ``train`` rows outside the rest of the stream),
+  both also on det labels only (the former recipe), beside the length heuristic on the same
+  rows; the table gives the mean gaps and the live / offline ratio of the means (target >= 0.8).
+  ``--savings-only`` recomputes these without replaying;
 * replay speed (seconds per replay, the cache warm).
 
 Embeddings come from the on-disk cache (``--cache``); encoding the prompts is the slow part
@@ -219,7 +219,8 @@ def render(results: dict[str, Any], path: Path) -> None:
         "",
         "Written by `benchmarks/live_replay.py` (see its docstring for what each column means).",
         "Seeded replays per setting (column `replays`, seeds 0..n-1), warm-up "
-        f"{results.get('warmup')} rows, bundled router to start, small call = 0.1 of a large one.",
+        f"{results.get('warmup')} rows, router {results.get('router', 'default')!r} to start, "
+        "small call = 0.1 of a large one.",
         "Savings columns (on each rate's 0.05 row; `--savings-only` computes them per seed):",
         "labels at the cut (the 1,000th, else the stream's middle); the mean gap recovered on",
         "the rest of the stream of the live head (as the `Retrainer` fits it: labels det or",
@@ -326,7 +327,11 @@ def main() -> None:
         action="store_true",
         help="Only (re)compute the savings of --pairs in --out, at --rates, for --seeds seeds.",
     )
+    parser.add_argument(
+        "--replays-only", action="store_true", help="Replay, without computing the savings."
+    )
     parser.add_argument("--rates", type=float, nargs="*", default=list(RATES))
+    parser.add_argument("--drops", type=float, nargs="*", default=list(DROPS))
     args = parser.parse_args()
     markdown = args.out.with_suffix(".md")
     if args.overhead_only or args.render_only:
@@ -341,7 +346,12 @@ def main() -> None:
     if args.out.exists():
         results = json.loads(args.out.read_text())
     else:
-        results = {"seeds": args.seeds, "warmup": args.warmup, "pairs": {}}
+        results = {
+            "seeds": args.seeds,
+            "warmup": args.warmup,
+            "router": args.router,
+            "pairs": {},
+        }
     for name in args.pairs:
         relative, small, large = PAIRS[name]
         data = load_pair(DATA / relative, small, large)
@@ -358,8 +368,8 @@ def main() -> None:
         runs = list(results["pairs"].get(name, {}).get("runs", []))
         done = {(r["shadow_rate"], r["requested_drop"], r["seed"]) for r in runs}
         for seed in range(args.seeds):  # seed-major: a cut-short run has whole seeds
-            for rate in RATES:
-                for drop in DROPS:
+            for rate in args.rates:
+                for drop in args.drops:
                     if (rate, drop, seed) in done:
                         continue
                     settings = ReplaySettings(
@@ -389,7 +399,8 @@ def main() -> None:
                     runs.append(run)
                     print(json.dumps(run), flush=True)
                     _record(results, name, data, runs, args.out)
-        _savings_over_seeds(results["pairs"][name], data, X, args.seeds, args.rates)
+        if not args.replays_only:
+            _savings_over_seeds(results["pairs"][name], data, X, args.seeds, args.rates)
         _record(results, name, data, runs, args.out)
         summary = {k: v for k, v in results["pairs"][name].items() if k not in ("runs", "savings")}
         print(name, json.dumps(summary), flush=True)

@@ -19,6 +19,7 @@ Run from the repository root (embeddings are cached in ~/.cache/hybrid-llm)::
     python benchmarks/train_default_router.py                  # writes shared_router/model/default/
     python benchmarks/train_default_router.py -o /tmp/router   # elsewhere
     python benchmarks/train_default_router.py --generalisation # results/default_generalisation_v1.*
+    python benchmarks/train_default_router.py -o /tmp/unseen --without mmlu_pro  # for replays
 """
 
 from __future__ import annotations
@@ -259,6 +260,37 @@ def build_default(output: Path, *, head: str, seed: int, precision: Precision) -
     router.save(output)
     for key, metrics in router.metadata_["metrics"]["test"].items():
         print(f"{key}: gap recovered {metrics['router']['gap_recovered']:.3f}")
+    print(f"saved -> {output}")
+
+
+def build_without(
+    output: Path, sources: Sequence[str], *, head: str, seed: int, precision: Precision
+) -> None:
+    """Train the bundled recipe without ``sources`` (and their questions elsewhere) and save it.
+
+    A router that has never seen a pair, to start a live replay of that pair from
+    (``live_replay.py --router``), as a user's pair the bundled router did not train on. No
+    leave-one-source-out metrics are computed.
+    """
+    loaded = [(spec, load_spec(spec)) for spec in MEASURED_PAIRS]
+    unknown = set(sources) - {spec.source for spec in TRAINING_PAIRS}
+    if unknown:
+        raise SystemExit(f"--without: not a source of the bundled recipe: {sorted(unknown)}")
+    pairs = [
+        (spec, data)
+        for spec, data in loaded
+        if spec in TRAINING_PAIRS and spec.source not in sources
+    ]
+    excluded = queries_of(loaded, MEASURED_ONLY_SOURCES | set(sources))
+    router = train_pooled(
+        pairs,
+        head=head,
+        seed=seed,
+        name=f"hybrid-llm-default-{SHIPPED_RECIPE}-without-{'-'.join(sorted(sources))}",
+        precision=precision,
+        excluded=excluded,
+    )
+    router.save(output)
     print(f"saved -> {output}")
 
 
@@ -525,8 +557,20 @@ def main() -> None:
     parser.add_argument(
         "--centred", action="store_true", help="Centre each pair's labels on 0.5 first."
     )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        metavar="SOURCE",
+        help="Train the bundled recipe without these sources, into --output (not the bundled one).",
+    )
     args = parser.parse_args()
-    if args.generalisation:
+    if args.without:
+        if args.output.resolve() == (REPO / "shared_router" / "model" / "default").resolve():
+            parser.error("--without writes another router: give it its own --output folder")
+        build_without(
+            args.output, args.without, head=args.head, seed=args.seed, precision=args.precision
+        )
+    elif args.generalisation:
         generalisation(
             head=args.head, seed=args.seed, centred=args.centred, precision=args.precision
         )
