@@ -28,8 +28,12 @@ AVX-512 VNNI): 32% of the vectors identical, cosine >= 0.994 (mean 0.9990); the 
 router's decisions differed on 0 of 400 at ``max_quality_drop=0.01`` and 7 at 0.05, half as
 many as between fp32 and int8 (3 and 14).
 
-On x86 CPUs without VNNI, ONNX Runtime's int8 kernel can saturate (see
-:func:`int8_kernel_is_exact`); int8 then refuses to run here and ``Encoder`` uses numpy.
+On x86 CPUs without VNNI, ONNX Runtime's u8 x s8 kernel can saturate; the int8 graph then
+stores the same weights as uint8 shifted by 128, with 128 as their zero point, for its
+u8 x u8 kernel, which sums exactly there (:func:`~shared_router.encoders.onnx_runtime.int8_weights`
+probes both). On a 2-core AVX2 CPU without VNNI that graph decides a short query several times
+faster than numpy's float32 products of the same integers (``benchmarks/router_speed.py``).
+Where neither kernel is exact, int8 refuses to run here and ``Encoder`` uses numpy.
 
 Importing this module does not import onnxruntime (a dependency of hybrid-llm): it is imported
 when an encoder is made.
@@ -57,8 +61,9 @@ from shared_router.encoders.onnx_cache import (
 from shared_router.encoders.onnx_runtime import (
     IR_VERSION,
     OPSET,
+    Int8Weights,
     import_runtime,
-    int8_kernel_is_exact,
+    int8_weights,
 )
 from shared_router.errors import EncoderError
 
@@ -121,17 +126,28 @@ class _Graph:
 
 
 def _linear(
-    graph: _Graph, x: str, weight: np.ndarray, scale: np.ndarray | None, bias: np.ndarray
+    graph: _Graph,
+    x: str,
+    weight: np.ndarray,
+    scale: np.ndarray | None,
+    bias: np.ndarray,
+    int8_weights: Int8Weights,
 ) -> str:
     """x @ W + b on x [seq, in]; ``weight`` (out, in) and ``bias``/``scale`` (out, 1) as numpy."""
     b = graph.constant("bias", bias[:, 0].astype(np.float32))
     if scale is None:
         w = graph.constant("weight", np.ascontiguousarray(weight.T, dtype=np.float32))
         return graph.one("Add", [graph.one("MatMul", [x, w]), b])
-    w_q = graph.constant("weight_q", np.ascontiguousarray(weight.T).astype(np.int8))
+    integers = np.ascontiguousarray(weight.T).astype(np.int8)
+    if int8_weights == "u8":  # the same integers shifted into uint8, the shift as zero point
+        integers = (integers.astype(np.int16) + 128).astype(np.uint8)
+    w_q = graph.constant("weight_q", integers)
     w_scale = graph.constant("weight_scale", scale[:, 0].astype(np.float32))
     x_q, x_scale, x_zero = graph.node("DynamicQuantizeLinear", [x], outputs=3)
-    product = graph.one("MatMulInteger", [x_q, w_q, x_zero])
+    quantized = [x_q, w_q, x_zero]
+    if int8_weights == "u8":
+        quantized.append(graph.constant("weight_zero", np.array(128, dtype=np.uint8)))
+    product = graph.one("MatMulInteger", quantized)
     as_float = graph.one("Cast", [product], to=1)  # FLOAT
     multiplier = graph.one("Mul", [x_scale, w_scale])
     return graph.one("Add", [graph.one("Mul", [as_float, multiplier]), b])
@@ -143,10 +159,12 @@ def _layer_norm(graph: _Graph, x: str, gain: np.ndarray, bias: np.ndarray, eps: 
     return graph.one("LayerNormalization", [x, g, b], axis=-1, epsilon=eps)
 
 
-def _encoder_layer(graph: _Graph, x: str, layer: LayerWeights, heads: int, eps: float) -> str:
+def _encoder_layer(
+    graph: _Graph, x: str, layer: LayerWeights, heads: int, eps: float, int8_weights: Int8Weights
+) -> str:
     hidden = layer.out_w.shape[0]
     head_size = hidden // heads
-    qkv = _linear(graph, x, layer.qkv_w, layer.qkv_s, layer.qkv_b)  # Q pre-scaled
+    qkv = _linear(graph, x, layer.qkv_w, layer.qkv_s, layer.qkv_b, int8_weights)  # Q pre-scaled
     split = graph.constant("split", np.array([hidden] * 3, dtype=np.int64))
     q, k, v = graph.node("Split", [qkv, split], outputs=3, axis=1)
     by_head = graph.constant("by_head", np.array([-1, heads, head_size], dtype=np.int64))
@@ -157,24 +175,28 @@ def _encoder_layer(graph: _Graph, x: str, layer: LayerWeights, heads: int, eps: 
     context = graph.one("Transpose", [graph.one("MatMul", [weights, v])], perm=[1, 0, 2])
     flat = graph.constant("flat", np.array([-1, hidden], dtype=np.int64))
     context = graph.one("Reshape", [context, flat])
-    attended = _linear(graph, context, layer.out_w, layer.out_s, layer.out_b)
+    attended = _linear(graph, context, layer.out_w, layer.out_s, layer.out_b, int8_weights)
     x = _layer_norm(graph, graph.one("Add", [attended, x]), layer.norm1_g, layer.norm1_b, eps)
-    up = _linear(graph, x, layer.up_w, layer.up_s, layer.up_b)
+    up = _linear(graph, x, layer.up_w, layer.up_s, layer.up_b, int8_weights)
     # Exact GELU, x * (1 + erf(x / sqrt 2)) / 2 (ONNX Runtime fuses it into one op).
     root2 = graph.constant("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
     one = graph.constant("one", np.array(1.0, dtype=np.float32))
     half = graph.constant("half", np.array(0.5, dtype=np.float32))
     erf = graph.one("Erf", [graph.one("Div", [up, root2])])
     gelu = graph.one("Mul", [graph.one("Mul", [up, graph.one("Add", [erf, one])]), half])
-    down = _linear(graph, gelu, layer.down_w, layer.down_s, layer.down_b)
+    down = _linear(graph, gelu, layer.down_w, layer.down_s, layer.down_b, int8_weights)
     return _layer_norm(graph, graph.one("Add", [down, x]), layer.norm2_g, layer.norm2_b, eps)
 
 
-def build_model(encoder: NumpyBertEncoder) -> bytes:
+def build_model(encoder: NumpyBertEncoder, *, int8_weights: Int8Weights = "s8") -> bytes:
     """Write the transformer of a loaded numpy encoder as an ONNX model, at its precision.
 
     Args:
         encoder: The loaded model; its weights (int8 ones included) are used as they are.
+        int8_weights: At ``"int8"``, how the graph stores the weights
+            (:data:`~shared_router.encoders.onnx_runtime.Int8Weights`: the same function,
+            for the kernel that sums exactly on this CPU, see
+            :func:`~shared_router.encoders.onnx_runtime.int8_weights`).
 
     Returns:
         The serialised ONNX model: ``input_ids`` int64 ``[1, seq]`` -> ``last_hidden_state``
@@ -198,7 +220,7 @@ def build_model(encoder: NumpyBertEncoder) -> bytes:
     )
     x = _layer_norm(graph, graph.one("Add", [words, positions]), weights.emb_g, weights.emb_b, eps)
     for layer in weights.layers:
-        x = _encoder_layer(graph, x, layer, encoder._heads, eps)
+        x = _encoder_layer(graph, x, layer, encoder._heads, eps, int8_weights)
     axis0 = graph.constant("axis0", np.array([0], dtype=np.int64))
     graph.nodes.append(onnx_proto.node("Unsqueeze", [x, axis0], [_OUTPUT], name="output"))
     hidden = int(weights.word.shape[1])
@@ -232,6 +254,9 @@ class OnnxBertEncoder:
 
     Attributes:
         threads: The intra-op thread count in use.
+        int8_weights: How the int8 graph stores its weights, for the kernel that sums exactly
+            here (:func:`~shared_router.encoders.onnx_runtime.int8_weights`); ``"s8"`` at
+            ``"fp32"``, which has none.
     """
 
     def __init__(
@@ -247,18 +272,23 @@ class OnnxBertEncoder:
         self._numpy = encoder
         self._hidden_size = encoder.hidden_size
         self.threads = threads or min(2, os.cpu_count() or 1)
-        if encoder.precision == "int8" and not int8_kernel_is_exact():
-            raise EncoderError(
-                "ONNX Runtime's int8 kernel does not sum exactly on this CPU (x86 without VNNI "
-                "saturates 16-bit pairs), so it would not compute the int8 encoder's function; "
-                "use backend='numpy' (or 'auto', which picks it) for precision='int8'"
-            )
-        cached = graph_path(
-            cache_dir, cache_key, encoder.precision, opset=OPSET, version=_GRAPH_VERSION
-        )
+        weights: Int8Weights = "s8"
+        if encoder.precision == "int8":
+            exact = int8_weights()
+            if exact is None:
+                raise EncoderError(
+                    "no int8 kernel of ONNX Runtime sums exactly on this CPU (its u8 x s8 and "
+                    "u8 x u8 kernels both failed the saturation probe), so it would not compute "
+                    "the int8 encoder's function; use backend='numpy' (or 'auto', which picks "
+                    "it) for precision='int8'"
+                )
+            weights = exact
+        self.int8_weights: Int8Weights = weights
+        variant = "int8-u8" if weights == "u8" else encoder.precision
+        cached = graph_path(cache_dir, cache_key, variant, opset=OPSET, version=_GRAPH_VERSION)
         session = self._verified_session(cached)
         if session is None:  # not cached, or a cached graph that failed a check: build it
-            data = build_model(encoder)
+            data = build_model(encoder, int8_weights=weights)
             session = self._session_or_none(data, raise_error=True)
             write_graph(cached, data)
         self._session: onnxruntime.InferenceSession = session

@@ -3,13 +3,14 @@
 onnxruntime is a dependency of hybrid-llm (the graphs are written without the onnx package, by
 :mod:`~shared_router.encoders.onnx_proto`); where it is missing the ``"auto"`` backend runs
 numpy instead. On x86 CPUs without VNNI, ONNX Runtime's u8 x s8 kernel can
-saturate, so :func:`int8_kernel_is_exact` decides whether the int8 function may run here.
+saturate; its u8 x u8 kernel does not, so :func:`int8_weights` decides which weight type the
+int8 graph stores here (or that no exact int8 kernel runs, and numpy does).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -20,8 +21,10 @@ from shared_router.errors import MissingDependencyError
 __all__ = [
     "IR_VERSION",
     "OPSET",
+    "Int8Weights",
     "import_runtime",
     "int8_kernel_is_exact",
+    "int8_weights",
     "onnx_available",
 ]
 
@@ -35,6 +38,13 @@ OPSET = 17
 IR_VERSION = 8
 """The ONNX IR version of opset 17."""
 
+Int8Weights = Literal["s8", "u8"]
+"""How an int8 graph stores its weights: ``"s8"`` as int8 (ONNX Runtime's u8 x s8 kernel, VNNI's
+``vpdpbusd``) or ``"u8"`` as uint8 shifted by 128 with zero point 128 (its u8 x u8 kernel); both
+give the same integer sums, where the kernel sums exactly."""
+
+_WEIGHT_ZERO_POINT = {"s8": 0, "u8": 128}
+
 
 def onnx_available() -> bool:
     """Tell whether the ONNX backend can run: onnxruntime imports."""
@@ -46,30 +56,56 @@ def onnx_available() -> bool:
 
 
 @functools.cache
-def int8_kernel_is_exact() -> bool:
-    """Tell whether ONNX Runtime's fused int8 kernel gives exact integer sums on this CPU.
+def int8_weights() -> Int8Weights | None:
+    """The weight type of the int8 graph whose ONNX Runtime kernel sums exactly on this CPU.
 
     The ``"int8"`` function sums products of uint8 activations (0..255) and int8 weights
     (-127..127) exactly, as the numpy encoder does. ONNX Runtime documents that on x86 CPUs
     without VNNI its u8 x s8 kernel can saturate pairs of products to 16 bits, which would
-    silently compute another function. This runs one tiny graph built to saturate (all
-    activations 255, all weights 127) through the same fused kernel and checks the sums;
-    the answer is kept for the process.
+    silently compute another function; its u8 x u8 kernel widens to 16 bits first and does
+    not. For each weight type this runs one tiny graph built to saturate (all activations 255,
+    all weights +127, then all -127) through the same fused kernel and checks the sums; the
+    answer is kept for the process.
+
+    Returns:
+        ``"s8"`` where its kernel is exact (VNNI: the faster one), else ``"u8"`` where that
+        one is, else None (the int8 function cannot run in ONNX Runtime here).
 
     Raises:
         MissingDependencyError: When onnxruntime is missing.
     """
+    kinds: tuple[Int8Weights, ...] = ("s8", "u8")
+    for kind in kinds:
+        if all(_sums_exactly(kind, sign) for sign in (1, -1)):
+            return kind
+    return None
+
+
+def int8_kernel_is_exact() -> bool:
+    """Tell whether an exact int8 kernel runs here (:func:`int8_weights` is not None).
+
+    Raises:
+        MissingDependencyError: When onnxruntime is missing.
+    """
+    return int8_weights() is not None
+
+
+def _sums_exactly(kind: Int8Weights, sign: int) -> bool:
+    """Whether the fused int8 kernel sums 255 x (``sign`` x 127) exactly, stored as ``kind``."""
     ort, k, n = import_runtime(), 64, 16
+    zero_point = _WEIGHT_ZERO_POINT[kind]
+    dtype = np.int8 if kind == "s8" else np.uint8
     nodes = [
         onnx_proto.node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
-        onnx_proto.node("MatMulInteger", ["x_q", "w", "x_zp"], ["acc"]),
+        onnx_proto.node("MatMulInteger", ["x_q", "w", "x_zp", "w_zp"], ["acc"]),
         onnx_proto.node("Cast", ["acc"], ["acc_f"], attributes={"to": onnx_proto.FLOAT}),
         onnx_proto.node("Mul", ["x_s", "w_s"], ["m"]),
         onnx_proto.node("Mul", ["acc_f", "m"], ["y0"]),
         onnx_proto.node("Add", ["y0", "b"], ["y"]),
     ]
     constants = [
-        onnx_proto.tensor("w", np.full((k, n), 127, dtype=np.int8)),
+        onnx_proto.tensor("w", np.full((k, n), zero_point + sign * 127).astype(dtype)),
+        onnx_proto.tensor("w_zp", np.array(zero_point, dtype=dtype)),
         onnx_proto.tensor("w_s", np.ones(n, dtype=np.float32)),
         onnx_proto.tensor("b", np.zeros(n, dtype=np.float32)),
     ]
@@ -87,7 +123,7 @@ def int8_kernel_is_exact() -> bool:
     options.log_severity_level = 3
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     scale = np.float32(1.0) / np.float32(_UINT8_MAX)  # what DynamicQuantizeLinear finds for x = 1
-    expected = np.float32(k * _UINT8_MAX * 127) * scale
+    expected = np.float32(sign * k * _UINT8_MAX * 127) * scale
     for rows in (1, 24):  # one-row and multi-row kernels
         (y,) = session.run(["y"], {"x": np.ones((rows, k), dtype=np.float32)})
         if not np.allclose(y, expected, rtol=1e-6):
