@@ -274,6 +274,22 @@ def test_auto_picks_onnx_when_installed(model_cache: Path) -> None:
     assert any(model_cache.glob("bert-fp32-*.onnx"))  # the built graph is kept
 
 
+def test_int8_weights_take_the_s8_kernel_where_exact_else_u8(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared_router.encoders import onnx_runtime
+
+    for exact, expected in (({"s8", "u8"}, "s8"), ({"u8"}, "u8"), (set(), None)):
+        monkeypatch.setattr(
+            onnx_runtime, "_sums_exactly", lambda kind, sign, exact=exact: kind in exact
+        )
+        onnx_runtime.int8_weights.cache_clear()
+        assert onnx_runtime.int8_weights() == expected
+        assert onnx_runtime.int8_kernel_is_exact() is (expected is not None)
+    monkeypatch.undo()
+    onnx_runtime.int8_weights.cache_clear()  # the real probe again for the tests after this
+
+
 def test_auto_avoids_an_inexact_int8_kernel(
     monkeypatch: pytest.MonkeyPatch, model_cache: Path, numpy_int8: NumpyBertEncoder
 ) -> None:
