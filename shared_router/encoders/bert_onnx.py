@@ -61,6 +61,7 @@ from shared_router.encoders.onnx_cache import (
 from shared_router.encoders.onnx_runtime import (
     IR_VERSION,
     OPSET,
+    U8_ZERO_POINT,
     Int8Weights,
     import_runtime,
     int8_weights,
@@ -140,13 +141,14 @@ def _linear(
         return graph.one("Add", [graph.one("MatMul", [x, w]), b])
     integers = np.ascontiguousarray(weight.T).astype(np.int8)
     if int8_weights == "u8":  # the same integers shifted into uint8, the shift as zero point
-        integers = (integers.astype(np.int16) + 128).astype(np.uint8)
+        integers = (integers.astype(np.int16) + U8_ZERO_POINT).astype(np.uint8)
     w_q = graph.constant("weight_q", integers)
     w_scale = graph.constant("weight_scale", scale[:, 0].astype(np.float32))
     x_q, x_scale, x_zero = graph.node("DynamicQuantizeLinear", [x], outputs=3)
     quantized = [x_q, w_q, x_zero]
     if int8_weights == "u8":
-        quantized.append(graph.constant("weight_zero", np.array(128, dtype=np.uint8)))
+        zero = graph.constant("weight_zero", np.array(U8_ZERO_POINT, dtype=np.uint8))
+        quantized.append(zero)
     product = graph.one("MatMulInteger", quantized)
     as_float = graph.one("Cast", [product], to=1)  # FLOAT
     multiplier = graph.one("Mul", [x_scale, w_scale])
@@ -244,8 +246,9 @@ class OnnxBertEncoder:
         encoder: The loaded numpy model to run.
         threads: ONNX Runtime intra-op threads; None takes min(2, CPU count).
         cache_dir: A folder to keep the built ONNX model in, keyed by the weights'
-            fingerprint and precision (``cache_key``), so the next process reads it instead
-            of building it; None builds it every time. A cached graph is used only if its
+            fingerprint (``cache_key``), the precision and, at int8, how the graph stores
+            the weights (``bert-int8-u8-*.onnx`` for ``"u8"``), so the next process reads
+            it instead of building it; None builds it every time. A cached graph is used only if its
             bytes match the sha256 recorded when it was written and a probe text gives the
             numpy reference's vector (:mod:`~shared_router.encoders.onnx_cache`); else it
             is rebuilt and rewritten, with a warning.

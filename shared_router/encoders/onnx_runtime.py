@@ -21,6 +21,7 @@ from shared_router.errors import MissingDependencyError
 __all__ = [
     "IR_VERSION",
     "OPSET",
+    "U8_ZERO_POINT",
     "Int8Weights",
     "import_runtime",
     "int8_kernel_is_exact",
@@ -43,7 +44,8 @@ Int8Weights = Literal["s8", "u8"]
 ``vpdpbusd``) or ``"u8"`` as uint8 shifted by 128 with zero point 128 (its u8 x u8 kernel); both
 give the same integer sums, where the kernel sums exactly."""
 
-_WEIGHT_ZERO_POINT = {"s8": 0, "u8": 128}
+U8_ZERO_POINT = 128
+"""The zero point of ``"u8"`` weights: each int8 weight ``w`` is stored as ``w + 128``."""
 
 
 def onnx_available() -> bool:
@@ -93,19 +95,24 @@ def int8_kernel_is_exact() -> bool:
 def _sums_exactly(kind: Int8Weights, sign: int) -> bool:
     """Whether the fused int8 kernel sums 255 x (``sign`` x 127) exactly, stored as ``kind``."""
     ort, k, n = import_runtime(), 64, 16
-    zero_point = _WEIGHT_ZERO_POINT[kind]
-    dtype = np.int8 if kind == "s8" else np.uint8
+    # The weights and inputs as bert_onnx._linear writes them for this kind.
+    weights = np.full((k, n), sign * 127, dtype=np.int16)
+    quantized = ["x_q", "w", "x_zp"]
+    constants = []
+    if kind == "u8":
+        weights += U8_ZERO_POINT
+        quantized.append("w_zp")
+        constants.append(onnx_proto.tensor("w_zp", np.array(U8_ZERO_POINT, dtype=np.uint8)))
     nodes = [
         onnx_proto.node("DynamicQuantizeLinear", ["x"], ["x_q", "x_s", "x_zp"]),
-        onnx_proto.node("MatMulInteger", ["x_q", "w", "x_zp", "w_zp"], ["acc"]),
+        onnx_proto.node("MatMulInteger", quantized, ["acc"]),
         onnx_proto.node("Cast", ["acc"], ["acc_f"], attributes={"to": onnx_proto.FLOAT}),
         onnx_proto.node("Mul", ["x_s", "w_s"], ["m"]),
         onnx_proto.node("Mul", ["acc_f", "m"], ["y0"]),
         onnx_proto.node("Add", ["y0", "b"], ["y"]),
     ]
-    constants = [
-        onnx_proto.tensor("w", np.full((k, n), zero_point + sign * 127).astype(dtype)),
-        onnx_proto.tensor("w_zp", np.array(zero_point, dtype=dtype)),
+    constants += [
+        onnx_proto.tensor("w", weights.astype(np.int8 if kind == "s8" else np.uint8)),
         onnx_proto.tensor("w_s", np.ones(n, dtype=np.float32)),
         onnx_proto.tensor("b", np.zeros(n, dtype=np.float32)),
     ]
