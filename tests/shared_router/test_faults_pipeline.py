@@ -40,7 +40,9 @@ RELEASE = threading.Event()
 
 HANG = "HANG"
 HANG_GUARD_S = 60.0
-QUICK = RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0, timeout=0.1)
+# Long enough that a steady call on a loaded 2-core machine never times out (0.1 s did, once in
+# a CI run), short enough that the blocked ones give up quickly.
+QUICK = RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0, timeout=0.5)
 
 T = TypeVar("T")
 
@@ -176,7 +178,9 @@ def test_blocking_sync_model_does_not_starve_the_other_models(tmp_path: Path) ->
     assert hung == failed and len(summary.hung) == HUNG_PROMPTS
     assert {job.model for job in summary.hung} == {"large"}
     first = rows[0]["models"]["large"]["errors"][0]["error"]
-    assert first.startswith("TimeoutError: no answer within 0.1 s; the call is still blocked")
+    assert first.startswith(
+        f"TimeoutError: no answer within {QUICK.timeout:g} s; the call is still blocked"
+    )
     assert "'hybrid-llm large-" in first and first.endswith("(hung)")
     records = [json.loads(line) for line in Path(f"{out}.journal").read_text().splitlines()[1:]]
     assert sum(bool(record.get("hung")) for record in records) == len(summary.hung)
