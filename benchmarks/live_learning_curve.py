@@ -39,14 +39,12 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads oversubscribe 2 cores
 
 import numpy as np
-from live_replay import DATA, PAIRS
+from live_replay import DATA, PAIRS, fit_as_retrainer
 
 from shared_router.data import PairData, load_pair
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.evaluation.curves import gap_recovered_by_scores
-from shared_router.live.head_fit import fit_live_head
 from shared_router.routing.router import Router
-from shared_router.training.logistic import DEFAULT_L2_GRID
 
 RESULTS = Path(__file__).resolve().parent / "results" / "live_learning_curve.json"
 LABELS = (1000, 2000, 4000)
@@ -67,15 +65,7 @@ def measure_seed(
     small, large = data.small_quality[held], data.large_quality[held]
 
     def gap(rows: np.ndarray) -> tuple[float, str]:
-        fitted = fit_live_head(
-            X[rows],
-            data.small_quality[rows],
-            data.large_quality[rows],
-            labels="auto",
-            l2=DEFAULT_L2_GRID,
-            folds=5,
-            seed=seed,
-        )
+        fitted = fit_as_retrainer(data, X, rows, seed)
         scores = fitted.head.predict_proba(X[held])
         return gap_recovered_by_scores(scores, small, large), fitted.labels
 

@@ -53,7 +53,7 @@ from shared_router.evaluation.curves import (
     gap_recovered_by_scores,
     router_curve,
 )
-from shared_router.live.head_fit import fit_live_head
+from shared_router.live.head_fit import LiveHeadFit, LiveLabels, fit_live_head
 from shared_router.live.replay import ReplaySettings, replay
 from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID
@@ -91,6 +91,21 @@ DROPS = (0.02, 0.05)
 LABELS_AT = 1000
 
 
+def fit_as_retrainer(
+    data: PairData, X: np.ndarray, rows: np.ndarray, seed: int, labels: LiveLabels = "auto"
+) -> LiveHeadFit:
+    """The head fitted on ``rows`` as the ``Retrainer`` fits it (5 folds, its L2 grid)."""
+    return fit_live_head(
+        X[rows],
+        data.small_quality[rows],
+        data.large_quality[rows],
+        labels=labels,
+        l2=DEFAULT_L2_GRID,
+        folds=5,
+        seed=seed,
+    )
+
+
 def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str, float | int]:
     """Live head after LABELS_AT labels vs the offline pair router, on the rest of the stream.
 
@@ -122,15 +137,7 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     }
     for name, rows in (("live", fit_rows), ("offline", train)):
         for labels in ("auto", "det"):
-            fitted = fit_live_head(
-                X[rows],
-                small_all[rows],
-                large_all[rows],
-                labels=labels,  # type: ignore[arg-type]
-                l2=DEFAULT_L2_GRID,
-                folds=5,
-                seed=seed,
-            )
+            fitted = fit_as_retrainer(data, X, rows, seed, labels)
             key = f"gap_{name}" + ("" if labels == "auto" else "_det")
             out[key] = gap_recovered_by_scores(fitted.head.predict_proba(X[rest]), small, large)
             if labels == "auto":

@@ -76,6 +76,8 @@ batch-invariant int8 LayerNorm, so a rebuild differs from it slightly."""
 TRAINING_PAIRS = RECIPES[SHIPPED_RECIPE]
 MEASURED_PAIRS = (*PAIRS, *ARENA_PAIRS, *MEASURED_ONLY_PAIRS)
 """Every pair leave-one-source-out evaluates on."""
+BUNDLED_FOLDER = REPO / "shared_router" / "model" / "default"
+"""Where the bundled router lives (the default ``--output``)."""
 MAX_TRAIN_PER_SOURCE = 4000
 SUMMARY_MIN_ROWS = 100
 """Held-out pairs with fewer rows (``llmfao``'s 19) are shown, not summarised."""
@@ -543,9 +545,7 @@ def _markdown(
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "-o", "--output", type=Path, default=REPO / "shared_router" / "model" / "default"
-    )
+    parser.add_argument("-o", "--output", type=Path, default=BUNDLED_FOLDER)
     parser.add_argument(
         "--head", default="logistic", help="'logistic' (exact L2) or MLP hidden sizes, e.g. 256."
     )
@@ -565,7 +565,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.without:
-        if args.output.resolve() == (REPO / "shared_router" / "model" / "default").resolve():
+        if args.output.resolve() == BUNDLED_FOLDER.resolve():
             parser.error("--without writes another router: give it its own --output folder")
         build_without(
             args.output, args.without, head=args.head, seed=args.seed, precision=args.precision

@@ -78,9 +78,14 @@ def int8_weights() -> Int8Weights | None:
     """
     kinds: tuple[Int8Weights, ...] = ("s8", "u8")
     for kind in kinds:
-        if all(_sums_exactly(kind, sign) for sign in (1, -1)):
+        if _kernel_is_exact(kind):
             return kind
     return None
+
+
+def _kernel_is_exact(kind: Int8Weights) -> bool:
+    """Whether the kernel of ``kind`` weights sums exactly at both signs of the weights."""
+    return all(_sums_exactly(kind, sign) for sign in (1, -1))
 
 
 def int8_kernel_is_exact() -> bool:
