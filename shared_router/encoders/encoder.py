@@ -77,8 +77,9 @@ class Encoder:
             and not used.
         batch_size: Texts per forward pass.
         device: Torch device for the torch backend (None lets torch pick).
-        threads: ONNX Runtime intra-op threads for the onnx backend; None takes
-            min(2, CPU count).
+        threads: For the onnx backend, ONNX Runtime intra-op threads for one text and
+            worker threads for a batch (:class:`~shared_router.encoders.bert_onnx.OnnxBertEncoder`);
+            None takes min(2, CPU count).
 
     The onnx backend keeps the ONNX graph it builds (58-90 MB for MiniLM) in ``onnx/``
     beside the embedding cache (beside the default one when ``cache`` is None), keyed by

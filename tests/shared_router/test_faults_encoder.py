@@ -128,6 +128,27 @@ def test_a_graph_that_does_not_match_its_recorded_hash_is_rebuilt(
     assert read_graph(graph) is not None  # rewritten with a matching sidecar
 
 
+@pytest.mark.parametrize("replacement", ["deleted", "wrong shape", "other weights"])
+def test_a_graph_changed_before_the_first_batch_is_not_what_the_batch_runs(
+    tmp_path: Path, numpy_fp32: NumpyBertEncoder, onnx_runtime: Any, replacement: str
+) -> None:
+    """A batch's session is made later from the cache; a graph changed since is not used."""
+    from shared_router.encoders.bert_onnx import OnnxBertEncoder, build_model
+
+    encoder = OnnxBertEncoder.from_folder(MINILM, threads=2, cache_dir=tmp_path, cache_key=KEY)
+    alone = np.concatenate([encoder.encode([text]) for text in TEXTS])
+    (graph,) = tmp_path.glob("*.onnx")
+    if replacement == "deleted":
+        graph.unlink()
+    elif replacement == "wrong shape":
+        _plant(tmp_path, _wrong_shape_graph())
+    else:  # a valid graph of other weights, with a sidecar that matches it
+        other = NumpyBertEncoder.from_folder(MINILM)
+        other._weights = dataclasses.replace(other.weights, emb_g=other.weights.emb_g * 1.5)
+        _plant(tmp_path, build_model(other))
+    np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
+
+
 def test_onnx_runtime_errors_become_encoder_errors(
     numpy_fp32: NumpyBertEncoder, onnx_runtime: Any
 ) -> None:

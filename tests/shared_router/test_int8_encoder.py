@@ -86,7 +86,7 @@ def exact_int8_kernel() -> None:
 
 @pytest.fixture(scope="module")
 def onnx_int8(numpy_int8: NumpyBertEncoder, exact_int8_kernel: None) -> OnnxBertEncoder:
-    return OnnxBertEncoder(numpy_int8)
+    return OnnxBertEncoder(numpy_int8, threads=2)  # a batch's texts run on 2 threads
 
 
 @pytest.fixture(scope="module")
@@ -199,11 +199,17 @@ def test_int8_vectors_do_not_depend_on_the_batch(numpy_int8: NumpyBertEncoder) -
     np.testing.assert_array_equal(together, alone)
 
 
-def test_onnx_int8_vectors_do_not_depend_on_the_batch(onnx_int8: OnnxBertEncoder) -> None:
+@pytest.mark.parametrize("fixture", ["onnx_int8", "onnx_fp32"])
+def test_onnx_vectors_do_not_depend_on_the_batch(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    """A batch runs on other threads and another session than one text: the same bits."""
+    encoder: OnnxBertEncoder = request.getfixturevalue(fixture)
     texts = [TEXTS[0], LONG, "hi", TEXTS[8], ""]
-    together = onnx_int8.encode(texts)
-    alone = np.concatenate([onnx_int8.encode([text]) for text in texts])
+    together = encoder.encode(texts)
+    alone = np.concatenate([encoder.encode([text]) for text in texts])
     np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(encoder.encode(texts[::-1]), together[::-1])
 
 
 def test_int8_is_close_to_fp32_but_really_quantised(
