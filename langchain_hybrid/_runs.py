@@ -5,9 +5,11 @@ forms open one run of their own (named ``ChatHybrid``, a chain run) whose metada
 routing decision (:func:`decision_metadata`), and call the chosen model with that run's child
 callbacks (:func:`child_config`): the model's own run, the one chat-model run of the call,
 is nested under it, tagged ``hybrid:small`` or ``hybrid:large`` (and ``hybrid:fallback`` when
-the large model answers for a failed small one). Tokens are streamed, usage reported and
-answers cached by that run only, so every handler (``astream_events``, LangGraph's message
-stream, ``get_usage_metadata_callback``, LangSmith) sees each of them once.
+the large model answers for a failed small one). Handlers given to ChatHybrid itself
+(``ChatHybrid(callbacks=[...])``) are passed on to that run, as a call's handlers are.
+Tokens are streamed, usage reported and answers cached by that run only, so every handler
+(``astream_events``, LangGraph's message stream, ``get_usage_metadata_callback``,
+LangSmith) sees each of them once.
 
 The chosen model is called with the child config *and* in a context where that config is
 the current one (:func:`call_in` and its siblings, as ``with_fallbacks`` does): a
@@ -24,6 +26,7 @@ from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForChainRun,
     AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
     CallbackManager,
     CallbackManagerForChainRun,
     CallbackManagerForLLMRun,
@@ -109,13 +112,18 @@ def _configure(
 ) -> Any:
     manager = manager_class.configure(
         config.get("callbacks"),
-        model.callbacks,
+        None,
         model.verbose,
         config.get("tags"),
         model.tags,
         config.get("metadata"),
         model.metadata,
     )
+    # ChatHybrid's own handlers (``ChatHybrid(callbacks=...)``) see the chosen model's run
+    # too, as a chat model's own handlers see its run: its tokens, its usage.
+    own = model.callbacks
+    for handler in own.handlers if isinstance(own, BaseCallbackManager) else own or []:
+        manager.add_handler(handler, inherit=True)
     manager.add_metadata(metadata, inherit=False)
     return manager
 

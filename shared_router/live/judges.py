@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from shared_router.errors import DataError
 from shared_router.pipeline.quality_base import QualityMetric, ScoreItem
@@ -33,6 +33,7 @@ __all__ = [
     "PointwiseJudge",
     "ShadowCase",
     "ShadowJudge",
+    "pair_scores",
 ]
 
 
@@ -209,13 +210,21 @@ class CallableJudge:
 
     def __call__(self, case: ShadowCase) -> PairScores:
         """Call the function and check its two qualities."""
-        value = self.function(case)
-        if isinstance(value, PairScores):
-            return value
-        try:
-            small, large = value
-        except (TypeError, ValueError) as exc:
-            raise DataError(
-                f"a judge function must return (small_quality, large_quality), got {value!r}"
-            ) from exc
-        return PairScores(small, large)
+        return pair_scores(self.function(case))
+
+
+def pair_scores(value: object) -> PairScores:
+    """A judge's result as :class:`PairScores`: one, or a pair (small_quality, large_quality).
+
+    Raises:
+        DataError: For anything else, naming what was received.
+    """
+    if isinstance(value, PairScores):
+        return value
+    try:
+        small, large = cast("tuple[float, float]", value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"a judge must return PairScores or (small_quality, large_quality), got {value!r}"
+        ) from exc
+    return PairScores(small, large)

@@ -71,8 +71,9 @@ class LiveSettings:
 
     Raises:
         ConfigurationError: For a judge that is not callable, a rate outside [0, 1], costs
-            of another type, or sizes and intervals that are not positive. (The store is
-            opened, and the rest checked, when the model is built.)
+            of another type, sizes and intervals that are not positive, or a store URL of an
+            unknown scheme. (The store is opened, and the rest checked, when the model is
+            built.)
     """
 
     store: str | Path | ShadowStore
@@ -127,6 +128,10 @@ class LiveSettings:
             raise ConfigurationError(
                 f"LiveSettings.refresh_interval_s must be > 0 seconds, got {interval!r}"
             )
+        if isinstance(self.store, (str, Path)):  # a URL of an unknown scheme fails here
+            from shared_router.live.store import check_store_url
+
+            check_store_url(self.store)
 
     def loop(self) -> LiveLoop:
         """The one live loop of these settings in this process (started on first use).

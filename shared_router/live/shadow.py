@@ -48,7 +48,7 @@ from shared_router._internal.model_threads import ModelThreads
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, UsageError
 from shared_router.live.costs import LiveCosts, ShadowCosts, TokenCosts
-from shared_router.live.judges import PairScores, ShadowCase, ShadowJudge
+from shared_router.live.judges import PairScores, ShadowCase, ShadowJudge, pair_scores
 from shared_router.live.recalibration import LiveThreshold
 from shared_router.live.rows import ShadowRow, TrafficCounts
 from shared_router.live.store import ShadowStore, default_worker
@@ -313,7 +313,8 @@ class ShadowEvaluator:
             else (other_answer, work.answer)
         )
         case = ShadowCase(work.request_id, work.text, small_answer, large_answer, work.reference)
-        scores = self._bounded(lambda: self.judge(case), "judge", work.request_id)
+        # A plain function returning a pair is accepted; any other result is logged, counted.
+        scores = self._bounded(lambda: pair_scores(self.judge(case)), "judge", work.request_id)
         if not isinstance(scores, PairScores):
             self._count("judge_errors")
             return
@@ -392,10 +393,10 @@ class ShadowEvaluator:
             self._count("unpriced")
             self._log_failure(
                 "unpriced",
-                "a call (%s) of the %s model reported no token usage, so its token price is 0 "
+                "%s of the %s model reported no token usage, so its token price is 0 "
                 "(stats.live.unpriced counts these); per-token live costs need a provider that "
                 "reports usage, else give LiveSettings(costs=ShadowCosts(...)) per call",
-                kind,
+                "a shadow call" if kind == "shadow" else "an answered call",
                 model,
             )
         return costs.call(model, usage)

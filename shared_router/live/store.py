@@ -26,7 +26,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -41,7 +41,14 @@ from shared_router.live.rows import (
     VersionRecord,
 )
 
-__all__ = ["ROW_COLUMNS", "SQLiteStore", "ShadowStore", "default_worker", "open_store"]
+__all__ = [
+    "ROW_COLUMNS",
+    "SQLiteStore",
+    "ShadowStore",
+    "check_store_url",
+    "default_worker",
+    "open_store",
+]
 
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -473,24 +480,42 @@ def open_store(url: str | Path, *, versions_dir: str | Path | None = None) -> Sh
         RoutingError: When the store cannot be reached.
         MissingDependencyError: For PostgreSQL without psycopg.
     """
+    kind, target = check_store_url(url)
+    store: ShadowStore
+    if kind == "sqlite":
+        store = SQLiteStore(target, versions_dir=versions_dir)
+    else:
+        from shared_router.live.store_postgres import PostgresStore
+
+        store = PostgresStore(target, versions_dir=versions_dir)
+    return store.create()
+
+
+def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], str]:
+    """Which store a URL names, by its form alone (nothing is opened).
+
+    Args:
+        url: As for :func:`open_store`.
+
+    Returns:
+        ``("sqlite", file path)`` or ``("postgresql", the URL)``.
+
+    Raises:
+        ConfigurationError: For a URL of another scheme, or a ``sqlite://`` URL without a file.
+    """
     text = str(url)
     scheme = urlparse(text).scheme.lower() if "://" in text else ""
-    store: ShadowStore
     if scheme in ("", "sqlite"):
         path = unquote(urlparse(text).path) if scheme else text
         if not path:
             raise ConfigurationError(f"store URL {text!r} names no file; use sqlite:///path")
-        store = SQLiteStore(path, versions_dir=versions_dir)
-    elif scheme in ("postgresql", "postgres"):
-        from shared_router.live.store_postgres import PostgresStore
-
-        store = PostgresStore(text, versions_dir=versions_dir)
-    else:
-        raise ConfigurationError(
-            f"unknown store URL scheme {scheme!r} in {text!r}; use a file path, "
-            "sqlite:///path/to/live.sqlite or postgresql://user@host/dbname"
-        )
-    return store.create()
+        return "sqlite", path
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql", text
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme!r} in {text!r}; use a file path, "
+        "sqlite:///path/to/live.sqlite or postgresql://user@host/dbname"
+    )
 
 
 def _reopened(url: str, versions_dir: Path | None) -> ShadowStore:

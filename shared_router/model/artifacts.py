@@ -162,7 +162,8 @@ def load_router_folder(path: str | Path) -> RouterFolder:
     folder = Path(path)
     if not folder.is_dir():
         raise ArtifactError(
-            f"no router folder at {str(folder)!r}; give a folder written by Router.save"
+            f"no router folder at {str(folder)!r}; give a folder written by Router.save, or "
+            "'default' for the bundled router"
         )
     for name in _REQUIRED_FILES:
         if not (folder / name).is_file():

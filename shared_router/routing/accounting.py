@@ -9,6 +9,7 @@ have cost on the large model.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from shared_router.errors import ConfigurationError
 from shared_router.types import ModelChoice
 
 __all__ = ["CallCounters", "ModelPrices", "StatsSnapshot", "TokenUsage"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class StatsSnapshot:
         failed: Calls that raised to the caller instead of answering: the answering model
             failed (the large one, or the small one without fallback), or a stream broke
             after its first chunk. They are not in ``calls``.
+        unpriced: Answered calls, with prices set, whose model reported no token usage:
+            their cost is not in ``cost`` and ``cost_always_large``, which undercount.
     """
 
     calls: int
@@ -102,6 +107,7 @@ class StatsSnapshot:
     cost_always_large: float | None
     cost_saved: float | None
     failed: int = 0
+    unpriced: int = 0
 
     @property
     def small_share(self) -> float:
@@ -127,6 +133,7 @@ class CallCounters:
             "fallbacks": 0,
             "router_errors": 0,
             "failed": 0,
+            "unpriced": 0,
         }
         self._tokens_in = {"small": 0, "large": 0}
         self._tokens_out = {"small": 0, "large": 0}
@@ -149,14 +156,35 @@ class CallCounters:
             self._counts["failed"] += 1
             self._counts["router_errors"] += int(router_failed)
 
-    def count_tokens(self, answered_by: ModelChoice, input_tokens: int, output_tokens: int) -> None:
-        """Add one call's token usage (and its cost, when prices are set)."""
-        with self._lock:
-            self._tokens_in[answered_by] += input_tokens
-            self._tokens_out[answered_by] += output_tokens
+    def count_tokens(
+        self, answered_by: ModelChoice, input_tokens: int | None, output_tokens: int | None
+    ) -> None:
+        """Add one call's token usage (and its cost, when prices are set).
+
+        A call that reported neither count (both None) adds no tokens; with prices set it
+        is counted in ``unpriced``, with a WARNING for the first.
+        """
+        if input_tokens is None and output_tokens is None:
             if self._prices is not None:
-                self._cost += self._prices[answered_by].cost(input_tokens, output_tokens)
-                self._cost_large += self._prices["large"].cost(input_tokens, output_tokens)
+                with self._lock:
+                    self._counts["unpriced"] += 1
+                    first = self._counts["unpriced"] == 1
+                if first:
+                    logger.warning(
+                        "the %s model reported no token usage for a call, so its cost is not "
+                        "counted (stats.unpriced counts these calls; cost and cost_saved "
+                        "undercount); prices need a model that reports usage_metadata or "
+                        "token counts",
+                        answered_by,
+                    )
+            return
+        tokens_in, tokens_out = input_tokens or 0, output_tokens or 0
+        with self._lock:
+            self._tokens_in[answered_by] += tokens_in
+            self._tokens_out[answered_by] += tokens_out
+            if self._prices is not None:
+                self._cost += self._prices[answered_by].cost(tokens_in, tokens_out)
+                self._cost_large += self._prices["large"].cost(tokens_in, tokens_out)
 
     def snapshot(self) -> StatsSnapshot:
         """A consistent snapshot of the counters."""
@@ -174,4 +202,5 @@ class CallCounters:
                 cost_always_large=self._cost_large if priced else None,
                 cost_saved=self._cost_large - self._cost if priced else None,
                 failed=self._counts["failed"],
+                unpriced=self._counts["unpriced"],
             )

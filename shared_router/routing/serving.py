@@ -497,8 +497,12 @@ class RoutingService:
     def account(
         self, record: RoutingRecord, *, input_tokens: int | None, output_tokens: int | None
     ) -> None:
-        """Add one call's token usage to the stats (and its cost, when prices are set)."""
-        self._counters.count_tokens(record.model, input_tokens or 0, output_tokens or 0)
+        """Add one call's token usage to the stats (and its cost, when prices are set).
+
+        A call without usage (both counts None) is counted in ``stats.unpriced`` when
+        prices are set (:meth:`CallCounters.count_tokens`).
+        """
+        self._counters.count_tokens(record.model, input_tokens, output_tokens)
 
     @property
     def stats(self) -> StatsSnapshot:

@@ -88,6 +88,31 @@ def test_token_callbacks_see_each_token_once(
     assert recorder.tokens == expected
 
 
+@pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "astream"])
+async def test_handlers_given_to_chat_hybrid_see_the_chosen_models_run(
+    small: StandInChatModel, large: StandInChatModel, planted_router: Any, mode: str
+) -> None:
+    """``ChatHybrid(callbacks=[h])`` sees what ``ChatOpenAI(callbacks=[h])`` would: the chat
+    model's run and its tokens, once, even when the same handler is also the call's."""
+    recorder = RunRecorder()
+    llm = ChatHybrid(small=small, large=large, router=planted_router, callbacks=[recorder])
+    config: Any = {"callbacks": [recorder]} if mode == "invoke" else {}
+    if mode == "invoke":
+        llm.invoke(EASY, config)
+    elif mode == "stream":
+        list(llm.stream(EASY))
+    elif mode == "ainvoke":
+        await llm.ainvoke(EASY)
+    else:
+        [chunk async for chunk in llm.astream(EASY)]
+    hybrid, chosen = recorder.runs
+    assert (hybrid.kind, hybrid.name) == ("chain", "ChatHybrid")
+    assert chosen.kind == "chat_model" and chosen.parent_run_id == hybrid.run_id
+    assert "hybrid:small" in chosen.tags
+    streamed = mode in ("stream", "astream")
+    assert recorder.tokens == (f"small-model answers: {EASY}" if streamed else "")
+
+
 @pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "astream", "astream_events"])
 async def test_chosen_model_run_is_a_child_of_chat_hybrid_in_a_chain_with_tools(
     llm: ChatHybrid, mode: str

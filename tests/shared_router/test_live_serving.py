@@ -11,7 +11,7 @@ import pytest
 
 from shared_router.errors import ConfigurationError, RoutingError
 from shared_router.live.rows import VersionRecord
-from shared_router.live.serving_loop import LiveLoop, live_loop
+from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
 from shared_router.live.settings import checked_live_settings
 from shared_router.live.store import open_store
@@ -47,9 +47,11 @@ def test_an_adapter_argument_must_be_live_settings(tmp_path: Path) -> None:
         checked_live_settings({"store": "live.sqlite"})
 
 
-def test_an_unknown_store_scheme_is_refused_when_the_loop_starts(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="redis"):
-        LiveLoop(settings_for(tmp_path, store="redis://localhost/0"))
+def test_an_unknown_store_scheme_is_refused_with_the_settings(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown store URL scheme 'redis'.*sqlite:///"):
+        settings_for(tmp_path, store="redis://localhost/0")
+    with pytest.raises(ConfigurationError, match="names no file"):
+        settings_for(tmp_path, store="sqlite://")
 
 
 def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -193,6 +194,26 @@ def test_a_judge_returning_nonsense_is_a_judge_error(store: ShadowStore) -> None
     assert evaluator.drain(timeout=10)
     assert evaluator.stats.judge_errors == 1 and store.count() == 0
     evaluator.close()
+
+
+def test_a_plain_function_is_a_judge_and_a_wrong_result_is_warned_about(
+    store: ShadowStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = ShadowEvaluator(store, _fixed, shadow_rate=1.0, worker="w1")
+    for i in range(2):
+        _offer(plain, i)
+    assert plain.drain(timeout=10)
+    assert plain.stats.labelled == 2 and plain.stats.judge_errors == 0 and store.count() == 2
+    wrong = ShadowEvaluator(store, lambda case: "small wins", shadow_rate=1.0, worker="w2")  # type: ignore[arg-type,return-value]
+    with caplog.at_level(logging.WARNING, logger="shared_router.live.shadow"):
+        for i in range(2, 5):
+            _offer(wrong, i)
+        assert wrong.drain(timeout=10)
+    assert wrong.stats.judge_errors == 3 and store.count() == 2
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "(small_quality, large_quality), got 'small wins'" in warning.getMessage()
+    plain.close()
+    wrong.close()
 
 
 def test_the_match_judge_scores_against_the_reference_and_needs_one() -> None:

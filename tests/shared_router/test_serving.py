@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from shared_router.errors import ConfigurationError, KnobError
@@ -89,6 +91,25 @@ def test_prices_give_the_cost_saved(planted_router: Router) -> None:
     assert stats.cost_saved == pytest.approx(18.0) and stats.small_share == 1.0
     with pytest.raises(KnobError, match="'small' and 'large'"):
         RoutingService(planted_router, prices={"small": prices["small"]})
+
+
+def test_a_call_without_usage_is_counted_unpriced_with_one_warning(
+    planted_router: Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    prices = {"small": ModelPrices(1.0, 2.0), "large": ModelPrices(10.0, 20.0)}
+    priced = RoutingService(planted_router, knobs=QualityKnobs(threshold=0.5), prices=prices)
+    unpriced = RoutingService(planted_router, knobs=QualityKnobs(threshold=0.5))
+    with caplog.at_level(logging.WARNING, logger="shared_router.routing.accounting"):
+        for service in (priced, unpriced):
+            routed = service.decide(EASY_QUERIES[0])
+            record = service.record(routed, answered_by="small", model_name="tiny")
+            for _ in range(2):
+                service.account(record, input_tokens=None, output_tokens=None)
+            service.account(record, input_tokens=1_000_000, output_tokens=None)
+    assert (priced.stats.unpriced, priced.stats.cost) == (2, pytest.approx(1.0))
+    assert unpriced.stats.unpriced == 0 and unpriced.stats.cost is None
+    (warning,) = caplog.records
+    assert "small model reported no token usage" in warning.getMessage()
 
 
 @pytest.mark.parametrize("price", [-1.0, float("nan"), float("inf"), "0.15", True])
