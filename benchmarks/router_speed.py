@@ -9,7 +9,8 @@ Measures, each in fresh subprocesses where start-up matters:
 - throughput of ``Router.route_batch`` at batch 64, of 64 distinct short and of 64 distinct
   long queries (every text distinct: the encoder encodes a repeated text once, so copies
   would measure nothing);
-- resident memory after the first decision;
+- resident memory after the first decision, and after batches of 64 (the onnx backend's
+  batch session);
 - the import time that ``langchain_hybrid`` / ``llamaindex_hybrid`` add on top of the
   framework's own base classes.
 
@@ -80,10 +81,16 @@ print(time.perf_counter() - t)
 
 RSS_CODE = """
 import resource
+import time
 from shared_router import Router
 router = Router.load("default", backend={backend!r})
 router.route({query!r}, max_quality_drop=0.01)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+batch = [{query!r} + f" (case {{i}})" for i in range(64)]
+for _ in range(3):  # the onnx backend makes its batch session in the background
+    router.route_batch(batch, max_quality_drop=0.01)
+    time.sleep(1.0)
+print(first, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 ADAPTER_IMPORT_CODE = """
@@ -93,6 +100,12 @@ t = time.perf_counter()
 import {adapter}
 print(time.perf_counter() - t)
 """
+
+
+def resident_memory(code: str) -> dict[str, float]:
+    """Peak resident memory in MB after the first decision, and after batches of 64."""
+    first, batches = (float(value) for value in run_python(code).split())
+    return {"resident_memory_mb": first, "resident_memory_after_batches_mb": batches}
 
 
 def latency(router: object, query: str, repeats: int) -> dict[str, float]:
@@ -168,9 +181,7 @@ def main() -> None:
         "cold_start_to_first_decision_s": median_of_runs(
             COLD_START_CODE.format(query=SHORT_QUERY, backend=args.backend), args.runs
         ),
-        "resident_memory_mb": median_of_runs(
-            RSS_CODE.format(query=SHORT_QUERY, backend=args.backend), 1
-        ),
+        **resident_memory(RSS_CODE.format(query=SHORT_QUERY, backend=args.backend)),
         "short_query": {"tokens": short_tokens, **latency(router, SHORT_QUERY, args.repeats)},
         "long_query": {"tokens": long_tokens, **latency(router, LONG_QUERY, args.repeats)},
         "batch64_distinct_short_decisions_per_s": throughput(router, short_batch, rounds),

@@ -54,7 +54,7 @@ def record_answer(
         answered_by=answer.choice,
         model_name=model_name,
         fallback=failure is not None,
-        reason=None if failure is None else _fallback_reason(failure, routed),
+        reason=None if failure is None else routed.fallback_reason(failure),
     )
     if from_llm_cache(usage):
         return dataclasses.replace(record, cached=True)
@@ -71,10 +71,3 @@ def with_routing(message: M, record: RoutingRecord) -> M:
     """A copy of ``message`` with the record in ``response_metadata["routing"]``."""
     metadata = {**message.response_metadata, "routing": record.as_dict()}
     return message.model_copy(update={"response_metadata": metadata})
-
-
-def _fallback_reason(error: Exception, routed: Routed) -> str:
-    return (
-        f"small model failed ({type(error).__name__}: {error}); the large model answered "
-        f"instead (routing: {routed.decision.reason})"
-    )

@@ -322,8 +322,8 @@ class RoutedCalls:
         """The call's record (counted once the call has answered), announced to tracers."""
         reason = None
         if error is not None:
-            reason = f"small model failed: {type(error).__name__}: {error}"
-            logger.warning("HybridLLM: %s; the large model answers", reason)
+            reason = routed.fallback_reason(error)
+            logger.warning("HybridLLM: %s", reason)
         record = self.service.make_record(
             routed,
             answered_by=answered_by,

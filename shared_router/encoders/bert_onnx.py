@@ -41,10 +41,11 @@ when an encoder is made.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,7 @@ from shared_router.encoders.onnx_runtime import (
     Int8Weights,
     import_runtime,
     int8_weights,
+    session_options,
 )
 from shared_router.errors import EncoderError
 
@@ -75,6 +77,8 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = ["OnnxBertEncoder", "build_model"]
+
+logger = logging.getLogger(__name__)
 
 # Bump when build_model's bytes or the cache's files change: cached graphs of older versions
 # are ignored. 2: a sidecar records each graph's sha256. (Writing the bytes with onnx_proto
@@ -244,9 +248,11 @@ class OnnxBertEncoder:
     clipping, pooling and the weights. Each text runs alone (one ``[1, seq]`` call), so a
     text's vector never depends on the texts encoded with it. One text runs on ``threads``
     intra-op threads; the texts of a batch run side by side on ``threads`` worker threads,
-    one intra-op thread each, on a second session of the same graph made at the first batch
-    (the int8 products are compute-bound: on 2 AVX2 cores that is 1.5x the decisions per
-    second of one text after another on 2 intra-op threads; ``benchmarks/router_speed.py``).
+    one intra-op thread each, on a second session of the same graph (the int8 products are
+    compute-bound: on 2 AVX2 cores that is 1.3-1.6x the decisions per second of one text after
+    another on 2 intra-op threads; ``benchmarks/router_speed.py``). That session is made in
+    the background from the first batch on (about 47 MB, 0.2-0.5 s); batches run one text
+    after another until it is ready.
     A vector is the same bits either way: the graph's kernels split a product over threads
     by rows and columns, never along the sum. For the agreement with the numpy encoder see
     the module docstring.
@@ -307,9 +313,10 @@ class OnnxBertEncoder:
             session = self._session_or_none(data, self.threads, raise_error=True)
             write_graph(self._cached, data)
         self._session: onnxruntime.InferenceSession = session
-        # Made at the first batch of several texts, when threads > 1 (see the class).
+        # Started at the first batch of several texts, when threads > 1 (see the class).
         self._batch_lock = threading.Lock()
-        self._batch_runner: tuple[ThreadPoolExecutor, onnxruntime.InferenceSession] | None = None
+        self._workers: ThreadPoolExecutor | None = None
+        self._batch_ready: Future[onnxruntime.InferenceSession | None] | None = None
 
     @classmethod
     def from_folder(
@@ -387,23 +394,39 @@ class OnnxBertEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        if len(texts) == 1 or self.threads == 1:
+        session = None if len(texts) == 1 else self._batch_session_if_ready()
+        if session is None or self._workers is None:
             for row, text in enumerate(texts):
                 out[row] = self._run(self._numpy.token_ids(text))
             return out
-        workers, session = self._batch_workers()
         ids = self._numpy.token_ids_batch(texts)
-        for row, vector in enumerate(workers.map(lambda seq: self._run(seq, session), ids)):
+        for row, vector in enumerate(self._workers.map(lambda seq: self._run(seq, session), ids)):
             out[row] = vector
         return out
 
-    def _batch_workers(self) -> tuple[ThreadPoolExecutor, onnxruntime.InferenceSession]:
-        """The worker threads and the one-intra-op-thread session that batches run on."""
+    def _batch_session_if_ready(self) -> onnxruntime.InferenceSession | None:
+        """The session batches run on once it is made, else None (run one after another).
+
+        The first call starts the worker threads and makes the session on one of them, so
+        the batch that asks first does not wait for it.
+        """
+        if self.threads == 1:
+            return None
         with self._batch_lock:
-            if self._batch_runner is None:
-                workers = ThreadPoolExecutor(self.threads, thread_name_prefix="hybrid-llm-onnx")
-                self._batch_runner = (workers, self._batch_session())
-            return self._batch_runner
+            if self._batch_ready is None:
+                self._workers = ThreadPoolExecutor(
+                    self.threads, thread_name_prefix="hybrid-llm-onnx"
+                )
+                self._batch_ready = self._workers.submit(self._batch_session_or_none)
+            ready = self._batch_ready
+        return ready.result() if ready.done() else None
+
+    def _batch_session_or_none(self) -> onnxruntime.InferenceSession | None:
+        try:
+            return self._batch_session()
+        except EncoderError as exc:
+            logger.warning("batches of %s run one text after another: %s", self.path, exc)
+            return None
 
     def _batch_session(self) -> onnxruntime.InferenceSession:
         """A one-intra-op-thread session on the graph the first session runs.
@@ -469,19 +492,9 @@ class OnnxBertEncoder:
     ) -> onnxruntime.InferenceSession | None:
         """An ONNX Runtime session on serialised model bytes (None when they do not load)."""
         ort = import_runtime()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No spin-waiting between calls: a router sits in an application that does other
-        # work between decisions. Measured with 5 ms between calls: spinning cost 9.8-10.3 ms
-        # of CPU per decision against 2.8 ms, for 0.2-0.4 ms less latency.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only
         try:
             session: onnxruntime.InferenceSession = ort.InferenceSession(
-                data, options, providers=["CPUExecutionProvider"]
+                data, session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own exception types
             if not raise_error:

@@ -27,6 +27,7 @@ __all__ = [
     "int8_kernel_is_exact",
     "int8_weights",
     "onnx_available",
+    "session_options",
 ]
 
 _REQUIREMENTS = ("onnxruntime>=1.20",)
@@ -141,6 +142,29 @@ def _sums_exactly(kind: Int8Weights, sign: int) -> bool:
         if not np.allclose(y, expected, rtol=1e-6):
             return False
     return True
+
+
+def session_options(threads: int) -> Any:
+    """The ONNX Runtime session options the encoder's sessions run with.
+
+    Args:
+        threads: Intra-op threads.
+
+    Raises:
+        MissingDependencyError: When onnxruntime is missing.
+    """
+    ort = import_runtime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No spin-waiting between calls: a router sits in an application that does other
+    # work between decisions. Measured with 5 ms between calls: spinning cost 9.8-10.3 ms
+    # of CPU per decision against 2.8 ms, for 0.2-0.4 ms less latency.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only
+    return options
 
 
 def import_runtime() -> Any:

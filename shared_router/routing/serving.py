@@ -87,6 +87,13 @@ class Routed:
         """The chosen model, ``"small"`` or ``"large"``."""
         return self.decision.model
 
+    def fallback_reason(self, error: BaseException) -> str:
+        """The record's ``reason`` when the large model answered for the failed small one."""
+        return (
+            f"small model failed ({type(error).__name__}: {error}); the large model answered "
+            f"instead (routing: {self.decision.reason})"
+        )
+
 
 class RoutingService:
     """Thread-safe routing front end shared by the adapters.

@@ -71,7 +71,7 @@ def test_exceptions_to_handle_replaces_the_provider_rule(large: StandInLLM) -> N
     )
     record = llm.chat(user(EASY)).additional_kwargs["routing"]
     assert (record["model"], record["fallback"]) == ("large", True)
-    assert record["reason"].startswith("small model failed: TypeError")
+    assert record["reason"].startswith("small model failed (TypeError")
     assert llm.to_dict()["fallback_to_large"] is True
 
 
@@ -87,7 +87,7 @@ def test_every_fallback_is_logged_at_warning_with_its_cause(
     assert len(warnings) == 2
     for warning in warnings:
         assert "ConnectionError: connection refused" in warning.getMessage()
-        assert "large model answers" in warning.getMessage()
+        assert "large model answered instead" in warning.getMessage()
 
 
 def test_a_failing_router_is_a_visible_fallback(

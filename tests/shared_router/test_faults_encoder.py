@@ -146,6 +146,30 @@ def test_a_graph_changed_before_the_first_batch_is_not_what_the_batch_runs(
         other = NumpyBertEncoder.from_folder(MINILM)
         other._weights = dataclasses.replace(other.weights, emb_g=other.weights.emb_g * 1.5)
         _plant(tmp_path, build_model(other))
+    np.testing.assert_array_equal(encoder.encode(TEXTS), alone)  # while the session is made
+    assert encoder._batch_ready is not None and encoder._batch_ready.result() is not None
+    np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
+
+
+def test_a_batch_session_that_cannot_be_made_leaves_batches_one_text_after_another(
+    numpy_fp32: NumpyBertEncoder,
+    onnx_runtime: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from shared_router.encoders.bert_onnx import OnnxBertEncoder
+
+    encoder = OnnxBertEncoder(numpy_fp32, threads=2)
+    alone = np.concatenate([encoder.encode([text]) for text in TEXTS])
+
+    def refused() -> Any:
+        raise EncoderError("ONNX Runtime could not load the graph: out of memory")
+
+    monkeypatch.setattr(encoder, "_batch_session", refused)
+    with caplog.at_level(logging.WARNING, logger="shared_router.encoders.bert_onnx"):
+        np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
+        assert encoder._batch_ready is not None and encoder._batch_ready.result() is None
+    assert "run one text after another: ONNX Runtime could not load" in caplog.text
     np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
 
 

@@ -206,6 +206,8 @@ def test_onnx_vectors_do_not_depend_on_the_batch(
     """A batch runs on other threads and another session than one text: the same bits."""
     encoder: OnnxBertEncoder = request.getfixturevalue(fixture)
     texts = [TEXTS[0], LONG, "hi", TEXTS[8], ""]
+    encoder.encode(texts)  # starts making the batch session, on a worker thread
+    assert encoder._batch_ready is not None and encoder._batch_ready.result() is not None
     together = encoder.encode(texts)
     alone = np.concatenate([encoder.encode([text]) for text in texts])
     np.testing.assert_array_equal(together, alone)
