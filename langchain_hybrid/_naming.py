@@ -1,8 +1,8 @@
 """ChatHybrid's names: its inner models' labels, its identifying and its LangSmith parameters.
 
 Traces, caches and routing records name a model by its tracing name (``ls_model_name``, such
-as ``gpt-4o-mini``), else by its type; the pair is named by its router's source, whether the
-router is loaded or not.
+as ``gpt-4o-mini``), else by the ``name=`` it was given, else by its type; the pair is named by
+its router's source, whether the router is loaded or not.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ __all__ = ["langsmith_params", "model_label", "model_params", "router_identity"]
 
 
 def model_label(model: InnerModel) -> str:
-    """An inner model's configured name (its tracing name, else its type)."""
+    """An inner model's configured name (its tracing name, else its ``name=``, else its type)."""
     chat = chat_model_of(model)
-    name = chat._get_ls_params().get("ls_model_name") if chat is not None else None
-    if isinstance(name, str) and name:
-        return name
-    return chat._llm_type if chat is not None else type(model).__name__
+    if chat is None:
+        return type(model).__name__
+    for name in (chat._get_ls_params().get("ls_model_name"), chat.name):
+        if isinstance(name, str) and name:
+            return name
+    return chat._llm_type
 
 
 def model_params(model: InnerModel) -> dict[str, Any]:

@@ -44,6 +44,18 @@ def test_easy_question_goes_small_and_hard_goes_large(
     assert hard.response_metadata["routing"]["model"] == "large"
 
 
+def test_the_record_names_an_inner_model_by_its_name_when_it_has_no_model_name(
+    planted_router: Any,
+) -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    small = FakeListChatModel(responses=["4"], name="named-small")
+    large = FakeListChatModel(responses=["four"])
+    llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.5)
+    assert llm.invoke(EASY).response_metadata["routing"]["model_name"] == "named-small"
+    assert llm.invoke(HARD).response_metadata["routing"]["model_name"] == "fake-list-chat-model"
+
+
 def test_inner_usage_and_response_metadata_pass_through(
     small: StandInChatModel, large: StandInChatModel, planted_router: Any
 ) -> None:
