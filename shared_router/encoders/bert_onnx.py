@@ -251,8 +251,8 @@ class OnnxBertEncoder:
     one intra-op thread each, on a second session of the same graph (the int8 products are
     compute-bound: on 2 AVX2 cores that is 1.3-1.6x the decisions per second of one text after
     another on 2 intra-op threads; ``benchmarks/router_speed.py``). That session is made in
-    the background from the first batch on (about 47 MB, 0.2-0.5 s); batches run one text
-    after another until it is ready.
+    the background from the first batch on (about 47 MB, 0.2-0.5 s), again in a child
+    process after ``fork``; batches run one text after another until it is ready.
     A vector is the same bits either way: the graph's kernels split a product over threads
     by rows and columns, never along the sum. For the agreement with the numpy encoder see
     the module docstring.
@@ -317,6 +317,7 @@ class OnnxBertEncoder:
         self._batch_lock = threading.Lock()
         self._workers: ThreadPoolExecutor | None = None
         self._batch_ready: Future[onnxruntime.InferenceSession | None] | None = None
+        self._workers_pid = os.getpid()
 
     @classmethod
     def from_folder(
@@ -412,6 +413,12 @@ class OnnxBertEncoder:
         """
         if self.threads == 1:
             return None
+        if self._workers_pid != os.getpid():
+            # A child after fork has none of its parent's threads (its executor would queue
+            # work that no thread runs) and maybe a lock a parent's thread held: start afresh.
+            self._batch_lock = threading.Lock()
+            self._workers, self._batch_ready = None, None
+            self._workers_pid = os.getpid()
         with self._batch_lock:
             if self._batch_ready is None:
                 self._workers = ThreadPoolExecutor(
@@ -422,6 +429,7 @@ class OnnxBertEncoder:
         return ready.result() if ready.done() else None
 
     def _batch_session_or_none(self) -> onnxruntime.InferenceSession | None:
+        """:meth:`_batch_session`, or None (warned about) when it cannot be made."""
         try:
             return self._batch_session()
         except EncoderError as exc:

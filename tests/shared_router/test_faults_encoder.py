@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,40 @@ def test_a_batch_session_that_cannot_be_made_leaves_batches_one_text_after_anoth
         assert encoder._batch_ready is not None and encoder._batch_ready.result() is None
     assert "run one text after another: ONNX Runtime could not load" in caplog.text
     np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
+
+
+def _encode_twice_in_child(encoder: Any, texts: list[str], results: Any) -> None:
+    """In a forked child: a batch (one text after another), then one on the batch session."""
+    first = encoder.encode(texts)
+    made = encoder._batch_ready.result(timeout=60) is not None
+    results.put((first, made, encoder.encode(texts)))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
+def test_batches_run_in_a_child_process_after_fork(
+    numpy_fp32: NumpyBertEncoder, onnx_runtime: Any
+) -> None:
+    """A child has none of its parent's worker threads: it must not wait for them."""
+    import multiprocessing
+
+    from shared_router.encoders.bert_onnx import OnnxBertEncoder
+
+    encoder = OnnxBertEncoder(numpy_fp32, threads=2)
+    encoder.encode(TEXTS)
+    assert encoder._batch_ready is not None and encoder._batch_ready.result() is not None
+    expected = encoder.encode(TEXTS)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_encode_twice_in_child, args=(encoder, TEXTS, results))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the child process hung on its first batch")
+    first, made, again = results.get(timeout=10)
+    assert made
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(again, expected)
 
 
 def test_onnx_runtime_errors_become_encoder_errors(
