@@ -178,7 +178,8 @@ class RoutingRecord:
         router_ms: Time spent deciding, in milliseconds: ``router_queue_ms`` plus
             ``router_compute_ms`` plus the time the caller took to run again once its batch
             was scored (an async caller waits for its turn on the event loop: tens of
-            milliseconds under hundreds of concurrent calls) and the service's own work.
+            milliseconds under hundreds of concurrent calls), loading the router on the
+            process's first call, and the service's own work.
         fallback: True when the answer came from the large model after the small model or
             the router failed.
         reason: A short human-readable explanation.
