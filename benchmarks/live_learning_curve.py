@@ -8,8 +8,10 @@ question on held-out folds large enough to answer it, and along a learning curve
 
 * each seed holds out one fifth of the pair's rows (fold ``seed % 5`` of a seeded
   permutation), the rows every head is measured on;
-* the live head is fitted as the ``Retrainer`` fits it (70% of the labels,
-  :func:`~shared_router.live.head_fit.fit_live_head` with ``labels="auto"``) on ``N`` labels
+* the live head is fitted as the ``Retrainer`` fits it (``live_replay.fit_as_retrainer``:
+  its labels and L2 chosen on 70% of the labels by
+  :func:`~shared_router.live.head_fit.fit_live_head` with ``labels="auto"``, then refitted on
+  all of them) on ``N`` labels
   drawn at random from the other rows (shadow labels are a uniform sample of the traffic),
   for each ``N`` of ``--labels``;
 * the offline pair router is the same head fitted on every ``train``-split row outside the
@@ -49,7 +51,6 @@ from shared_router.routing.router import Router
 RESULTS = Path(__file__).resolve().parent / "results" / "live_learning_curve.json"
 LABELS = (1000, 2000, 4000)
 FOLDS = 5
-FIT_SHARE = 0.7
 
 
 def measure_seed(
@@ -73,7 +74,7 @@ def measure_seed(
     for count in labels:
         if count > drawn.size:
             continue
-        out[f"gap_live_{count}"], out[f"labels_live_{count}"] = gap(drawn[: int(FIT_SHARE * count)])
+        out[f"gap_live_{count}"], out[f"labels_live_{count}"] = gap(drawn[:count])
     out["offline_rows"] = int(train.size)
     out["gap_offline"], out["labels_offline"] = gap(train)
     lengths = np.array([len(data.queries[i]) for i in held], dtype=float)

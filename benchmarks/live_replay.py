@@ -11,8 +11,9 @@ starting from the bundled router (or ``--router DIR``), measure:
   drop on the same rows (its threshold chosen with hindsight on those rows); and, for seeds
   0..``--seeds``-1 at each rate, once 1,000 shadow labels have come in (at the stream's middle
   when fewer do; the label count is reported), the gap recovered on the rest of the stream of a
-  head refitted as the live loop does (70% of the labels, exact logistic head, det or diff
-  labels and its L2 chosen by cross-validation: ``fit_live_head``) against the offline pair
+  head refitted as the live loop does (exact logistic head, det or diff labels and its L2
+  chosen by cross-validation on 70% of the labels, ``fit_live_head``, then refitted on all of
+  them, ``refit_live_head``) against the offline pair
   router (the same head fitted on the pair's ``train`` rows outside the rest of the stream),
   both also on det labels only (the former recipe), beside the length heuristic on the same
   rows; the table gives the mean gaps and the live / offline ratio of the means (target >= 0.8).
@@ -53,7 +54,7 @@ from shared_router.evaluation.curves import (
     gap_recovered_by_scores,
     router_curve,
 )
-from shared_router.live.head_fit import LiveHeadFit, LiveLabels, fit_live_head
+from shared_router.live.head_fit import LiveHeadFit, LiveLabels, fit_live_head, refit_live_head
 from shared_router.live.replay import ReplaySettings, replay
 from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID
@@ -94,28 +95,36 @@ LABELS_AT = 1000
 def fit_as_retrainer(
     data: PairData, X: np.ndarray, rows: np.ndarray, seed: int, labels: LiveLabels = "auto"
 ) -> LiveHeadFit:
-    """The head fitted on ``rows`` as the ``Retrainer`` fits it (5 folds, its L2 grid)."""
-    return fit_live_head(
-        X[rows],
-        data.small_quality[rows],
-        data.large_quality[rows],
+    """The head the ``Retrainer`` serves from ``rows`` (5 folds, its L2 grid).
+
+    Its recipe (label kind and L2 strength) is chosen by :func:`fit_live_head` on a random
+    70% of the rows (the ``Retrainer`` compares that head with the current one on the other
+    30%), then refitted on all of them (:func:`refit_live_head`).
+    """
+    small, large = data.small_quality, data.large_quality
+    chosen_on = np.random.default_rng(seed).permutation(rows)[: max(2, int(0.7 * rows.size))]
+    recipe = fit_live_head(
+        X[chosen_on],
+        small[chosen_on],
+        large[chosen_on],
         labels=labels,
         l2=DEFAULT_L2_GRID,
         folds=5,
         seed=seed,
     )
+    return refit_live_head(X[rows], small[rows], large[rows], recipe=recipe, folds=5, seed=seed)
 
 
 def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str, float | int]:
     """Live head after LABELS_AT labels vs the offline pair router, on the rest of the stream.
 
     The cut is at the LABELS_AT-th shadow label, or at the stream's middle when fewer labels
-    come in. The live head is fitted as the ``Retrainer`` does (70% of the labels,
-    :func:`fit_live_head` with ``labels="auto"``: det or diff labels, and the L2, by
-    cross-validation); ``gap_live_det`` is the same head on det labels only, the former
-    recipe. The offline routers are the same two heads fitted on the pair's ``train`` rows
-    outside the rest of the stream, so no head has seen a row it is measured on. The
-    length heuristic ("shorter prompts go small") is measured on the same rows.
+    come in. The live head is fitted as the ``Retrainer`` does (:func:`fit_as_retrainer` with
+    ``labels="auto"``: det or diff labels, and the L2, by cross-validation); ``gap_live_det``
+    is the same head on det labels only, the former recipe. The offline routers are the same
+    two heads fitted on the pair's ``train`` rows outside the rest of the stream, so no head
+    has seen a row it is measured on. The length heuristic ("shorter prompts go small") is
+    measured on the same rows.
     """
     order = np.random.default_rng(seed).permutation(len(data))
     draws = random.Random(seed)
@@ -125,7 +134,6 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
     labelled = order[positions[positions < cut]]
     rest = order[cut:]
     small_all, large_all = data.small_quality, data.large_quality
-    fit_rows = labelled[: max(2, int(0.7 * labelled.size))]
     outside = np.ones(len(data), dtype=bool)
     outside[rest] = False
     train = np.flatnonzero(outside & np.array([s == "train" for s in data.splits]))
@@ -135,7 +143,7 @@ def _savings(data: PairData, X: np.ndarray, seed: int, rate: float) -> dict[str,
         "rest_rows": int(rest.size),
         "offline_train_rows": int(train.size),
     }
-    for name, rows in (("live", fit_rows), ("offline", train)):
+    for name, rows in (("live", labelled), ("offline", train)):
         for labels in ("auto", "det"):
             fitted = fit_as_retrainer(data, X, rows, seed, labels)
             key = f"gap_{name}" + ("" if labels == "auto" else "_det")

@@ -105,9 +105,10 @@ def retrain(
     if current is not None:
         current_router = Router.load(current.path, cache=cached)
         version, fit_ids = current.version, frozenset(current.fit_row_ids)
+        fit_scores = current.cross_fit_scores()
     else:
         current_router = Router.load(router, cache=cached)
-        version, fit_ids = router, frozenset()
+        version, fit_ids, fit_scores = router, frozenset(), {}
     retrainer = Retrainer(
         live,
         min_rows=min_rows,
@@ -115,7 +116,7 @@ def retrain(
         labels=labels,  # type: ignore[arg-type]  # checked by Retrainer
         versions_dir=output,
     )
-    outcome = retrainer.retrain(current_router, version, fit_ids)
+    outcome = retrainer.retrain(current_router, version, fit_ids, current_fit_scores=fit_scores)
     if outcome is None:
         fail(
             f"no retraining: another worker holds the lock, or the store's "

@@ -10,7 +10,9 @@ continuous ones (a judge's graded scores) ``diff`` does, by a wide margin
 out-of-fold scores, the measure the :class:`~shared_router.live.retraining.Retrainer` swaps
 on. The chosen head's out-of-fold scores come back with it: scores of rows that no head
 which made them was fitted on, so the live calibration can stand on the fitting rows too
-(cross-fitting) instead of on the held-out rows alone.
+(cross-fitting) instead of on the held-out rows alone. :func:`refit_live_head` fits a chosen
+recipe (label kind and L2 strength) again on more rows, with their out-of-fold scores: the
+``Retrainer`` compares a head fitted on part of the rows and then serves one fitted on all.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ __all__ = [
     "LiveLabels",
     "fit_cross_validated",
     "fit_live_head",
+    "refit_live_head",
 ]
 
 LiveLabels = Literal["det", "diff", "auto"]
 LIVE_LABELS: tuple[str, ...] = ("det", "diff", "auto")
 """What a live head can be fitted on: one label kind, or ``"auto"`` to choose."""
+
+_LABEL_KINDS = {"det": det_labels, "diff": diff_labels}
 
 
 def fit_cross_validated(
@@ -147,7 +152,7 @@ def fit_live_head(
     """
     if labels not in LIVE_LABELS:
         raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
-    targets = {"det": det_labels(small, large), "diff": diff_labels(small, large)}
+    targets = {kind: label(small, large) for kind, label in _LABEL_KINDS.items()}
     if labels != "auto":
         y = targets[labels]
         fitted = fit_cross_validated(X, y, l2=l2, folds=folds, seed=seed)
@@ -171,6 +176,45 @@ def fit_live_head(
         )
     best = max(gaps, key=lambda kind: (np.nan_to_num(gaps[kind], nan=-np.inf), kind == "det"))
     return LiveHeadFit(fits[best].head, best, fits[best].l2, gaps, out_of_fold[best])
+
+
+def refit_live_head(
+    X: np.ndarray,
+    small: np.ndarray,
+    large: np.ndarray,
+    *,
+    recipe: LiveHeadFit,
+    folds: int,
+    seed: int,
+) -> LiveHeadFit:
+    """Fit ``recipe``'s label kind at its L2 strength on these rows, with their out-of-fold scores.
+
+    Nothing is chosen again: the head and each fold's head are fitted at ``recipe.l2`` on
+    ``recipe.labels`` labels, so a recipe chosen and compared on part of the rows can serve
+    fitted on all of them.
+
+    Args:
+        X: Embeddings, shape ``(n, dim)``.
+        small: The small model's quality per row, in [0, 1].
+        large: The large model's quality per row, in [0, 1].
+        recipe: The fit whose label kind and L2 strength to use (from :func:`fit_live_head`).
+        folds: Folds of the out-of-fold scores (at least 2).
+        seed: Seed of the fold assignment.
+
+    Returns:
+        The head fitted on all the rows, with ``recipe``'s kind, strength and label gaps, and
+        the rows' out-of-fold scores.
+
+    Raises:
+        ConfigurationError: For fewer than 2 folds.
+        TrainingError: When the rows' labels all equal.
+    """
+    if folds < 2:
+        raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
+    y = _LABEL_KINDS[recipe.labels](small, large)
+    head = fit_logistic(X, y, l2=recipe.l2).head
+    scores = _out_of_fold_scores(X, y, recipe.l2, folds, seed)
+    return LiveHeadFit(head, recipe.labels, recipe.l2, recipe.label_gaps, scores)
 
 
 def _folds(n: int, folds: int, seed: int) -> np.ndarray:

@@ -121,7 +121,13 @@ class LiveRouting:
             ):
                 self._rows_at_retrain = len(self._rows)
                 outcome = self.retrainer.retrain(
-                    self.router, self.version, self.fit_ids, self._rows
+                    self.router,
+                    self.version,
+                    self.fit_ids,
+                    self._rows,
+                    current_fit_scores={
+                        i: self._scores[i] for i in self.fit_ids & self._scores.keys()
+                    },
                 )
                 if outcome is not None:
                     self.history.append(outcome)
@@ -138,7 +144,7 @@ class LiveRouting:
     def _rows_at_last_retrain(self) -> int:
         """Rows the newest retraining in the store (by any worker) or this one's last try saw."""
         versions = self.store.versions()
-        newest = versions[-1].n_fit + versions[-1].n_holdout if versions else 0
+        newest = versions[-1].n_fit if versions else 0
         return max(newest, self._rows_at_retrain)
 
     def _pick_up_version(self) -> None:

@@ -175,9 +175,10 @@ class VersionRecord:
         path: Its router folder.
         parent: The version it was compared with.
         swapped: True when it became the current router.
-        n_fit: Live rows the head was fitted on (training and validation).
-        n_holdout: Held-out live rows the comparison ran on.
-        gap_new: The candidate's gap recovered on the held-out rows.
+        n_fit: Live rows the candidate's head was fitted on: every row the attempt used.
+        n_holdout: Rows the comparison ran on, held out from the head that was compared (the
+            same recipe fitted on the other rows) and fitted in the candidate's.
+        gap_new: The compared head's gap recovered on the held-out rows.
         gap_current: The current router's gap recovered on the same rows.
         fit_row_ids: The ids of the rows the head was fitted on, ascending.
         fit_row_scores: The head's cross-fitted scores of those rows, in the same order

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from shared_router.errors import ConfigurationError, TrainingError
-from shared_router.live.head_fit import fit_cross_validated, fit_live_head
+from shared_router.live.head_fit import fit_cross_validated, fit_live_head, refit_live_head
 from shared_router.live.live_routing import LiveRouting
-from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
+from shared_router.live.retraining import RETRAIN_LOCK, Retrainer, row_vectors
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
+from shared_router.training.labels import det_labels, diff_labels
 from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 from tests.shared_router.live_synthetic import planted_qualities, planted_rows, planted_vectors
 
@@ -43,7 +44,8 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     assert outcome is not None and outcome.swapped
     record = outcome.record
     assert record.gap_new > 0.5 > record.gap_current
-    assert record.n_fit + record.n_holdout == 400 and len(record.fit_row_ids) == record.n_fit
+    # compared on 30% of the rows, then fitted on every row, held-out ones included
+    assert record.n_fit == 400 == len(record.fit_row_ids) and record.n_holdout == 120
     assert store.current_version() == record
     loaded = Router.load(record.path)
     X = planted_vectors(2000, seed=7)
@@ -53,11 +55,11 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     chosen = loaded.metadata_["metrics"]["live_holdout"]
     assert chosen["labels"] in ("det", "diff")
     assert set(chosen["label_gaps_out_of_fold"]) == {"det", "diff"}
-    # calibrated on every row: the held-out ones, and the fitting ones cross-fitted
+    # calibrated on every row by its out-of-fold score
     assert loaded.calibration_ is not None and loaded.calibration_.n == 400
     assert len(record.fit_row_scores) == record.n_fit
     assert list(record.fit_row_ids) == sorted(record.fit_row_ids)
-    assert loaded.metadata_["n_train"] == record.n_fit  # every fitting row fits the head
+    assert loaded.metadata_["n_train"] == record.n_fit  # every row fits the head
     assert not list(Path(record.path).parent.glob(".*partial"))
 
 
@@ -110,6 +112,10 @@ def test_the_out_of_fold_scores_are_out_of_sample() -> None:
         assert fitted.out_of_fold is not None and fitted.out_of_fold.shape == (200,)
         assert _auc(fitted.head.predict_proba(X), small == 1) > 0.9
         assert abs(_auc(fitted.out_of_fold, small == 1) - 0.5) < 0.15
+        refitted = refit_live_head(X, small, large, recipe=fitted, folds=5, seed=1)
+        assert (refitted.labels, refitted.l2) == (fitted.labels, fitted.l2)
+        assert refitted.out_of_fold is not None
+        assert abs(_auc(refitted.out_of_fold, small == 1) - 0.5) < 0.15
 
 
 def test_the_l2_is_chosen_by_cross_validation_and_the_head_refitted_on_all_rows() -> None:
@@ -179,14 +185,53 @@ def test_a_version_without_cross_fitted_scores_never_calibrates_on_its_fitted_ro
     outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
     assert outcome is not None and outcome.swapped
     older = dataclasses.replace(  # as a version-1 store kept it: no out-of-fold scores
-        outcome.record, version="v-without-scores", created_at=time.time(), fit_row_scores=()
+        outcome.record,
+        version="v-without-scores",
+        created_at=time.time(),
+        fit_row_ids=outcome.record.fit_row_ids[:280],
+        fit_row_scores=(),
     )
     store.add_version(older)
     worker = LiveRouting(store, bundled)
     worker.refresh()
     assert worker.version == "v-without-scores"
     scores, _, _ = worker.calibration_rows()
-    assert scores.size == 400 - older.n_fit == older.n_holdout
+    assert scores.size == 400 - 280
+
+
+def test_the_served_head_is_the_compared_recipe_fitted_on_every_row(
+    store: ShadowStore, bundled: Router
+) -> None:
+    outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
+    assert outcome is not None
+    rows = store.rows()
+    X, _ = row_vectors(rows, bundled.encoder_)
+    small = np.array([r.row.small_quality for r in rows])
+    large = np.array([r.row.large_quality for r in rows])
+    metrics = outcome.router.metadata_["metrics"]["live_holdout"]
+    labels = det_labels(small, large) if metrics["labels"] == "det" else diff_labels(small, large)
+    on_every_row = fit_logistic(X, labels, l2=outcome.router.metadata_["l2_chosen"]).head
+    np.testing.assert_allclose(
+        outcome.router.head_.predict_proba(X), on_every_row.predict_proba(X), rtol=1e-6, atol=1e-7
+    )
+
+
+def test_rows_the_current_head_was_fitted_on_are_held_out_by_their_cross_fitted_scores(
+    store: ShadowStore, bundled: Router
+) -> None:
+    rows = store.rows()
+    ids = [r.row_id for r in rows]
+    margin = {r.row_id: r.row.small_quality - r.row.large_quality for r in rows}
+    retrainer = Retrainer(store, min_rows=200, every=1)
+    # fitted on every row, none with a cross-fitted score: no row can be held out
+    assert retrainer.retrain(bundled, "v1", frozenset(ids)) is None
+    # half with one: 30% of that half is held out, and scored by it
+    half = {i: margin[i] for i in ids[::2]}
+    outcome = retrainer.retrain(bundled, "v1", frozenset(ids), current_fit_scores=half)
+    assert outcome is not None and outcome.record.n_holdout == 60
+    # the oracle's margins as the current router's scores: it recovers the whole gap
+    assert outcome.record.gap_current == pytest.approx(1.0)
+    assert not outcome.swapped
 
 
 _RETRAIN_AND_HANG = """
@@ -195,6 +240,7 @@ import shared_router.live.head_fit as head_fit
 from shared_router.live.retraining import Retrainer
 from shared_router.live.store import open_store
 from shared_router.routing.router import Router
+from shared_router.training.labels import det_labels, diff_labels
 from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 
 fit = head_fit.fit_logistic
