@@ -39,7 +39,7 @@ from shared_router.live.shadow import ShadowEvaluator
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
-from shared_router.types import ModelChoice, other_model
+from shared_router.types import ModelChoice, QualityKnobs, other_model
 
 __all__ = ["KnownScoresJudge", "ReplayResult", "ReplaySettings", "replay"]
 
@@ -75,6 +75,11 @@ class ReplaySettings:
         retrain_min_rows: Rows before the first retraining.
         retrain_every: New rows between retrainings.
         recalibrate_every: New rows between rebuilds of the live calibration.
+
+    Raises:
+        KnobError: For a ``max_quality_drop`` outside [0, 1] (5% is 0.05).
+        ConfigurationError: For a ``shadow_rate`` outside [0, 1], a negative ``warmup`` or no
+            checkpoint.
     """
 
     max_quality_drop: float
@@ -90,10 +95,7 @@ class ReplaySettings:
     recalibrate_every: int = 10
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_quality_drop) and self.max_quality_drop >= 0):
-            raise ConfigurationError(
-                f"max_quality_drop must be >= 0 (0.05 is 5%), got {self.max_quality_drop!r}"
-            )
+        QualityKnobs(max_quality_drop=self.max_quality_drop)  # in [0, 1], else a KnobError
         if not 0.0 <= self.shadow_rate <= 1.0:
             raise ConfigurationError(f"shadow_rate must lie in [0, 1], got {self.shadow_rate!r}")
         if self.warmup < 0 or self.checkpoints < 1:

@@ -119,6 +119,9 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot train a head" in capsys.readouterr().err
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
     assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err
+    replay = ["replay", str(tmp_path / "rows.jsonl"), "--small", "a", "--large", "b"]
+    assert _run([*replay, "--max-quality-drop", "5", "--shadow-rate", "0.1"]) == 2
+    assert "in [0, 1] (for 5% write 0.05), got 5.0" in capsys.readouterr().err
 
 
 def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:
