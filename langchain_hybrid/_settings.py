@@ -1,14 +1,14 @@
-"""Checks of ChatHybrid's settings: ignored provider arguments, the router, the cache, prices."""
+"""Checks of ChatHybrid's settings: unknown arguments, the router, the cache, prices."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic.fields import FieldInfo
 
+from shared_router._internal.validation import check_keywords
 from shared_router.errors import ConfigurationError
 from shared_router.routing.accounting import ModelPrices
 from shared_router.types import ModelChoice
@@ -17,22 +17,17 @@ __all__ = ["checked_cache", "checked_router", "prices_by_name", "warn_ignored"]
 
 
 def warn_ignored(fields: Mapping[str, FieldInfo], values: Any) -> None:
-    """Warn about the arguments that are none of ChatHybrid's ``fields`` (nor their aliases).
+    """Refuse a misspelt ChatHybrid argument; warn about the others it does not take.
 
     The warning points at the caller that built ChatHybrid.
+
+    Raises:
+        ConfigurationError: For an argument close to one of ``fields`` (or their aliases).
     """
     if not isinstance(values, dict):
         return
     known = set(fields) | {field.alias for field in fields.values() if field.alias is not None}
-    ignored = sorted(str(key) for key in values if key not in known)
-    if ignored:
-        warnings.warn(
-            f"ChatHybrid ignores {', '.join(ignored)}: set provider parameters "
-            "(temperature, max_tokens, timeouts, API keys, ...) on the small and the "
-            "large model",
-            UserWarning,
-            stacklevel=5,
-        )
+    check_keywords("ChatHybrid", values, known, stacklevel=5)
 
 
 def checked_router(value: Any) -> Any:

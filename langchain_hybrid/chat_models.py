@@ -91,6 +91,10 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
             Shadow evaluation, live calibration and retraining on this model's traffic
             (docs/live.md); ``stats.live`` shows them.
 
+        Any other argument is ignored with a warning (set provider parameters such as
+        ``temperature`` on the two models); one that is a misspelling of an argument above
+        (``max_qualty_drop``) is an error naming the one meant.
+
     Instantiate:
         ```python
         from langchain_openai import ChatOpenAI

@@ -50,6 +50,7 @@ from llamaindex_hybrid._tools import (
     read_tool_calls,
 )
 from llamaindex_hybrid.questions import DEFAULT_QUESTION_VARIABLES, template_question
+from shared_router._internal.validation import check_keywords
 from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices, StatsSnapshot
 from shared_router.routing.failures import FallbackPolicy
@@ -160,11 +161,15 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
             (docs/live.md); ``stats.live`` shows it. Copies share its loop; ``to_dict``
             leaves it out.
         **kwargs: Other LlamaIndex ``LLM`` fields (``callback_manager``, ``system_prompt``...).
+            Other names are ignored with a warning (set provider parameters such as
+            ``temperature`` on the small and the large model).
 
     Raises:
         KnobError: If more than one quality knob is given or one is out of range (here and
             when a knob field is assigned).
         ArtifactError: If ``router`` names a folder that is not a router folder.
+        ConfigurationError: For a keyword that is a misspelling of one it takes
+            (``max_qualty_drop=``), naming the one meant.
     """
 
     small: SerializeAsAny[LLM] = Field(description="The cheap model.")
@@ -239,6 +244,9 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
         **kwargs: Any,
     ) -> None:
         # Checked here too, so that these errors are ours, not wrapped by pydantic.
+        known = set(type(self).model_fields)
+        known |= {f.alias for f in type(self).model_fields.values() if f.alias is not None}
+        check_keywords("HybridLLM", kwargs, known, stacklevel=2)
         checked_knobs(max_quality_drop, large_share, threshold)
         if isinstance(router, (str, Path)):
             check_router_source(router)

@@ -174,7 +174,7 @@ class RoutingRecord:
         score: The router's score, or None when it did not score.
         threshold: The threshold used, or None.
         knob: Which knob set the threshold (see :class:`RouteDecision`).
-        router: The router's name.
+        router: The name of the router that decided (with a live loop, the version routing now).
         router_ms: Time spent deciding, in milliseconds: ``router_queue_ms`` plus
             ``router_compute_ms`` plus the time the caller took to run again once its batch
             was scored (an async caller waits for its turn on the event loop: tens of

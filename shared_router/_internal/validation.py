@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from shared_router.errors import DataError, HybridLLMError
+from shared_router.errors import ConfigurationError, DataError, HybridLLMError
 
 __all__ = [
     "REPLACEMENT_CHARACTER",
+    "check_keywords",
     "encodable_text",
     "finite_quality_pair",
     "finite_vector",
@@ -120,3 +123,40 @@ def encodable_text(text: str) -> str:
         A ``str`` that ``text.encode("utf-8")`` accepts.
     """
     return _SURROGATE.sub(REPLACEMENT_CHARACTER, text) if _SURROGATE.search(text) else text
+
+
+def check_keywords(
+    owner: str, given: Iterable[str], known: Iterable[str], *, stacklevel: int
+) -> None:
+    """Refuse a keyword that is a misspelling of a known one; warn about other unknown ones.
+
+    An adapter takes keyword arguments it does not know (LangChain and LlamaIndex pass
+    their own), but a misspelt setting (``max_qualty_drop=0.05``) would otherwise route at
+    the default level without a word.
+
+    Args:
+        owner: The class, for the messages (``"ChatHybrid"``).
+        given: The keywords passed.
+        known: The keywords the class takes.
+        stacklevel: ``warnings.warn``'s, counted from the caller of this function.
+
+    Raises:
+        ConfigurationError: For a keyword close to a known one (``difflib`` ratio >= 0.8),
+            naming the one that was probably meant.
+    """
+    names = sorted(set(known))
+    unknown = sorted(str(key) for key in given if key not in names)
+    for key in unknown:
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.8)
+        if close:
+            raise ConfigurationError(
+                f"{owner} got {key}=..., which is none of its arguments; did you mean {close[0]}?"
+            )
+    if unknown:
+        warnings.warn(
+            f"{owner} ignores {', '.join(unknown)}: set provider parameters "
+            "(temperature, max_tokens, timeouts, API keys, ...) on the small and the "
+            "large model",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )

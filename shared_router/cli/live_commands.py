@@ -92,6 +92,9 @@ def retrain(
         "((1 + q_small - q_large) / 2), or auto (the one whose out-of-fold scores recover "
         "more of the gap).",
     ),
+    force: bool = typer.Option(
+        False, help="Retrain even when no row came in since the newest version was fitted."
+    ),
     cache: bool = CacheOption,
 ) -> None:
     """Refit the head on the store's live rows; swap it in only if it recovers more of the gap."""
@@ -99,7 +102,16 @@ def retrain(
     from shared_router.live.store import open_store
     from shared_router.routing.router import Router
 
-    live = open_store(store, versions_dir=output)
+    live = open_store(store, versions_dir=output, create=False)
+    versions = live.versions()
+    if versions and not force:
+        newest = versions[-1]
+        if not live.rows(after_id=max(newest.fit_row_ids, default=0), limit=1):
+            fail(
+                f"no new rows since version {newest.version} was fitted on {newest.n_fit} "
+                "rows, so retraining would fit the same head again; wait for more shadowed "
+                "calls, or pass --force"
+            )
     current = live.current_version()
     cached = embedding_cache(cache)
     if current is not None:
@@ -118,27 +130,31 @@ def retrain(
     )
     outcome = retrainer.retrain(current_router, version, fit_ids, current_fit_scores=fit_scores)
     if outcome is None:
-        fail(
-            f"no retraining: another worker holds the lock, or the store's "
-            f"{live.count()} rows cannot train a head (needs {min_rows} with both labels)"
-        )
+        fail(f"no retraining: {retrainer.skipped} (the store holds {live.count()} rows)")
     typer.echo(json.dumps(_json_ready(outcome.record.as_dict()), indent=2))
 
 
 def report(
     store: str = StoreOption,
-    json_out: Path | None = typer.Option(None, "--json", help="Write the report here."),
+    max_quality_drop: float | None = typer.Option(
+        None, help="The level the traffic was routed at: the summary says if it was kept."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write the full report here as JSON ('-': print it instead)."
+    ),
     plot: Path | None = typer.Option(None, help="Draw the learning curve to this PNG."),
 ) -> None:
     """Summarise a live store: realised quality drop, small share, net savings, retraining."""
-    from shared_router.live.report import live_report, plot_live_report
+    from shared_router.live.report import live_report, plot_live_report, report_summary
     from shared_router.live.store import open_store
 
-    summary = _json_ready(live_report(open_store(store)))
+    summary = _json_ready(
+        live_report(open_store(store, create=False), requested_drop=max_quality_drop)
+    )
     text = json.dumps(summary, indent=2)
-    if json_out is not None:
+    if json_out is not None and str(json_out) != "-":
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(text + "\n", encoding="utf-8")
     if plot is not None:
         plot_live_report(summary, plot)
-    typer.echo(text)
+    typer.echo(text if str(json_out) == "-" else report_summary(summary))

@@ -62,6 +62,10 @@ def demo(router: str = RouterOption) -> None:
             f"{level[0]}={level[1]:g}: threshold {routed[0].threshold:.3f}, "
             f"{small}/{len(routed)} to the small model"
         )
+    console.print(
+        "large_share is the share of the router's calibration traffic that scores below the "
+        "threshold; on a handful of queries the share sent large differs."
+    )
 
 
 def route(

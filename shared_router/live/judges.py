@@ -42,8 +42,13 @@ class ShadowCase:
     """What a judge sees of one shadowed call.
 
     Attributes:
-        request_id: The caller's id of the request.
-        query: The routed text.
+        request_id: The id of the request in the store (a fresh one per adapter call).
+        query: The routed text, not the raw prompt: by default the last user turn
+            (:func:`~shared_router.routing.text.routing_text`; ``routed_text="conversation"``:
+            every turn, each prefixed with its role), clipped to 4,000 characters (head and
+            tail) with lone surrogates replaced. A judge that looks data up by the prompt
+            the caller sent misses long or multi-turn calls; give it what it needs as the
+            call's ``reference`` instead (docs/live.md, "Reference answers").
         small_answer: The small model's answer.
         large_answer: The large model's answer.
         reference: The caller's reference answer, or None.

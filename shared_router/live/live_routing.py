@@ -74,6 +74,7 @@ class LiveRouting:
         self._rows_at_retrain = 0
         self._calibrated_at = -1
         self.history: list[RetrainOutcome] = []
+        self._unloadable: set[str] = set()
         self._use(router, version, frozenset(), {})
 
     def _use(
@@ -154,8 +155,16 @@ class LiveRouting:
         try:
             router = Router.load(current.path, cache=self.cache)
         except Exception as exc:  # a version this worker cannot read: keep routing as before
-            logger.warning(
-                "router version %s at %s not loaded: %s", current.version, current.path, exc
+            # Warned once per version; each later refresh tries again, quietly.
+            warned = current.version in self._unloadable
+            self._unloadable.add(current.version)
+            (logger.debug if warned else logger.warning)(
+                "router version %s at %s not loaded (%s: %s); routing goes on with %s",
+                current.version,
+                current.path,
+                type(exc).__name__,
+                exc,
+                self.version,
             )
             return
         logger.info("picked up router version %s", current.version)

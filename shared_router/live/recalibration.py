@@ -33,8 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared_router.errors import ConfigurationError, KnobError
+from shared_router.errors import ConfigurationError
 from shared_router.model.calibration import CalibrationTable, all_large_threshold
+from shared_router.types import QualityKnobs
 
 __all__ = ["CalibrationSource", "LiveCalibrator", "LiveThreshold", "bound_at"]
 
@@ -155,20 +156,18 @@ class LiveCalibrator:
         """The threshold for a quality level (see the module docstring for the rule).
 
         Raises:
-            KnobError: If ``max_quality_drop`` is negative or not finite.
+            KnobError: If ``max_quality_drop`` is not a number in [0, 1] (the check every
+                entry point makes, :class:`~shared_router.types.QualityKnobs`).
         """
-        budget = float(max_quality_drop)
-        if not math.isfinite(budget) or budget < 0.0:
-            raise KnobError(
-                f"max_quality_drop must be a finite number >= 0 (0.01 is 1%), got "
-                f"{max_quality_drop!r}"
-            )
         with self._lock:
             table, n, answers = self.table_, self.n_rows_, self._answers
-        known = answers.get(budget)
-        if known is None:
-            known = self._choose(budget, table, n)
-            answers[budget] = known
+        known = answers.get(max_quality_drop) if type(max_quality_drop) is float else None
+        if known is None:  # checked once per level: the answers keep only checked ones
+            budget = float(QualityKnobs(max_quality_drop=max_quality_drop).max_quality_drop or 0.0)
+            known = answers.get(budget)
+            if known is None:
+                known = self._choose(budget, table, n)
+                answers[budget] = known
         return known
 
     def _choose(self, budget: float, table: CalibrationTable | None, n: int) -> LiveThreshold:

@@ -155,7 +155,9 @@ def replay(
         store_url: The live store (default: a new SQLite file in a temporary folder).
 
     Returns:
-        The summary and the per-row decisions.
+        The summary and the per-row decisions. The retrained versions' ``path`` in
+        ``retrain_history`` is None without ``store_url``: their folders are removed with the
+        temporary store.
 
     Raises:
         DataError: When the data has fewer than 2 rows.
@@ -174,6 +176,9 @@ def replay(
         name = router.name if isinstance(router, Router) else str(router)
         result = _stream(rows, X, settings, start_router, store, name, cache)
         store.close()
+    if store_url is None:  # the versions went with the temporary folder
+        for version in result.summary["retrain_history"]:
+            version["path"] = None
     result.summary["seconds"] = {
         "encode": round(encoded_s, 3),
         "total": round(time.perf_counter() - started, 3),

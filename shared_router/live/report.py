@@ -5,8 +5,9 @@ the rows, the live estimate of the quality drop (the shadow rows are a uniform s
 traffic, so the drop of the decisions actually taken on them estimates the traffic's) with a
 bootstrap interval beside the promise; the small share; the cost saved net of shadow cost
 (from the workers' traffic counters); the number of labelled rows; the retraining history; and
-a learning curve (per block of rows: the realised drop and small share). :func:`plot_live_report`
-draws the learning curve (matplotlib, the ``plot`` extra).
+a learning curve (per block of rows: the realised drop and small share). :func:`report_summary`
+gives it as lines a person reads, :func:`plot_live_report` draws the learning curve
+(matplotlib, the ``plot`` extra).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 from shared_router._internal.extras import require_extra
 from shared_router.live.rows import StoredRow
 from shared_router.live.store import ShadowStore
+from shared_router.types import QualityKnobs
 
-__all__ = ["drop_interval", "live_report", "plot_live_report"]
+__all__ = ["drop_interval", "live_report", "plot_live_report", "report_summary"]
 
 
 def drop_interval(
@@ -83,16 +85,26 @@ def _levels(rows: list[StoredRow]) -> list[dict[str, Any]]:
     return out
 
 
-def live_report(store: ShadowStore, *, blocks: int = 20) -> dict[str, Any]:
+def live_report(
+    store: ShadowStore, *, blocks: int = 20, requested_drop: float | None = None
+) -> dict[str, Any]:
     """Summarise a live store (see the module docstring).
 
     Args:
         store: The store.
         blocks: Learning-curve points (blocks of consecutive rows).
+        requested_drop: The ``max_quality_drop`` the traffic was routed at (the rows do not
+            record it), to check the realised drop against: the report gains
+            ``requested_drop`` and ``promise_kept`` (realised drop at most the request).
 
     Returns:
         A JSON-ready dict.
+
+    Raises:
+        KnobError: For a ``requested_drop`` outside [0, 1].
     """
+    if requested_drop is not None:
+        QualityKnobs(max_quality_drop=requested_drop)  # the range every entry point checks
     rows = store.rows()
     traffic = store.traffic()
     small = np.array([r.row.small_quality for r in rows])
@@ -142,7 +154,63 @@ def live_report(store: ShadowStore, *, blocks: int = 20) -> dict[str, Any]:
         "current_version": current.version if current is not None else None,
         "retrain_history": [v.as_dict() for v in versions],
         "learning_curve": curve,
+        **(
+            {}
+            if requested_drop is None
+            else {
+                "requested_drop": requested_drop,
+                "promise_kept": None if not math.isfinite(drop) else bool(drop <= requested_drop),
+            }
+        ),
     }
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def report_summary(report: dict[str, Any]) -> str:
+    """The report of :func:`live_report` as a few lines a person reads (``hybrid-llm report``).
+
+    The first lines say whether the realised drop kept the promise when the report has a
+    ``requested_drop``; a drop over it is flagged ``OVER``.
+    """
+    drop, (low, high) = report["realised_drop"], report["interval_95"]
+    version = report["current_version"] or "the starting router (no version swapped in)"
+    lines = [
+        f"live store {report['store']}: {report['labelled_rows']} labelled rows; "
+        f"routing with {version}",
+        f"realised quality drop {_percent(drop)} (95% interval {_percent(low)} to "
+        f"{_percent(high)})",
+    ]
+    if "requested_drop" in report:
+        kept = report["promise_kept"]
+        verdict = {True: "kept", False: "OVER the promise", None: "no labelled rows to tell"}
+        lines[-1] += f" against {_percent(report['requested_drop'])} requested: {verdict[kept]}"
+    for level in report["by_calibration"]:
+        source = level["calibration"]
+        decided = (
+            "no calibration recorded" if source == "none" else f"decided by {source} calibration"
+        )
+        lines.append(
+            f"  {decided}: {level['rows']} rows, drop "
+            f"{_percent(level['realised_drop'])}, mean promised bound "
+            f"{_percent(level['mean_promised_bound'])}, small share "
+            f"{_percent(level['small_share'])}"
+        )
+    traffic = report["traffic"]
+    lines.append(
+        f"calls {traffic['calls']}: small share {_percent(traffic['small_share'])}, cost saved "
+        f"net of shadow cost {_percent(traffic['cost_saved_net_share'])} of always-large"
+    )
+    lines.append(
+        f"shadowed {traffic['shadowed']}, dropped {traffic['dropped']}, judge errors "
+        f"{traffic['judge_errors']}, shadow errors {traffic['shadow_errors']}"
+    )
+    history = report["retrain_history"]
+    swapped = sum(1 for v in history if v["swapped"])
+    lines.append(f"retrainings {len(history)}, swapped in {swapped}")
+    return "\n".join(lines)
 
 
 def plot_live_report(report: dict[str, Any], path: str | Path) -> Path:

@@ -138,7 +138,13 @@ class Retrainer:
         lock_ttl_s: Seconds after which a lock of a killed worker expires.
         seed: Seed of the splits.
         owner: This worker's name for the lock (default ``host:pid``).
-        versions_dir: Where router folders go (default: the store's).
+        versions_dir: Where router folders go (default: the store's). A relative folder is
+            made absolute here, so that the paths the store records load from any
+            worker's working folder.
+
+    Attributes:
+        skipped: Why the last :meth:`retrain` that returned None did not retrain (None
+            before any did).
 
     Raises:
         ConfigurationError: For a share outside (0, 1), fewer than 2 folds, an unknown label
@@ -188,7 +194,8 @@ class Retrainer:
         self.lock_ttl_s = lock_ttl_s
         self.seed = seed
         self.owner = owner or f"{default_worker()}:{uuid.uuid4().hex[:8]}"
-        self.versions_dir = folder
+        self.versions_dir = folder.expanduser().absolute()
+        self.skipped: str | None = None
 
     def due(self, n_rows: int, rows_at_last: int) -> bool:
         """Whether ``n_rows`` rows (``rows_at_last`` at the last attempt) call for retraining."""
@@ -220,7 +227,7 @@ class Retrainer:
             a head (too few, or one label only).
         """
         if not self.store.try_lock(RETRAIN_LOCK, self.owner, self.lock_ttl_s):
-            logger.info("retraining skipped: another worker holds the store's lock")
+            self._skip("another worker holds the store's retraining lock")
             return None
         try:
             return self._retrain(
@@ -245,6 +252,10 @@ class Retrainer:
         X_all, usable = row_vectors(rows, encoder)
         kept = [r for r, ok in zip(rows, usable, strict=True) if ok]
         if len(kept) < self.min_rows:
+            self._skip(
+                f"{len(kept)} usable rows (with a text, or an embedding of this encoder) of "
+                f"the {len(rows)} read; min_rows is {self.min_rows}"
+            )
             return None
         ids = np.array([r.row_id for r in kept])
         small = np.array([r.row.small_quality for r in kept])
@@ -258,9 +269,7 @@ class Retrainer:
         holdout = np.sort(eligible[:n_holdout])
         fit = np.setdiff1d(np.arange(len(kept)), holdout)
         if holdout.size < 10 or fit.size < 10:
-            logger.info(
-                "retraining skipped: %d held-out and %d fitting rows", holdout.size, fit.size
-            )
+            self._skip(f"{holdout.size} held-out and {fit.size} fitting rows; each needs 10")
             return None
         try:
             compared = fit_live_head(
@@ -273,7 +282,7 @@ class Retrainer:
                 seed=self.seed,
             )
         except TrainingError as exc:
-            logger.info("retraining skipped: %s", exc)
+            self._skip(str(exc))
             return None
         new_scores = compared.head.predict_proba(X_all[holdout])
         current_scores = current.head_.predict_proba(X_all[holdout])
@@ -288,10 +297,9 @@ class Retrainer:
             X_all, small, large, recipe=compared, folds=self.folds, seed=self.seed
         )
         if served.out_of_fold is None:
-            logger.info(
-                "retraining skipped: a fold of the %d rows has one label only, so not every "
-                "row gets an out-of-fold score to calibrate on",
-                len(kept),
+            self._skip(
+                f"a fold of the {len(kept)} rows has one label only, so not every row gets "
+                "an out-of-fold score to calibrate on"
             )
             return None
         swapped = bool(np.isfinite(gap_new)) and (
@@ -302,6 +310,7 @@ class Retrainer:
         candidate.encoder_ = encoder
         candidate.head_ = served.head
         candidate.pair_ = current.pair_
+        candidate.label_type_ = served.labels
         candidate.metadata_ = {
             "n_train": len(kept),
             "n_val": 0,
@@ -361,6 +370,11 @@ class Retrainer:
             "swapped in" if swapped else "kept the current router",
         )
         return RetrainOutcome(record, candidate)
+
+    def _skip(self, reason: str) -> None:
+        """Note and log why this attempt did not retrain."""
+        self.skipped = reason
+        logger.info("retraining skipped: %s", reason)
 
     def _save(self, router: Router, version: str) -> Path:
         """Save into a temporary folder, then rename it: a kill leaves no half router."""

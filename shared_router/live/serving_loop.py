@@ -111,7 +111,7 @@ class LiveLoop:
         """The kept live threshold for ``max_quality_drop`` (no store access).
 
         Raises:
-            KnobError: For a ``max_quality_drop`` that is negative or not finite.
+            KnobError: For a ``max_quality_drop`` that is not a number in [0, 1].
             UsageError: Before the loop has started (no routed call yet).
         """
         routing = self._routing

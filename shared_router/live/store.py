@@ -1,6 +1,7 @@
 """The live store: shadow rows, traffic counters, router versions and a lock, in SQL.
 
-:func:`open_store` opens a store by URL: a file path or ``sqlite:///path`` is one SQLite file
+:func:`open_store` opens a store by URL: a file path or ``sqlite:///path`` (SQLAlchemy's form:
+``sqlite:///relative.sqlite``, ``sqlite:////absolute.sqlite``) is one SQLite file
 (the embedded default: WAL journal and a busy timeout, so several worker processes on one host
 share it), ``postgresql://...`` a PostgreSQL database
 (:mod:`~shared_router.live.store_postgres`, ``pip install 'hybrid-llm[postgres]'``) with the
@@ -94,6 +95,7 @@ class ShadowStore(ABC):
 
     url: str
     versions_dir: Path | None
+    _table_query: str
     _id_type: str
     _blob_type: str
     _add_column: str
@@ -165,6 +167,16 @@ class ShadowStore(ABC):
 
     def _execute(self, connection: Any, statement: str, params: Sequence[Any] = ()) -> Any:
         return connection.execute(self._sql(statement), tuple(params))
+
+    def _missing_reason(self) -> str | None:
+        """Why the database holds no live store, or None when it does (nothing is created).
+
+        Raises:
+            RoutingError: When the store cannot be reached.
+        """
+        with self._transaction(write=False) as connection:
+            found = self._execute(connection, self._table_query, ("live_meta",)).fetchone()
+        return None if found is not None else "it holds no live tables"
 
     def create(self) -> ShadowStore:
         """Create the tables when missing and check the schema version.
@@ -432,6 +444,7 @@ class SQLiteStore(ShadowStore):
         versions_dir: Where router versions go; None: ``<path>.routers`` beside the file.
     """
 
+    _table_query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
     _id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
     _blob_type = "BLOB"
     _add_column = "ADD COLUMN"  # the write transaction is exclusive: one worker upgrades
@@ -459,24 +472,36 @@ class SQLiteStore(ShadowStore):
     def _driver_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
 
+    def _missing_reason(self) -> str | None:
+        """As for :meth:`ShadowStore._missing_reason`; a missing file is not created."""
+        if not self.path.is_file():
+            return "the file does not exist"
+        return super()._missing_reason()
+
     def _begin(self, connection: Any, write: bool) -> None:
         connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def open_store(url: str | Path, *, versions_dir: str | Path | None = None) -> ShadowStore:
-    """Open (and create when missing) the live store at ``url``.
+def open_store(
+    url: str | Path, *, versions_dir: str | Path | None = None, create: bool = True
+) -> ShadowStore:
+    """Open the live store at ``url``, creating it when missing (unless ``create=False``).
 
     Args:
         url: A file path or ``sqlite:///path`` (SQLite), or ``postgresql://...`` /
             ``postgres://...`` (PostgreSQL, ``pip install 'hybrid-llm[postgres]'``).
         versions_dir: Where router versions are saved; None: beside a SQLite file, and none
             for PostgreSQL (give one to retrain).
+        create: Whether a missing store is created. Commands that read a store
+            (``hybrid-llm report``, ``hybrid-llm retrain``) pass False, so that a mistyped
+            path is an error rather than a new, empty store.
 
     Returns:
         The store, its tables created.
 
     Raises:
-        ConfigurationError: For a URL of another scheme, or a store of another schema version.
+        ConfigurationError: For a URL of another scheme, a store of another schema version,
+            or, with ``create=False``, a URL where no live store is.
         RoutingError: When the store cannot be reached.
         MissingDependencyError: For PostgreSQL without psycopg.
     """
@@ -488,6 +513,13 @@ def open_store(url: str | Path, *, versions_dir: str | Path | None = None) -> Sh
         from shared_router.live.store_postgres import PostgresStore
 
         store = PostgresStore(target, versions_dir=versions_dir)
+    if not create:
+        reason = store._missing_reason()
+        if reason is not None:
+            raise ConfigurationError(
+                f"no live store at {store.url!r}: {reason}; check the URL (a store is made by "
+                "the first shadowed call of a model with LiveSettings, or by hybrid-llm replay)"
+            )
     return store.create()
 
 
@@ -498,7 +530,9 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
         url: As for :func:`open_store`.
 
     Returns:
-        ``("sqlite", file path)`` or ``("postgresql", the URL)``.
+        ``("sqlite", file path)`` or ``("postgresql", the URL)``. A ``sqlite://`` URL is read
+        as SQLAlchemy reads it: ``sqlite:///live.sqlite`` is ``live.sqlite`` (relative to the
+        working folder), ``sqlite:////var/live.sqlite`` is ``/var/live.sqlite``.
 
     Raises:
         ConfigurationError: For a URL of another scheme, or a ``sqlite://`` URL without a file.
@@ -506,9 +540,13 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
     text = str(url)
     scheme = urlparse(text).scheme.lower() if "://" in text else ""
     if scheme in ("", "sqlite"):
-        path = unquote(urlparse(text).path) if scheme else text
+        # SQLAlchemy's form: sqlite:///relative/path, sqlite:////absolute/path.
+        path = unquote(text.split("://", 1)[1].removeprefix("/")) if scheme else text
         if not path:
-            raise ConfigurationError(f"store URL {text!r} names no file; use sqlite:///path")
+            raise ConfigurationError(
+                f"store URL {text!r} names no file; use sqlite:///relative/path or "
+                "sqlite:////absolute/path"
+            )
         return "sqlite", path
     if scheme in ("postgresql", "postgres"):
         return "postgresql", text

@@ -120,8 +120,8 @@ def _dimension_problems(encoder: Any, head: Any) -> list[str]:
 
 def _label_and_pair_problems(config: Mapping[str, Any]) -> list[str]:
     problems = []
-    if config.get("label_type") not in (None, "det", "prob", "trans"):
-        problems.append("'label_type' must be 'det', 'prob', 'trans' or null")
+    if config.get("label_type") not in (None, "det", "prob", "trans", "diff"):
+        problems.append("'label_type' must be 'det', 'prob', 'trans', 'diff' or null")
     if config.get("t_star") is not None and not _is_number(config["t_star"]):
         problems.append("'t_star' must be a number or null")
     pair = config.get("pair")

@@ -85,7 +85,8 @@ class Router(RoutingDecisions):
         head_: The trained head.
         encoder_: The encoder in use (the fine-tuned one after fine-tuning).
         calibration_: The calibration table, or None before :meth:`calibrate`.
-        label_type_: ``"det"``, ``"prob"`` or ``"trans"`` when trained by :func:`train_router`.
+        label_type_: ``"det"``, ``"prob"`` or ``"trans"`` when trained by :func:`train_router`;
+            ``"det"`` or ``"diff"`` when retrained on live rows.
         t_star_: The relaxation of ``"trans"`` labels, else None.
         pair_: The (small, large) pair it was trained for, or None.
         metadata_: Training facts and metrics (saved to ``config.json``); a

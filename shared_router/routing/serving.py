@@ -71,6 +71,8 @@ class Routed:
             was in (0 when the router was not asked: a forced or sticky decision).
         text: The routed text when the router was asked (for shadow evaluation), else None.
         calibration: The live calibration that chose the threshold, or None.
+        router_name: The name of the router that scored the text (with a live loop, the
+            router version that routes now), or None when no router was asked.
     """
 
     decision: RouteDecision
@@ -81,6 +83,7 @@ class Routed:
     compute_ms: float = 0.0
     text: str | None = None
     calibration: LiveLevel | None = None
+    router_name: str | None = None
 
     @property
     def model(self) -> ModelChoice:
@@ -377,7 +380,8 @@ class RoutingService:
         queue_ms, compute_ms = (
             (0.0, 0.0) if scored is None else (scored.queue_ms, scored.compute_ms)
         )
-        return Routed(decision, _ms_since(start), False, key, queue_ms, compute_ms, text, live)
+        total = _ms_since(start)
+        return Routed(decision, total, False, key, queue_ms, compute_ms, text, live, router.name)
 
     def _decide_directly(
         self,
@@ -395,7 +399,8 @@ class RoutingService:
         except Exception as error:  # the router failed: the large model answers, visibly
             return self._failed(error, key, start)
         total = _ms_since(start)
-        return Routed(decision, total, False, key, 0.0, total, text, live)
+        name = getattr(router, "name", None)
+        return Routed(decision, total, False, key, 0.0, total, text, live, name)
 
     def _failed(self, error: Exception, key: str | None, start: float) -> Routed:
         decision = self._failures.decision_for(error, self.router_name)
@@ -475,7 +480,7 @@ class RoutingService:
             score=decision.score,
             threshold=decision.threshold,
             knob=decision.knob,
-            router=self.router_name,
+            router=routed.router_name or self.router_name,
             router_ms=round(routed.router_ms, 3),
             fallback=fallback or routed.router_failed,
             reason=reason if reason is not None else decision.reason,

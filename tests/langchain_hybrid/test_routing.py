@@ -356,8 +356,15 @@ def test_the_configuration_is_json_ready_and_keys_the_cache(
 def test_construction_checks_its_arguments(
     small: StandInChatModel, large: StandInChatModel
 ) -> None:
-    with pytest.warns(UserWarning, match="ChatHybrid ignores temperature"):
+    with pytest.warns(UserWarning, match="ChatHybrid ignores temperature") as warned:
         ChatHybrid(small=small, large=large, temperature=0.0)
+    assert warned[0].filename == __file__  # it points at the line that built the model
+    for misspelt, meant in (
+        ("max_qualty_drop", "max_quality_drop"),
+        ("large_shares", "large_share"),
+    ):
+        with pytest.raises(ValidationError, match=f"got {misspelt}=.*did you mean {meant}\\?"):
+            ChatHybrid(small=small, large=large, **{misspelt: 0.05})
     with pytest.raises(ValidationError, match="router must be"):
         ChatHybrid(small=small, large=large, router=42)
     with pytest.raises(ValidationError, match="'small' and 'large'"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +21,7 @@ from llama_index.core.instrumentation.events.llm import (
 
 from llamaindex_hybrid import HybridLLM, ModelPrices, RoutingEvent
 from llamaindex_hybrid._responses import token_usage
-from shared_router.errors import EmptyInputError, KnobError
+from shared_router.errors import ConfigurationError, EmptyInputError, KnobError
 from shared_router.routing.text import routing_text
 from tests.conftest import ROUTING_RECORD_KEYS
 from tests.llamaindex_hybrid.stand_ins import EASY, HARD, StandInLLM
@@ -132,6 +133,19 @@ def test_two_knobs_or_a_bad_one_fail_clearly(small: StandInLLM, large: StandInLL
         HybridLLM(small, large, max_quality_drop=0.01, threshold=0.5)
     with pytest.raises(KnobError, match="large_share"):
         HybridLLM(small, large, large_share=1.5)
+
+
+def test_a_misspelt_argument_is_an_error_and_an_unknown_one_a_warning(
+    small: StandInLLM, large: StandInLLM
+) -> None:
+    with pytest.raises(ConfigurationError, match="got max_qualty_drop=.*mean max_quality_drop\\?"):
+        HybridLLM(small, large, max_qualty_drop=0.05)
+    with pytest.warns(UserWarning, match="HybridLLM ignores temperature: set provider") as warned:
+        HybridLLM(small, large, temperature=0.0)
+    assert warned[0].filename == __file__  # it points at the line that built the model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # LlamaIndex's own fields pass without a word
+        HybridLLM(small, large, system_prompt="Be brief.", callback_manager=CallbackManager())
 
 
 async def test_empty_input_is_a_clear_error(hybrid: HybridLLM, small: StandInLLM) -> None:

@@ -163,6 +163,7 @@ def test_demo_routes_with_the_bundled_router(capsys: pytest.CaptureFixture[str])
     code, out, _ = run(["demo"], capsys)
     assert code == 0
     assert "hybrid-llm-default" in out and "to the small model" in out
+    assert "share of the router's calibration traffic" in out
 
 
 def test_train_defaults_to_int8_and_takes_a_logistic_head(

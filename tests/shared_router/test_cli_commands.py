@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from shared_router.cli import app
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 COMMANDS = [
     "demo",
@@ -34,6 +38,15 @@ def _flags(name: str) -> dict[str, object]:
 
 def test_the_commands_are_listed_in_their_order() -> None:
     assert list(typer.main.get_command(app).commands) == COMMANDS  # type: ignore[attr-defined]
+
+
+def test_the_readme_table_has_a_row_for_every_command() -> None:
+    table = [
+        line
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `hybrid-llm ")
+    ]
+    assert [line.split("`hybrid-llm ")[1].split()[0].rstrip("`") for line in table] == COMMANDS
 
 
 def test_the_pipeline_commands_keep_their_flags_and_defaults() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -93,5 +95,10 @@ def test_from_min_rows_on_the_live_table_alone_decides() -> None:
 
 
 def test_a_bad_level_is_a_knob_error() -> None:
-    with pytest.raises(KnobError, match="max_quality_drop must be a finite number >= 0"):
-        LiveCalibrator(None).threshold_for(-0.1)
+    calibrator = LiveCalibrator(None)
+    for bad in (-0.1, 5.0, math.nan):
+        with pytest.raises(KnobError, match=r"in \[0, 1\] \(for 5% write 0.05\)|finite"):
+            calibrator.threshold_for(bad)
+    with pytest.raises(KnobError, match="must be a number"):
+        calibrator.threshold_for("0.05")  # type: ignore[arg-type]
+    assert calibrator.threshold_for(0.05) is calibrator.threshold_for(0.05)

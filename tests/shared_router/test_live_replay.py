@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def test_replay_on_a_real_pair_writes_the_summary_the_decisions_and_the_plot(
     ):
         assert key in summary
     assert summary["requested_drop"] == 0.05 and summary["retrains"] >= 1
+    # the versions were in the replay's temporary store: no path to a folder that is gone
+    assert [v["path"] for v in summary["retrain_history"]] == [None] * summary["retrains"]
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(lines) == summary["n"]
     assert sum(line["shadowed"] for line in lines) == summary["shadowed"]
@@ -105,18 +108,78 @@ def test_retrain_and_report_on_a_store(tmp_path: Path, capsys: pytest.CaptureFix
     assert report["realised_drop"] == 0.0  # every planted row went large
     assert (tmp_path / "r.png").stat().st_size > 0
     capsys.readouterr()
-    assert _run(["retrain", "--store", url, "-o", str(tmp_path / "det"), "--labels", "det"]) == 0
+    # no row came in since: a rerun would fit the same head again
+    assert _run(["retrain", "--store", url, "-o", str(tmp_path / "versions")]) == 2
+    assert f"no new rows since version {record['version']} was fitted on 300 rows" in (
+        capsys.readouterr().err
+    )
+    assert len(open_store(url).versions()) == 1
+    argv = ["retrain", "--store", url, "-o", str(tmp_path / "det"), "--labels", "det", "--force"]
+    assert _run(argv) == 0
     fixed = json.loads(capsys.readouterr().out)
     chosen = Router.load(fixed["path"]).metadata_["metrics"]["live_holdout"]
     assert chosen["labels"] == "det" and chosen["label_gaps_out_of_fold"] == {}
 
 
+def test_report_prints_a_summary_that_flags_a_broken_promise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = str(tmp_path / "live.sqlite")
+    rows = planted_rows(100, seed=0, identity="any")
+    # 40 of the 100 went small, at a loss of 0.5 of quality 1 each: a 20% drop
+    rows = [
+        dataclasses.replace(r, decision="small", small_quality=0.5, large_quality=1.0)
+        if i < 40
+        else dataclasses.replace(r, small_quality=1.0, large_quality=1.0)
+        for i, r in enumerate(rows)
+    ]
+    open_store(url).append(rows)
+    assert _run(["report", "--store", url, "--max-quality-drop", "0.05"]) == 0
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == (
+        f"live store {url}: 100 labelled rows; routing with the starting router (no version "
+        "swapped in)"
+    )
+    assert summary[1].startswith("realised quality drop 20.00% (95% interval ")
+    assert summary[1].endswith(" against 5.00% requested: OVER the promise")
+    assert _run(["report", "--store", url, "--max-quality-drop", "0.25", "--json", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["requested_drop"] == 0.25 and report["promise_kept"] is True
+    assert report["realised_drop"] == pytest.approx(0.2)
+    assert _run(["report", "--store", url, "--max-quality-drop", "5"]) == 2
+    assert "in [0, 1] (for 5% write 0.05), got 5.0" in capsys.readouterr().err
+
+
+def test_a_relative_output_folder_is_recorded_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared_router.routing.router import Router
+
+    monkeypatch.chdir(tmp_path)
+    open_store("sqlite:///live.sqlite").append(
+        planted_rows(300, seed=0, identity=Router.load("default").encoder_.identity)
+    )
+    assert _run(["retrain", "--store", "sqlite:///live.sqlite", "-o", "routers"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["path"] == str(tmp_path / "routers" / record["version"])
+    assert open_store(tmp_path / "live.sqlite").current_version().path == record["path"]
+
+
 def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["report", "--store", "mysql://db/live"]) == 2
     assert "unknown store URL scheme 'mysql'" in capsys.readouterr().err
+    typo = str(tmp_path / "typo.sqlite")
+    for command in (["report"], ["retrain", "-o", str(tmp_path / "v")]):
+        assert _run([*command, "--store", typo]) == 2
+        assert f"no live store at '{typo}': the file does not exist" in capsys.readouterr().err
+        assert not Path(typo).exists()
     empty = str(tmp_path / "empty.sqlite")
+    open_store(empty)
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v")]) == 2
-    assert "cannot train a head" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: no retraining: 0 usable rows (with a text, or an embedding of this encoder) of "
+        "the 0 read; min_rows is 200 (the store holds 0 rows)\n"
+    )
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
     assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err
     replay = ["replay", str(tmp_path / "rows.jsonl"), "--small", "a", "--large", "b"]

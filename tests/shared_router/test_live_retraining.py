@@ -53,7 +53,7 @@ def test_a_planted_pattern_is_learned_and_swapped_in(store: ShadowStore, bundled
     scores = loaded.head_.predict_proba(X)
     assert _auc(scores, small.astype(bool)) > 0.85  # chance is 0.5
     chosen = loaded.metadata_["metrics"]["live_holdout"]
-    assert chosen["labels"] in ("det", "diff")
+    assert chosen["labels"] in ("det", "diff") and loaded.label_type_ == chosen["labels"]
     assert set(chosen["label_gaps_out_of_fold"]) == {"det", "diff"}
     # calibrated on every row by its out-of-fold score
     assert loaded.calibration_ is not None and loaded.calibration_.n == 400
@@ -177,6 +177,61 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
     assert sorted(scores[: len(cross_fitted)]) == sorted(cross_fitted.values())
     np.testing.assert_array_equal(worker_a.calibration_rows()[0], scores)
     assert worker_b.threshold_for(0.05).n_rows == 500
+
+
+def test_a_relative_versions_dir_is_recorded_absolute_so_any_worker_loads_it(
+    store: ShadowStore,
+    bundled: Router,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "retrainer").mkdir()
+    (tmp_path / "worker").mkdir()
+    monkeypatch.chdir(tmp_path / "retrainer")
+    outcome = Retrainer(store, min_rows=200, versions_dir="routers").retrain(
+        bundled, "default", frozenset()
+    )
+    assert outcome is not None and outcome.swapped
+    assert outcome.record.path == str(tmp_path / "retrainer" / "routers" / outcome.record.version)
+    monkeypatch.chdir(tmp_path / "worker")  # a worker started in another folder
+    worker = LiveRouting(store, bundled)
+    worker.refresh()
+    assert worker.version == outcome.record.version
+
+
+def test_a_version_no_worker_can_load_is_warned_about_once(
+    store: ShadowStore, bundled: Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcome = Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset())
+    assert outcome is not None and outcome.swapped
+    store.add_version(
+        dataclasses.replace(
+            outcome.record, version="v-gone", created_at=time.time(), path="no/such/folder"
+        )
+    )
+    worker = LiveRouting(store, bundled)
+    with caplog.at_level("DEBUG", logger="shared_router.live.live_routing"):
+        for _ in range(3):
+            worker.refresh()
+    assert worker.version == "default"  # routing goes on with what it had
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "v-gone at no/such/folder not loaded" in warnings[0].getMessage()
+    assert "routing goes on with default" in warnings[0].getMessage()
+
+
+def test_each_skipped_retraining_says_why(store: ShadowStore, bundled: Router) -> None:
+    retrainer = Retrainer(store, min_rows=500)
+    assert retrainer.skipped is None
+    assert retrainer.retrain(bundled, "default", frozenset()) is None
+    assert retrainer.skipped == (
+        "400 usable rows (with a text, or an embedding of this encoder) of the 400 read; "
+        "min_rows is 500"
+    )
+    assert store.try_lock(RETRAIN_LOCK, "someone else", ttl_s=60)
+    assert Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset()) is None
+    assert retrainer.retrain(bundled, "default", frozenset()) is None
+    assert retrainer.skipped == "another worker holds the store's retraining lock"
 
 
 def test_a_version_without_cross_fitted_scores_never_calibrates_on_its_fitted_rows(

@@ -173,16 +173,21 @@ def test_a_version_another_worker_swapped_in_is_picked_up_and_routes(tmp_path: P
     service = RoutingService("default", live=loop)
     before = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
     assert loop.stats.router_version == "default"
-    folder = Router.load("default").save(tmp_path / "v1")
+    version = Router.load("default")
+    version.name = "v1"  # as the Retrainer names the routers it saves
+    folder = version.save(tmp_path / "v1")
     loop.store.add_version(
         VersionRecord("v1", time.time(), str(folder), "default", True, 300, 100, 0.6, 0.4)
     )
     assert loop.drain(timeout=30)
     assert loop.stats.router_version == "v1"
     swapped = loop.router_for(service.router)
-    assert swapped is not service.router and swapped.name == service.router.name
+    assert swapped is not service.router and swapped.name == "v1"
     after = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
     assert after.decision.score == pytest.approx(before.decision.score, abs=1e-6)
+    # each record names the router that decided
+    records = [service.make_record(r, answered_by=r.model, model_name="m") for r in (before, after)]
+    assert [record.router for record in records] == [service.router.name, "v1"]
 
 
 def test_large_share_keeps_working_through_the_pacer_with_live(tmp_path: Path) -> None:

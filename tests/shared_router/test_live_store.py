@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 
 from shared_router.errors import ConfigurationError, RoutingError
 from shared_router.live.rows import ShadowRow, TrafficCounts, VersionRecord
-from shared_router.live.store import ShadowStore, SQLiteStore, open_store
+from shared_router.live.store import ShadowStore, SQLiteStore, check_store_url, open_store
 from shared_router.live.store_writer import StoreWriter
 from tests.shared_router.postgres_server import fresh_postgres, postgres_url  # noqa: F401
 
@@ -156,11 +157,45 @@ def test_unknown_scheme_is_a_clear_error() -> None:
         open_store("mysql://localhost/db")
 
 
+def test_sqlite_urls_read_as_sqlalchemy_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert check_store_url("sqlite:///rel.sqlite") == ("sqlite", "rel.sqlite")
+    assert check_store_url("sqlite:///sub/rel.sqlite") == ("sqlite", "sub/rel.sqlite")
+    assert check_store_url("sqlite:////var/live.sqlite") == ("sqlite", "/var/live.sqlite")
+    assert check_store_url("sqlite:///my%20store.sqlite") == ("sqlite", "my store.sqlite")
+    assert check_store_url("live.sqlite") == ("sqlite", "live.sqlite")
+    open_store("sqlite:///rel.sqlite").close()
+    assert (tmp_path / "rel.sqlite").is_file()
+    for empty in ("sqlite://", "sqlite:///"):
+        with pytest.raises(ConfigurationError, match="names no file.*sqlite:////absolute"):
+            check_store_url(empty)
+
+
+def test_a_store_that_is_not_there_is_not_made_when_create_is_false(
+    store_url: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo.sqlite"
+    with pytest.raises(ConfigurationError, match="no live store at .*typo.sqlite.: the file does"):
+        open_store(missing, create=False)
+    assert not missing.exists()
+    other = tmp_path / "cache.sqlite"  # an SQLite file of something else
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE embeddings (key TEXT)")
+    with pytest.raises(ConfigurationError, match="it holds no live tables"):
+        open_store(other, create=False)
+    # the empty database of each backend is no store either, until a store is made in it
+    if not store_url.endswith(".sqlite"):
+        with pytest.raises(ConfigurationError, match="it holds no live tables"):
+            open_store(store_url, create=False)
+    open_store(store_url).append([_row(1)])
+    assert open_store(store_url, create=False).count() == 1
+
+
 def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "live.sqlite"
     open_store(path)
-    import sqlite3
-
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE live_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(ConfigurationError, match="schema version '99'"):
