@@ -172,8 +172,9 @@ def _percent(value: float | None) -> str:
 def report_summary(report: dict[str, Any]) -> str:
     """The report of :func:`live_report` as a few lines a person reads (``hybrid-llm report``).
 
-    The first lines say whether the realised drop kept the promise when the report has a
-    ``requested_drop``; a drop over it is flagged ``OVER``.
+    The second line says whether the realised drop kept the promise when the report has a
+    ``requested_drop``: a drop over it is flagged ``OVER the promise``, a drop within it whose
+    95% interval reaches above it says so.
     """
     drop, (low, high) = report["realised_drop"], report["interval_95"]
     version = report["current_version"] or "the starting router (no version swapped in)"
@@ -184,9 +185,12 @@ def report_summary(report: dict[str, Any]) -> str:
         f"{_percent(high)})",
     ]
     if "requested_drop" in report:
-        kept = report["promise_kept"]
+        requested, kept = report["requested_drop"], report["promise_kept"]
         verdict = {True: "kept", False: "OVER the promise", None: "no labelled rows to tell"}
-        lines[-1] += f" against {_percent(report['requested_drop'])} requested: {verdict[kept]}"
+        said = verdict[kept]
+        if kept and high is not None and high > requested:
+            said += ", though the interval reaches above it"
+        lines[-1] += f" against {_percent(requested)} requested: {said}"
     for level in report["by_calibration"]:
         source = level["calibration"]
         decided = (
@@ -200,11 +204,11 @@ def report_summary(report: dict[str, Any]) -> str:
         )
     traffic = report["traffic"]
     lines.append(
-        f"calls {traffic['calls']}: small share {_percent(traffic['small_share'])}, cost saved "
+        f"{traffic['calls']:,} calls: small share {_percent(traffic['small_share'])}, cost saved "
         f"net of shadow cost {_percent(traffic['cost_saved_net_share'])} of always-large"
     )
     lines.append(
-        f"shadowed {traffic['shadowed']}, dropped {traffic['dropped']}, judge errors "
+        f"shadowed {traffic['shadowed']:,}, dropped {traffic['dropped']:,}, judge errors "
         f"{traffic['judge_errors']}, shadow errors {traffic['shadow_errors']}"
     )
     history = report["retrain_history"]

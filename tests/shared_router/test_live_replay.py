@@ -142,6 +142,10 @@ def test_report_prints_a_summary_that_flags_a_broken_promise(
     )
     assert summary[1].startswith("realised quality drop 20.00% (95% interval ")
     assert summary[1].endswith(" against 5.00% requested: OVER the promise")
+    assert _run(["report", "--store", url, "--max-quality-drop", "0.21"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(
+        " against 21.00% requested: kept, though the interval reaches above it"
+    )
     assert _run(["report", "--store", url, "--max-quality-drop", "0.25", "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["requested_drop"] == 0.25 and report["promise_kept"] is True
