@@ -103,6 +103,19 @@ def retrain(
     from shared_router.routing.router import Router
 
     live = open_store(store, versions_dir=output, create=False)
+    retrainer = Retrainer(  # its settings checked before anything is read
+        live,
+        min_rows=min_rows,
+        every=1,
+        labels=labels,  # type: ignore[arg-type]  # checked by Retrainer
+        versions_dir=output,
+    )
+    held = live.count()
+    if held < min_rows:
+        fail(
+            f"the store holds {held} rows and retraining needs at least --min-rows {min_rows}; "
+            "wait for more shadowed calls, or lower --min-rows (10 at the least)"
+        )
     versions = live.versions()
     if versions and not force:
         newest = versions[-1]
@@ -121,16 +134,9 @@ def retrain(
     else:
         current_router = Router.load(router, cache=cached)
         version, fit_ids, fit_scores = router, frozenset(), {}
-    retrainer = Retrainer(
-        live,
-        min_rows=min_rows,
-        every=1,
-        labels=labels,  # type: ignore[arg-type]  # checked by Retrainer
-        versions_dir=output,
-    )
     outcome = retrainer.retrain(current_router, version, fit_ids, current_fit_scores=fit_scores)
     if outcome is None:
-        fail(f"no retraining: {retrainer.skipped} (the store holds {live.count()} rows)")
+        fail(f"no retraining: {retrainer.skipped} (the store holds {held} rows)")
     typer.echo(json.dumps(_json_ready(outcome.record.as_dict()), indent=2))
 
 

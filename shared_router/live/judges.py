@@ -19,7 +19,7 @@ import math
 import random
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -45,10 +45,10 @@ class ShadowCase:
         request_id: The id of the request in the store (a fresh one per adapter call).
         query: The routed text, not the raw prompt: by default the last user turn
             (:func:`~shared_router.routing.text.routing_text`; ``routed_text="conversation"``:
-            every turn, each prefixed with its role), clipped to 4,000 characters (head and
-            tail) with lone surrogates replaced. A judge that looks data up by the prompt
-            the caller sent misses long or multi-turn calls; give it what it needs as the
-            call's ``reference`` instead (docs/live.md, "Reference answers").
+            every turn, each prefixed with its role), stripped of surrounding whitespace,
+            clipped to 4,000 characters (head and tail), lone surrogates replaced. A judge
+            that looks data up by the prompt the caller sent misses such calls; give it what
+            it needs as the call's ``reference`` instead (docs/live.md, "Reference answers").
         small_answer: The small model's answer.
         large_answer: The large model's answer.
         reference: The caller's reference answer, or None.
@@ -226,6 +226,11 @@ def pair_scores(value: object) -> PairScores:
     """
     if isinstance(value, PairScores):
         return value
+    if isinstance(value, (Mapping, str, bytes)):  # would unpack into keys or characters
+        raise DataError(
+            "a judge must return PairScores or (small_quality, large_quality), got "
+            f"{type(value).__name__} {value!r:.120}"
+        )
     try:
         small, large = cast("tuple[float, float]", value)
     except (TypeError, ValueError) as exc:

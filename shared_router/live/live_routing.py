@@ -116,6 +116,8 @@ class LiveRouting:
                 self._rows.extend(fresh)
                 self._last_id = fresh[-1].row_id
             self._pick_up_version()
+            # Before retraining, which takes a while: calls meanwhile route on every row read.
+            self._recalibrate()
             outcome = None
             if self.retrainer is not None and self.retrainer.due(
                 len(self._rows), self._rows_at_last_retrain()
@@ -139,7 +141,7 @@ class LiveRouting:
                             frozenset(outcome.record.fit_row_ids),
                             outcome.record.cross_fit_scores(),
                         )
-            self._recalibrate()
+                        self._recalibrate()  # the new version's calibration, on every row
             return outcome
 
     def _rows_at_last_retrain(self) -> int:
@@ -147,6 +149,17 @@ class LiveRouting:
         versions = self.store.versions()
         newest = versions[-1].n_fit if versions else 0
         return max(newest, self._rows_at_retrain)
+
+    def pick_up_version(self) -> None:
+        """Route with the version swapped in last (by any worker), when it is not this one.
+
+        A version this worker cannot load is warned about once; routing goes on as before.
+
+        Raises:
+            RoutingError: When the store cannot be read.
+        """
+        with self._lock:
+            self._pick_up_version()
 
     def _pick_up_version(self) -> None:
         current = self.store.current_version()

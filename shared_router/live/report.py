@@ -244,7 +244,7 @@ def plot_live_report(report: dict[str, Any], path: str | Path) -> Path:
     requested = report.get("requested_drop")
     if requested is not None:
         axes.axhline(100 * requested, color="black", linewidth=0.8, label="requested drop (%)")
-    axes.set_xlabel("rows" if curve and "rows" in curve[0] else "labelled rows")
+    axes.set_xlabel("labelled rows" if not curve or "labelled" in curve[0] else "rows")
     axes.set_ylabel("%")
     axes.set_title("hybrid-llm live learning curve")
     axes.legend(fontsize="small")

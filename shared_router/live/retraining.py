@@ -227,7 +227,12 @@ class Retrainer:
             a head (too few, or one label only).
         """
         if not self.store.try_lock(RETRAIN_LOCK, self.owner, self.lock_ttl_s):
-            self._skip("another worker holds the store's retraining lock")
+            reason = "another worker holds the store's retraining lock"
+            holder = self.store.lock_holder(RETRAIN_LOCK)
+            if holder is not None:
+                until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder[1]))
+                reason += f" ({holder[0]}, until {until}, when it expires if that worker is gone)"
+            self._skip(reason)
             return None
         try:
             return self._retrain(
@@ -370,6 +375,11 @@ class Retrainer:
             "swapped in" if swapped else "kept the current router",
         )
         return RetrainOutcome(record, candidate)
+
+    def release(self) -> None:
+        """Release the store's retraining lock if this retrainer holds it (a worker that stops
+        mid-retraining: the others need not wait for the lock to expire)."""
+        self.store.release_lock(RETRAIN_LOCK, self.owner)
 
     def _skip(self, reason: str) -> None:
         """Note and log why this attempt did not retrain."""

@@ -100,10 +100,18 @@ class LiveLoop:
         if routing is None:
             routing = self._start(loaded)
         if loaded is not self._base:
+            first, other = getattr(self._base, "name", "?"), getattr(loaded, "name", "?")
+            which = (
+                f"another Router object of the same name, {other!r} (loaded separately: "
+                "Router.load(...) makes a new one; give both models the same source, "
+                "'default' or the folder, and they share one)"
+                if first == other
+                else f"router {other!r}"
+            )
             raise ConfigurationError(
-                f"these LiveSettings already learn router {getattr(self._base, 'name', '?')!r}, "
-                f"and a model routing with router {getattr(loaded, 'name', '?')!r} was given "
-                "them too; give each router its own LiveSettings (and store)"
+                f"these LiveSettings already learn router {first!r}, and a model routing "
+                f"with {which} was given them too; one LiveSettings learns one router: give "
+                "each router its own LiveSettings (and store)"
             )
         return routing.router
 
@@ -223,6 +231,17 @@ class LiveLoop:
                 router_version=lambda: routing.version,
                 worker=settings.worker,
             )
+            try:  # a fresh worker routes its first call with the version in use
+                routing.pick_up_version()
+            except HybridLLMError as exc:
+                self._refresh_errors += 1  # under self._lock already
+                logger.warning(
+                    "live loop: the store could not be read at start (%s: %s); routing starts "
+                    "with %s",
+                    type(exc).__name__,
+                    exc,
+                    routing.version,
+                )
             self._base, self._routing = loaded, routing
             self._thread = threading.Thread(
                 target=self._run, name="hybrid-llm live loop", daemon=True
@@ -287,11 +306,21 @@ class LiveLoop:
         return self.refresh() and done
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the loop's thread and finish the queued shadow work for up to ``timeout`` s."""
+        """Stop the loop's thread and finish the queued shadow work for up to ``timeout`` s.
+
+        A retraining this process holds the store's lock for is left to finish unlocked (at
+        exit it dies with the process), so other workers need not wait for the lock to expire.
+        """
         self._stopped.set()
         self._wake.set()
         if self._evaluator is not None:
             self._evaluator.close(timeout)
+        retrainer = self._routing.retrainer if self._routing is not None else None
+        if retrainer is not None:
+            try:
+                retrainer.release()
+            except HybridLLMError as exc:  # the store is unreachable: the lock expires
+                logger.debug("live loop: the retraining lock was not released (%s)", exc)
 
     # -- what llm.stats shows --
 

@@ -10,6 +10,7 @@ queue and one live calibration.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,8 +72,9 @@ class LiveSettings:
 
     Raises:
         ConfigurationError: For a judge that is not callable, a rate outside [0, 1], costs
-            of another type, sizes and intervals that are not positive, or a store URL of an
-            unknown scheme. (The store is opened, and the rest checked, when the model is
+            of another type, sizes, intervals and timeouts that are not positive, a ``keep``
+            other than ``"text"`` and ``"embedding"``, or a store that is neither a path, a
+            URL of a known scheme nor a store. (The store is opened when the model is
             built.)
     """
 
@@ -111,9 +113,16 @@ class LiveSettings:
                 f"{type(self.costs).__name__}. To price the live traffic per token at the "
                 "model's prices=, leave costs unset (or give TokenCosts.from_prices(prices))"
             )
-        rate = self.shadow_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            raise ConfigurationError(f"LiveSettings.shadow_rate must lie in [0, 1], got {rate!r}")
+        from shared_router.live.shadow import check_shadow_settings
+
+        check_shadow_settings(
+            shadow_rate=self.shadow_rate,
+            queue_size=self.queue_size,
+            workers=self.workers,
+            shadow_timeout=self.shadow_timeout,
+            keep=self.keep,
+            owner="LiveSettings",
+        )
         for name in (
             "min_live_rows",
             "recalibrate_every",
@@ -128,10 +137,16 @@ class LiveSettings:
             raise ConfigurationError(
                 f"LiveSettings.refresh_interval_s must be > 0 seconds, got {interval!r}"
             )
-        if isinstance(self.store, (str, Path)):  # a URL of an unknown scheme fails here
-            from shared_router.live.store import check_store_url
+        from shared_router.live.store import ShadowStore, check_store_url
 
+        if isinstance(self.store, (str, os.PathLike)):  # a URL of an unknown scheme fails here
             check_store_url(self.store)
+        elif not isinstance(self.store, ShadowStore):
+            raise ConfigurationError(
+                "LiveSettings.store must be a SQLite file path, a sqlite:/// or postgresql:// "
+                f"URL, or an open store (open_store(url)), got {type(self.store).__name__}: "
+                f"{self.store!r:.80}"
+            )
 
     def loop(self) -> LiveLoop:
         """The one live loop of these settings in this process (started on first use).

@@ -43,6 +43,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from shared_router._internal.model_threads import ModelThreads
 from shared_router.encoders.encoder import Encoder
@@ -58,7 +59,7 @@ from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.serving import Routed
 from shared_router.types import ModelChoice, RouteDecision, other_model
 
-__all__ = ["ShadowEvaluator", "ShadowStats"]
+__all__ = ["ShadowEvaluator", "ShadowStats", "check_shadow_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,46 @@ class _Work:
     costs: LiveCosts
 
 
+def check_shadow_settings(
+    *,
+    shadow_rate: object,
+    queue_size: object,
+    workers: object,
+    shadow_timeout: object,
+    keep: object,
+    owner: str = "",
+) -> None:
+    """Check the settings of a :class:`ShadowEvaluator` (``LiveSettings`` checks its own here).
+
+    Args:
+        shadow_rate: In [0, 1].
+        queue_size: An int >= 1.
+        workers: An int >= 1.
+        shadow_timeout: Seconds, finite and > 0.
+        keep: ``"text"`` or ``"embedding"``.
+        owner: The class the values are fields of, for the messages (``"LiveSettings"``).
+
+    Raises:
+        ConfigurationError: Naming the first value out of its range, and what it was.
+    """
+    prefix = f"{owner}." if owner else ""
+    if not _is_number(shadow_rate) or not 0.0 <= shadow_rate <= 1.0:
+        raise ConfigurationError(f"{prefix}shadow_rate must lie in [0, 1], got {shadow_rate!r}")
+    for name, size in (("queue_size", queue_size), ("workers", workers)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigurationError(f"{prefix}{name} must be an int >= 1, got {size!r}")
+    if not _is_number(shadow_timeout) or not (math.isfinite(shadow_timeout) and shadow_timeout > 0):
+        raise ConfigurationError(
+            f"{prefix}shadow_timeout must be > 0 seconds, got {shadow_timeout!r}"
+        )
+    if keep not in ("text", "embedding"):
+        raise ConfigurationError(f"{prefix}keep must be 'text' or 'embedding', got {keep!r}")
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class ShadowEvaluator:
     """Shadows a random share of calls off the caller's path and stores the judged rows.
 
@@ -160,16 +201,13 @@ class ShadowEvaluator:
         worker: str | None = None,
         buffer_capacity: int = 10_000,
     ) -> None:
-        if not (isinstance(shadow_rate, (int, float)) and 0.0 <= shadow_rate <= 1.0):
-            raise ConfigurationError(f"shadow_rate must lie in [0, 1], got {shadow_rate!r}")
-        if queue_size < 1 or workers < 1:
-            raise ConfigurationError(
-                f"queue_size and workers must be >= 1, got {queue_size!r}, {workers!r}"
-            )
-        if not (math.isfinite(shadow_timeout) and shadow_timeout > 0):
-            raise ConfigurationError(f"shadow_timeout must be > 0 seconds, got {shadow_timeout!r}")
-        if keep not in ("text", "embedding"):
-            raise ConfigurationError(f"keep must be 'text' or 'embedding', got {keep!r}")
+        check_shadow_settings(
+            shadow_rate=shadow_rate,
+            queue_size=queue_size,
+            workers=workers,
+            shadow_timeout=shadow_timeout,
+            keep=keep,
+        )
         if keep == "embedding" and encoder is None:
             raise ConfigurationError(
                 "keep='embedding' stores the routed text's embedding only, so it needs the "

@@ -119,6 +119,10 @@ class ShadowStore(ABC):
         """The statement in the driver's placeholder style."""
         return statement
 
+    def _open_hint(self, error: BaseException) -> str:
+        """How to fix a failure to open the store."""
+        return "check that it is reachable and writable"
+
     def _begin(self, connection: Any, write: bool) -> None:
         connection.execute("BEGIN")
 
@@ -130,8 +134,7 @@ class ShadowStore(ABC):
             connection = self._open_connection()
         except self._driver_errors() + (OSError,) as exc:
             raise RoutingError(
-                f"live store {self.url!r} could not be opened: {exc}; check that it is "
-                "reachable and writable"
+                f"live store {self.url!r} could not be opened: {exc}; {self._open_hint(exc)}"
             ) from exc
         self._local.connection = connection
         self._local.pid = os.getpid()
@@ -350,6 +353,16 @@ class ShadowStore(ABC):
             ).fetchone()
         return found is not None and found[0] == owner
 
+    def lock_holder(self, name: str) -> tuple[str, float] | None:
+        """Who holds the lock ``name`` and when it expires (a Unix time), or None."""
+        with self._transaction(write=False) as connection:
+            found = self._execute(
+                connection,
+                "SELECT owner, expires_at FROM live_locks WHERE name = ? AND expires_at >= ?",
+                (name, time.time()),
+            ).fetchone()
+        return None if found is None else (str(found[0]), float(found[1]))
+
     def release_lock(self, name: str, owner: str) -> None:
         """Release the lock ``name`` if ``owner`` holds it."""
         with self._transaction() as connection:
@@ -473,13 +486,30 @@ class SQLiteStore(ShadowStore):
         return (sqlite3.Error,)
 
     def _missing_reason(self) -> str | None:
-        """As for :meth:`ShadowStore._missing_reason`; a missing file is not created."""
+        """As for :meth:`ShadowStore._missing_reason`; the file is only read (read-only
+        connection: a database of something else is not switched to WAL, nor created)."""
+        if self.path.is_dir():
+            return "it is a folder; name a file in it (for example live.sqlite)"
         if not self.path.is_file():
             return "the file does not exist"
-        return super()._missing_reason()
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            ) as connection:
+                found = connection.execute(self._table_query, ("live_meta",)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            return f"it is not an SQLite database ({exc})"
+        return None if found is not None else "it holds no live tables"
 
     def _begin(self, connection: Any, write: bool) -> None:
         connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _open_hint(self, error: BaseException) -> str:
+        if self.path.is_dir():
+            return "it is a folder; name a file in it (for example live.sqlite)"
+        if isinstance(error, sqlite3.DatabaseError) and self.path.is_file():
+            return "the file is not a live store; name a new file, or a store made before"
+        return super()._open_hint(error)
 
 
 def open_store(
@@ -517,8 +547,8 @@ def open_store(
         reason = store._missing_reason()
         if reason is not None:
             raise ConfigurationError(
-                f"no live store at {store.url!r}: {reason}; check the URL (a store is made by "
-                "the first shadowed call of a model with LiveSettings, or by hybrid-llm replay)"
+                f"no live store at {store.url!r}: {reason}; check the URL (a store is made "
+                "when a model is built with LiveSettings(store=...), or by open_store(url))"
             )
     return store.create()
 
@@ -539,9 +569,14 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
     """
     text = str(url)
     scheme = urlparse(text).scheme.lower() if "://" in text else ""
+    if not scheme and text.lower().startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ConfigurationError(_malformed(text))
     if scheme in ("", "sqlite"):
         # SQLAlchemy's form: sqlite:///relative/path, sqlite:////absolute/path.
-        path = unquote(text.split("://", 1)[1].removeprefix("/")) if scheme else text
+        rest = text.split("://", 1)[1] if scheme else ""
+        if rest and not rest.startswith("/"):
+            raise ConfigurationError(_malformed(text))
+        path = unquote(rest.removeprefix("/")) if scheme else text
         if not path:
             raise ConfigurationError(
                 f"store URL {text!r} names no file; use sqlite:///relative/path or "
@@ -553,6 +588,16 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {text!r}; use a file path, "
         "sqlite:///path/to/live.sqlite or postgresql://user@host/dbname"
+    )
+
+
+def _malformed(text: str) -> str:
+    """The message for a URL that names a scheme in a form that is not a URL of it."""
+    name = text.split(":", 1)[1].lstrip("/") or "live.sqlite"
+    return (
+        f"store URL {text!r} is not in a URL form: write sqlite:///{name} (relative to the "
+        f"working folder), sqlite:////absolute/path/{name.rsplit('/', 1)[-1]}, a plain file "
+        "path, or postgresql://user@host/dbname"
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared_router._internal.blas_threads import one_blas_thread
 from shared_router.errors import TrainingError
 from shared_router.model.head import MLPHead
 from shared_router.training.checks import check_xy
@@ -60,7 +61,8 @@ def fit_logistic(
     backtracking line search (the problem is strictly convex, so the optimum is unique and
     does not depend on a seed, a learning rate or an epoch count). With several ``l2`` values
     each is fitted (strongest first, each warm-started from the previous one) and the one
-    with the lowest validation BCE is kept.
+    with the lowest validation BCE is kept. BLAS runs on one thread meanwhile
+    (:func:`~shared_router._internal.blas_threads.one_blas_thread`).
 
     Args:
         X: Embeddings, shape ``(n, dim)``.
@@ -99,9 +101,10 @@ def fit_logistic(
     targets = y_arr.astype(np.float64)
     coef = np.zeros(design.shape[1])
     fits: dict[float, np.ndarray] = {}
-    for strength in grid:
-        coef = _newton_logistic(design, targets, strength, coef, max_iter)
-        fits[strength] = coef
+    with one_blas_thread():  # small solves: BLAS threads only wait for each other
+        for strength in grid:
+            coef = _newton_logistic(design, targets, strength, coef, max_iter)
+            fits[strength] = coef
     losses: dict[float, float] = {}
     chosen = grid[0]
     if val is not None:

@@ -143,8 +143,10 @@ def test_report_prints_a_summary_that_flags_a_broken_promise(
     assert summary[1].startswith("realised quality drop 20.00% (95% interval ")
     assert summary[1].endswith(" against 5.00% requested: OVER the promise")
     assert _run(["report", "--store", url, "--max-quality-drop", "0.21"]) == 0
-    assert capsys.readouterr().out.splitlines()[1].endswith(
-        " against 21.00% requested: kept, though the interval reaches above it"
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[1]
+        .endswith(" against 21.00% requested: kept, though the interval reaches above it")
     )
     assert _run(["report", "--store", url, "--max-quality-drop", "0.25", "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -181,8 +183,15 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     open_store(empty)
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v")]) == 2
     assert capsys.readouterr().err == (
+        "error: the store holds 0 rows and retraining needs at least --min-rows 200; wait for "
+        "more shadowed calls, or lower --min-rows (10 at the least)\n"
+    )
+    # rows the current encoder cannot use (an embedding of another encoder, no text)
+    open_store(empty).append(planted_rows(20, seed=0, identity="another-encoder"))
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "15"]) == 2
+    assert capsys.readouterr().err == (
         "error: no retraining: 0 usable rows (with a text, or an embedding of this encoder) of "
-        "the 0 read; min_rows is 200 (the store holds 0 rows)\n"
+        "the 20 read; min_rows is 15 (the store holds 20 rows)\n"
     )
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
     assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err

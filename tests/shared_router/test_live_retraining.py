@@ -179,6 +179,22 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
     assert worker_b.threshold_for(0.05).n_rows == 500
 
 
+def test_the_calibration_is_rebuilt_before_a_retraining_starts(
+    store: ShadowStore, bundled: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retrainer = Retrainer(store, min_rows=200, every=100)
+    worker = LiveRouting(store, bundled, retrainer=retrainer)
+    seen: list[int] = []
+
+    def slow_retrain(*args: object, **kwargs: object) -> None:
+        seen.append(worker.calibrator.n_rows_)  # what calls route on while it runs
+        return None
+
+    monkeypatch.setattr(retrainer, "retrain", slow_retrain)
+    worker.refresh()
+    assert seen == [400]
+
+
 def test_a_relative_versions_dir_is_recorded_absolute_so_any_worker_loads_it(
     store: ShadowStore,
     bundled: Router,
@@ -231,7 +247,21 @@ def test_each_skipped_retraining_says_why(store: ShadowStore, bundled: Router) -
     assert store.try_lock(RETRAIN_LOCK, "someone else", ttl_s=60)
     assert Retrainer(store, min_rows=200).retrain(bundled, "default", frozenset()) is None
     assert retrainer.retrain(bundled, "default", frozenset()) is None
-    assert retrainer.skipped == "another worker holds the store's retraining lock"
+    assert retrainer.skipped is not None
+    assert retrainer.skipped.startswith(
+        "another worker holds the store's retraining lock (someone else, until 20"
+    )
+    assert retrainer.skipped.endswith(", when it expires if that worker is gone)")
+
+
+def test_a_retrainer_releases_only_its_own_lock(store: ShadowStore) -> None:
+    mine, theirs = Retrainer(store, owner="me"), Retrainer(store, owner="them")
+    assert store.try_lock(RETRAIN_LOCK, "them", ttl_s=60)
+    mine.release()
+    holder = store.lock_holder(RETRAIN_LOCK)
+    assert holder is not None and holder[0] == "them" and holder[1] > time.time()
+    theirs.release()
+    assert store.lock_holder(RETRAIN_LOCK) is None
 
 
 def test_a_version_without_cross_fitted_scores_never_calibrates_on_its_fitted_rows(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from shared_router.errors import ConfigurationError, RoutingError
+from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
 from shared_router.live.rows import VersionRecord
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
@@ -30,13 +32,21 @@ from tests.shared_router.live_serving_support import planted_rows, settings_for
         ({"shadow_rate": 1.5}, "shadow_rate must lie in"),
         ({"retrain_every": 0}, "retrain_every must be an int >= 1"),
         ({"refresh_interval_s": float("nan")}, "refresh_interval_s must be > 0"),
+        ({"queue_size": 0}, r"LiveSettings.queue_size must be an int >= 1, got 0"),
+        ({"workers": 2.5}, r"LiveSettings.workers must be an int >= 1, got 2.5"),
+        ({"shadow_timeout": -1}, r"LiveSettings.shadow_timeout must be > 0 seconds, got -1"),
+        ({"keep": "txt"}, "LiveSettings.keep must be 'text' or 'embedding', got 'txt'"),
+        ({"store": None}, "LiveSettings.store must be a SQLite file path, .* got NoneType"),
+        ({"store": 123}, "LiveSettings.store must be .* got int: 123"),
     ],
 )
 def test_bad_settings_say_what_was_given(
-    tmp_path: Path, changes: dict[str, object], message: str
+    tmp_path: Path, changes: dict[str, object], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match=message):
         settings_for(tmp_path, **changes)
+    assert list(tmp_path.iterdir()) == []  # refused before any store was opened
 
 
 def test_an_adapter_argument_must_be_live_settings(tmp_path: Path) -> None:
@@ -52,6 +62,9 @@ def test_an_unknown_store_scheme_is_refused_with_the_settings(tmp_path: Path) ->
         settings_for(tmp_path, store="redis://localhost/0")
     with pytest.raises(ConfigurationError, match="names no file"):
         settings_for(tmp_path, store="sqlite://")
+    for malformed in ("sqlite://x.sqlite", "sqlite:/x.sqlite", "sqlite:x.sqlite"):
+        with pytest.raises(ConfigurationError, match=f"{malformed!r}.*sqlite:///x.sqlite"):
+            settings_for(tmp_path, store=malformed)
 
 
 def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> None:
@@ -59,6 +72,28 @@ def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> Non
     assert copy.deepcopy(settings) is settings
     assert live_loop(settings) is live_loop(settings) is settings.loop()
     assert live_loop(settings_for(tmp_path)) is not live_loop(settings)
+
+
+def test_a_loop_closed_mid_retraining_releases_the_store_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path, retrain=True, retrain_min_rows=100)
+    open_store(settings.store).append(planted_rows(200))  # type: ignore[arg-type]
+    release = threading.Event()
+
+    def hung(self: Retrainer, *args: object) -> None:
+        release.wait(30)  # a retraining still running when the process stops
+
+    monkeypatch.setattr(Retrainer, "_retrain", hung)
+    loop = live_loop(settings)
+    RoutingService("default", live=loop).decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
+    deadline = time.monotonic() + 30
+    while loop.store.lock_holder(RETRAIN_LOCK) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop.store.lock_holder(RETRAIN_LOCK) is not None
+    loop.close(timeout=1)
+    assert loop.store.lock_holder(RETRAIN_LOCK) is None  # the other workers need not wait
+    release.set()
 
 
 def test_max_quality_drop_routes_at_the_live_threshold_once_rows_are_read(
@@ -128,6 +163,13 @@ def test_one_loop_learns_one_router(tmp_path: Path) -> None:
     RoutingService(FixedRouter("small"), live=loop).decide("start the loop")
     with pytest.raises(ConfigurationError, match="give each router its own LiveSettings"):
         RoutingService(FixedRouter("large"), live=loop).decide("What is 2 + 2?")
+    shared = live_loop(settings_for(tmp_path / "shared"))
+    RoutingService("default", live=shared).decide("start the loop")
+    with pytest.raises(
+        ConfigurationError, match="another Router object of the same name, 'hybrid-llm-default"
+    ):
+        RoutingService(Router.load("default"), live=shared).decide("What is 2 + 2?")
+    RoutingService("default", live=shared).decide("What is 2 + 2?")  # the same source: shared
 
 
 def test_a_failed_refresh_is_counted_and_routing_goes_on(
@@ -188,6 +230,23 @@ def test_a_version_another_worker_swapped_in_is_picked_up_and_routes(tmp_path: P
     # each record names the router that decided
     records = [service.make_record(r, answered_by=r.model, model_name="m") for r in (before, after)]
     assert [record.router for record in records] == [service.router.name, "v1"]
+
+
+def test_a_worker_started_after_a_swap_routes_its_first_call_with_the_version(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path)
+    version = Router.load("default")
+    version.name = "v1"
+    folder = version.save(tmp_path / "v1")
+    open_store(settings.store).add_version(  # type: ignore[arg-type]
+        VersionRecord("v1", time.time(), str(folder), "default", True, 300, 100, 0.6, 0.4)
+    )
+    loop = live_loop(settings)
+    service = RoutingService("default", live=loop)
+    first = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
+    assert service.make_record(first, answered_by=first.model, model_name="m").router == "v1"
+    assert loop.stats.router_version == "v1"
 
 
 def test_large_share_keeps_working_through_the_pacer_with_live(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from shared_router.live.judges import (
     PairwiseJudge,
     PointwiseJudge,
     ShadowCase,
+    pair_scores,
 )
 from shared_router.live.recalibration import LiveThreshold
 from shared_router.live.shadow import ShadowEvaluator
@@ -196,6 +198,22 @@ def test_a_judge_returning_nonsense_is_a_judge_error(store: ShadowStore) -> None
     evaluator.close()
 
 
+@pytest.mark.parametrize(
+    ("returned", "said"),
+    [
+        ({"small": 1.0, "large": 0.0}, "got dict {'small': 1.0, 'large': 0.0}"),
+        ("10", "got str '10'"),
+        ((1.0,), "got (1.0,)"),
+    ],
+)
+def test_a_judge_result_is_read_as_a_pair_or_refused_by_what_it_was(
+    returned: object, said: str
+) -> None:
+    assert pair_scores((1, 0.5)) == PairScores(1.0, 0.5)
+    with pytest.raises(DataError, match=re.escape(f"(small_quality, large_quality), {said}")):
+        pair_scores(returned)
+
+
 def test_a_plain_function_is_a_judge_and_a_wrong_result_is_warned_about(
     store: ShadowStore, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -211,7 +229,7 @@ def test_a_plain_function_is_a_judge_and_a_wrong_result_is_warned_about(
         assert wrong.drain(timeout=10)
     assert wrong.stats.judge_errors == 3 and store.count() == 2
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert "(small_quality, large_quality), got 'small wins'" in warning.getMessage()
+    assert "(small_quality, large_quality), got str 'small wins'" in warning.getMessage()
     plain.close()
     wrong.close()
 

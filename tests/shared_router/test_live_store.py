@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -191,6 +192,34 @@ def test_a_store_that_is_not_there_is_not_made_when_create_is_false(
             open_store(store_url, create=False)
     open_store(store_url).append([_row(1)])
     assert open_store(store_url, create=False).count() == 1
+
+
+def test_a_read_only_open_leaves_other_files_as_they_were(tmp_path: Path) -> None:
+    empty, other, text = tmp_path / "empty.sqlite", tmp_path / "other.sqlite", tmp_path / "a.txt"
+    empty.write_bytes(b"")
+    text.write_text("not a database")
+    with contextlib.closing(sqlite3.connect(other)) as connection:
+        connection.execute("CREATE TABLE embeddings (key TEXT)")
+        connection.commit()
+    before = {path: path.read_bytes() for path in (empty, other, text)}
+    for path, reason in (
+        (empty, "it holds no live tables"),
+        (other, "it holds no live tables"),
+        (text, r"it is not an SQLite database \(file is not a database\)"),
+        (tmp_path, "it is a folder; name a file in it"),
+    ):
+        with pytest.raises(ConfigurationError, match=f"no live store at .*: {reason}"):
+            open_store(path, create=False)
+    assert {path: path.read_bytes() for path in before} == before  # no WAL switch, no page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "empty.sqlite", "other.sqlite"]
+
+
+def test_a_store_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("not a database")
+    with pytest.raises(RoutingError, match="not a database; the file is not a live store; name a"):
+        open_store(tmp_path / "a.txt")
+    with pytest.raises(RoutingError, match="it is a folder; name a file in it"):
+        open_store(tmp_path)
 
 
 def test_a_store_of_another_schema_version_is_refused(tmp_path: Path) -> None:

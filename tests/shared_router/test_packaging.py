@@ -51,6 +51,7 @@ def test_the_base_dependencies_bring_no_torch_and_the_train_extra_does() -> None
         "safetensors",
         "onnxruntime",
         "filelock",
+        "threadpoolctl",
         "typer",
         "rich",
     }
