@@ -85,7 +85,7 @@ def retrain(
     router: str = typer.Option(
         "default", help="The current router when the store has no version yet."
     ),
-    min_rows: int = typer.Option(200, help="Live rows needed to retrain."),
+    min_rows: int = typer.Option(200, min=10, help="Live rows needed to retrain (>= 10)."),
     labels: str = typer.Option(
         "auto",
         help="What the head is fitted on: det (1[q_small >= q_large]), diff "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ from shared_router.routing.router import Router
 from shared_router.training.logistic import DEFAULT_L2_GRID
 
 __all__ = [
+    "ENCODE_CHUNK",
     "RETRAIN_LOCK",
     "RetrainOutcome",
     "Retrainer",
@@ -54,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 RETRAIN_LOCK = "retrain"
 """The store lock a retraining worker holds."""
+
+ENCODE_CHUNK = 256
+"""Texts a stoppable retraining encodes between two looks at whether it was stopped."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,8 +79,20 @@ class RetrainOutcome:
         return self.record.swapped
 
 
-def row_vectors(rows: Sequence[StoredRow], encoder: Encoder) -> tuple[np.ndarray, np.ndarray]:
+class _Stopped(Exception):
+    """The retrainer was stopped while it encoded rows."""
+
+
+def row_vectors(
+    rows: Sequence[StoredRow], encoder: Encoder, *, stop: threading.Event | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's vectors of rows: stored embeddings where they match, else the texts encoded.
+
+    Args:
+        rows: The rows.
+        encoder: The encoder whose vectors are wanted.
+        stop: When given, the texts are encoded in chunks of :data:`ENCODE_CHUNK`, and the
+            encoding ends early, raising an internal exception, once it is set.
 
     Returns:
         ``(X, usable)``: one vector per usable row, and the boolean mask of usable rows (a row
@@ -93,9 +110,13 @@ def row_vectors(rows: Sequence[StoredRow], encoder: Encoder) -> tuple[np.ndarray
         elif row.text is not None:
             to_encode.append(i)
             usable[i] = True
-    if to_encode:
-        encoded = encoder.encode([rows[i].row.text or "" for i in to_encode])
-        for i, vector in zip(to_encode, encoded, strict=True):
+    step = ENCODE_CHUNK if stop is not None else max(1, len(to_encode))
+    for start in range(0, len(to_encode), step):
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        chunk = to_encode[start : start + step]
+        encoded = encoder.encode([rows[i].row.text or "" for i in chunk])
+        for i, vector in zip(chunk, encoded, strict=True):
             vectors[i] = vector
     kept = [v for v in vectors if v is not None]
     dim = kept[0].shape[0] if kept else 0
@@ -108,6 +129,8 @@ def row_scores(router: Router, rows: Sequence[StoredRow]) -> tuple[np.ndarray, n
     scores = router.head_.predict_proba(X) if X.shape[0] else np.zeros(0)
     return scores, usable
 
+
+_STOPPED = "stopped: the live loop was closed"
 
 _LABEL_TEXT = {"det": "1[q_small >= q_large]", "diff": "(1 + q_small - q_large) / 2"}
 
@@ -196,6 +219,7 @@ class Retrainer:
         self.owner = owner or f"{default_worker()}:{uuid.uuid4().hex[:8]}"
         self.versions_dir = folder.expanduser().absolute()
         self.skipped: str | None = None
+        self._stopped = threading.Event()
 
     def due(self, n_rows: int, rows_at_last: int) -> bool:
         """Whether ``n_rows`` rows (``rows_at_last`` at the last attempt) call for retraining."""
@@ -226,6 +250,9 @@ class Retrainer:
             The outcome, or None when another worker holds the lock or the rows cannot train
             a head (too few, or one label only).
         """
+        if self._stopped.is_set():
+            self._skip(_STOPPED)
+            return None
         if not self.store.try_lock(RETRAIN_LOCK, self.owner, self.lock_ttl_s):
             reason = "another worker holds the store's retraining lock"
             holder = self.store.lock_holder(RETRAIN_LOCK)
@@ -254,7 +281,11 @@ class Retrainer:
         rows: Sequence[StoredRow],
     ) -> RetrainOutcome | None:
         encoder = current.encoder_
-        X_all, usable = row_vectors(rows, encoder)
+        try:
+            X_all, usable = row_vectors(rows, encoder, stop=self._stopped)
+        except _Stopped:
+            self._skip(_STOPPED)
+            return None
         kept = [r for r, ok in zip(rows, usable, strict=True) if ok]
         if len(kept) < self.min_rows:
             self._skip(
@@ -288,6 +319,9 @@ class Retrainer:
             )
         except TrainingError as exc:
             self._skip(str(exc))
+            return None
+        if self._stopped.is_set():
+            self._skip(_STOPPED)
             return None
         new_scores = compared.head.predict_proba(X_all[holdout])
         current_scores = current.head_.predict_proba(X_all[holdout])
@@ -375,6 +409,14 @@ class Retrainer:
             "swapped in" if swapped else "kept the current router",
         )
         return RetrainOutcome(record, candidate)
+
+    def stop(self) -> None:
+        """Make a retraining in progress give up at its next step, and later ones skip.
+
+        A live loop that closes stops its retrainer, so that its thread ends before the
+        interpreter does (a thread still inside the encoder at exit aborts the process).
+        """
+        self._stopped.set()
 
     def release(self) -> None:
         """Release the store's retraining lock if this retrainer holds it (a worker that stops

@@ -248,7 +248,7 @@ class LiveLoop:
             )
             self._thread.start()
             self._wake.set()  # the first refresh reads the rows already in the store
-            atexit.register(self.close)
+            _at_exit(self.close)
             return routing
 
     def _run(self) -> None:
@@ -306,16 +306,22 @@ class LiveLoop:
         return self.refresh() and done
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the loop's thread and finish the queued shadow work for up to ``timeout`` s.
+        """Stop the loop's thread and finish the queued shadow work, each for up to ``timeout`` s.
 
-        A retraining this process holds the store's lock for is left to finish unlocked (at
-        exit it dies with the process), so other workers need not wait for the lock to expire.
+        A retraining in progress gives up at its next step (the thread is waited for, so that
+        it does not die inside the encoder at exit, which aborts the process), and the store's
+        retraining lock is released, so other workers need not wait for it to expire.
         """
         self._stopped.set()
         self._wake.set()
+        retrainer = self._routing.retrainer if self._routing is not None else None
+        if retrainer is not None:
+            retrainer.stop()
         if self._evaluator is not None:
             self._evaluator.close(timeout)
-        retrainer = self._routing.retrainer if self._routing is not None else None
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
         if retrainer is not None:
             try:
                 retrainer.release()
@@ -348,6 +354,24 @@ class LiveLoop:
             retrains=len(routing.history) if routing is not None else 0,
             refresh_errors=refresh_errors,
         )
+
+
+def _at_exit(close: Callable[[], None]) -> None:
+    """Call ``close`` when the interpreter exits, before thread pools refuse new work.
+
+    ``threading._register_atexit`` callbacks run when the main thread ends, before
+    ``concurrent.futures`` shuts its pools (which the encoder runs on) and before ``atexit``'s:
+    a retraining stopped there ends cleanly, where at ``atexit`` time it failed on the
+    encoder's pool (or, inside the encoder, died with the interpreter and aborted it).
+    """
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(close)
+            return
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
+    atexit.register(close)
 
 
 _NO_SHADOW = ShadowStats(0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0)

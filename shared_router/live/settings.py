@@ -38,6 +38,8 @@ class LiveSettings:
     Attributes:
         store: Where the judged rows go: a SQLite file path, ``sqlite:///path``,
             ``postgresql://...``, or an open :class:`~shared_router.live.store.ShadowStore`.
+            A SQLite file is kept as its absolute path, so that a model unpickled in another
+            working folder writes to the same file.
         judge: Scores both answers of a shadowed call (:mod:`shared_router.live.judges`:
             ``PointwiseJudge``, ``PairwiseJudge``, ``CallableJudge``).
         shadow_rate: Probability that an answered call is shadowed, in [0, 1].
@@ -140,7 +142,9 @@ class LiveSettings:
         from shared_router.live.store import ShadowStore, check_store_url
 
         if isinstance(self.store, (str, os.PathLike)):  # a URL of an unknown scheme fails here
-            check_store_url(self.store)
+            kind, target = check_store_url(self.store)
+            if kind == "sqlite":  # the same file from any working folder (a pickled model)
+                object.__setattr__(self, "store", str(Path(target).expanduser().absolute()))
         elif not isinstance(self.store, ShadowStore):
             raise ConfigurationError(
                 "LiveSettings.store must be a SQLite file path, a sqlite:/// or postgresql:// "

@@ -576,6 +576,11 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
         rest = text.split("://", 1)[1] if scheme else ""
         if rest and not rest.startswith("/"):
             raise ConfigurationError(_malformed(text))
+        if "?" in rest:
+            raise ConfigurationError(
+                f"store URL {text!r} has query options, which the SQLite store does not take; "
+                "drop them (the store sets its own: WAL journal, busy timeout)"
+            )
         path = unquote(rest.removeprefix("/")) if scheme else text
         if not path:
             raise ConfigurationError(

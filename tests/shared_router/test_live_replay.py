@@ -193,6 +193,8 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
         "error: no retraining: 0 usable rows (with a text, or an embedding of this encoder) of "
         "the 20 read; min_rows is 15 (the store holds 20 rows)\n"
     )
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "5"]) == 2
+    assert "'--min-rows': Input should be greater than or equal to 10" in capsys.readouterr().err
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
     assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err
     replay = ["replay", str(tmp_path / "rows.jsonl"), "--small", "a", "--large", "b"]

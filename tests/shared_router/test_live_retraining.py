@@ -254,6 +254,23 @@ def test_each_skipped_retraining_says_why(store: ShadowStore, bundled: Router) -
     assert retrainer.skipped.endswith(", when it expires if that worker is gone)")
 
 
+def test_a_stopped_retrainer_gives_up_at_its_next_step(
+    store: ShadowStore, bundled: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retrainer = Retrainer(store, min_rows=200)
+    encoded = row_vectors
+
+    def stopped_while_encoding(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        retrainer.stop()  # the loop closes while the rows are being encoded
+        return encoded(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("shared_router.live.retraining.row_vectors", stopped_while_encoding)
+    assert retrainer.retrain(bundled, "default", frozenset()) is None
+    assert retrainer.skipped == "stopped: the live loop was closed"
+    assert store.versions() == [] and store.lock_holder(RETRAIN_LOCK) is None
+    assert retrainer.retrain(bundled, "default", frozenset()) is None  # and later ones skip
+
+
 def test_a_retrainer_releases_only_its_own_lock(store: ShadowStore) -> None:
     mine, theirs = Retrainer(store, owner="me"), Retrainer(store, owner="them")
     assert store.try_lock(RETRAIN_LOCK, "them", ttl_s=60)

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import logging
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from shared_router.encoders.cache import CACHE_ENV
 from shared_router.errors import ConfigurationError, RoutingError
+from shared_router.live import retraining
 from shared_router.live.retraining import RETRAIN_LOCK, Retrainer
 from shared_router.live.rows import VersionRecord
 from shared_router.live.serving_loop import live_loop
 from shared_router.live.serving_stats import LiveServingStats
-from shared_router.live.settings import checked_live_settings
+from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.live.store import open_store
 from shared_router.routing.live_hook import LIVE_KNOB
 from shared_router.routing.router import Router
@@ -23,6 +32,8 @@ from shared_router.routing.serving import RoutingService
 from shared_router.types import QualityKnobs
 from tests.fixed_router import FixedRouter
 from tests.shared_router.live_serving_support import planted_rows, settings_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -62,9 +73,28 @@ def test_an_unknown_store_scheme_is_refused_with_the_settings(tmp_path: Path) ->
         settings_for(tmp_path, store="redis://localhost/0")
     with pytest.raises(ConfigurationError, match="names no file"):
         settings_for(tmp_path, store="sqlite://")
+    with pytest.raises(ConfigurationError, match="has query options"):
+        settings_for(tmp_path, store="sqlite:///x.sqlite?mode=ro")
     for malformed in ("sqlite://x.sqlite", "sqlite:/x.sqlite", "sqlite:x.sqlite"):
         with pytest.raises(ConfigurationError, match=f"{malformed!r}.*sqlite:///x.sqlite"):
             settings_for(tmp_path, store=malformed)
+
+
+def _equal_answers(case: object) -> tuple[float, float]:
+    return 1.0, 1.0
+
+
+def test_a_relative_sqlite_store_is_kept_absolute_for_unpickled_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for given in ("live.sqlite", "sqlite:///live.sqlite", Path("live.sqlite")):
+        assert settings_for(tmp_path, store=given).store == str(tmp_path / "live.sqlite")
+    unpickled_elsewhere = tmp_path / "elsewhere"
+    unpickled_elsewhere.mkdir()
+    pickled = pickle.dumps(LiveSettings(store="live.sqlite", judge=_equal_answers))
+    monkeypatch.chdir(unpickled_elsewhere)
+    assert pickle.loads(pickled).store == str(tmp_path / "live.sqlite")
 
 
 def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> None:
@@ -94,6 +124,72 @@ def test_a_loop_closed_mid_retraining_releases_the_store_lock(
     loop.close(timeout=1)
     assert loop.store.lock_holder(RETRAIN_LOCK) is None  # the other workers need not wait
     release.set()
+
+
+def test_closing_a_loop_waits_for_its_retraining_to_give_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path, retrain=True, retrain_min_rows=100)
+    open_store(settings.store).append(planted_rows(200))  # type: ignore[arg-type]
+    encoding = threading.Event()
+    encoded = retraining.row_vectors
+
+    def slow_encoder(*args: object, **kwargs: object) -> object:
+        encoding.set()
+        time.sleep(0.5)  # a retraining inside the encoder when the process stops
+        return encoded(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retraining, "row_vectors", slow_encoder)
+    loop = live_loop(settings)
+    RoutingService("default", live=loop).decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
+    assert encoding.wait(30)
+    loop.close(timeout=10)
+    assert loop._thread is not None and not loop._thread.is_alive()  # ended before exit
+    assert loop.store.versions() == [] and loop.store.lock_holder(RETRAIN_LOCK) is None
+
+
+_EXIT_MID_RETRAINING = """
+import sqlite3, sys, time
+from shared_router.live.settings import LiveSettings
+from shared_router.routing.serving import RoutingService
+from shared_router.types import QualityKnobs
+from tests.shared_router.live_serving_support import JUDGE
+
+store = sys.argv[1]
+settings = LiveSettings(store=store, judge=JUDGE, shadow_rate=0.0, retrain_min_rows=100)
+service = RoutingService("default", live=settings.loop())
+service.decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:  # until the loop's thread is retraining
+    with sqlite3.connect(store) as connection:
+        if connection.execute("SELECT * FROM live_locks").fetchall():
+            break
+    time.sleep(0.01)
+else:
+    sys.exit("the loop never retrained")
+"""  # then the script ends, the loop's thread inside the retraining's encoder
+
+
+def test_a_process_that_ends_mid_retraining_exits_cleanly(tmp_path: Path) -> None:
+    store = tmp_path / "live.sqlite"
+    rows = [
+        dataclasses.replace(row, text=f"Question {i}: what is {i} times {i + 7}, and why?")
+        for i, row in enumerate(planted_rows(1500))
+    ]
+    open_store(store).append(rows)
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_MID_RETRAINING, str(store)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, CACHE_ENV: str(tmp_path / "cache.sqlite")},  # nothing cached
+    )
+    assert done.returncode == 0, done.stderr[-2000:]  # 134 (abort) before
+    assert "Traceback" not in done.stderr
+    with contextlib.closing(sqlite3.connect(store)) as connection:
+        assert connection.execute("SELECT * FROM live_locks").fetchall() == []
+    assert open_store(store).versions() == []  # it gave up, and left no half version
 
 
 def test_max_quality_drop_routes_at_the_live_threshold_once_rows_are_read(
