@@ -104,18 +104,24 @@ def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> Non
     assert live_loop(settings_for(tmp_path)) is not live_loop(settings)
 
 
-def test_a_loop_closed_mid_retraining_releases_the_store_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture()
+def due_to_retrain(tmp_path: Path) -> LiveSettings:
+    """Settings whose loop retrains at its first refresh (200 rows in the store, 100 needed)."""
     settings = settings_for(tmp_path, retrain=True, retrain_min_rows=100)
     open_store(settings.store).append(planted_rows(200))  # type: ignore[arg-type]
+    return settings
+
+
+def test_a_loop_closed_mid_retraining_releases_the_store_lock(
+    due_to_retrain: LiveSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     release = threading.Event()
 
     def hung(self: Retrainer, *args: object) -> None:
         release.wait(30)  # a retraining still running when the process stops
 
     monkeypatch.setattr(Retrainer, "_retrain", hung)
-    loop = live_loop(settings)
+    loop = live_loop(due_to_retrain)
     RoutingService("default", live=loop).decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
     deadline = time.monotonic() + 30
     while loop.store.lock_holder(RETRAIN_LOCK) is None and time.monotonic() < deadline:
@@ -127,10 +133,8 @@ def test_a_loop_closed_mid_retraining_releases_the_store_lock(
 
 
 def test_closing_a_loop_waits_for_its_retraining_to_give_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    due_to_retrain: LiveSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = settings_for(tmp_path, retrain=True, retrain_min_rows=100)
-    open_store(settings.store).append(planted_rows(200))  # type: ignore[arg-type]
     encoding = threading.Event()
     encoded = retraining.row_vectors
 
@@ -140,7 +144,7 @@ def test_closing_a_loop_waits_for_its_retraining_to_give_up(
         return encoded(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(retraining, "row_vectors", slow_encoder)
-    loop = live_loop(settings)
+    loop = live_loop(due_to_retrain)
     RoutingService("default", live=loop).decide("What is 2 + 2?", QualityKnobs(threshold=0.5))
     assert encoding.wait(30)
     loop.close(timeout=10)
