@@ -14,6 +14,7 @@ from shared_router.errors import ConfigurationError, DataError, HybridLLMError
 __all__ = [
     "REPLACEMENT_CHARACTER",
     "check_keywords",
+    "check_positive_int",
     "encodable_text",
     "finite_quality_pair",
     "finite_vector",
@@ -160,3 +161,13 @@ def check_keywords(
             UserWarning,
             stacklevel=stacklevel + 1,
         )
+
+
+def check_positive_int(name: str, value: object) -> None:
+    """Refuse anything but an int >= 1 (a bool is not one) for the setting ``name``.
+
+    Raises:
+        ConfigurationError: ``"{name} must be an int >= 1, got {value!r}"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")

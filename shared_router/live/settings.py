@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared_router._internal.validation import check_positive_int
 from shared_router.errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or store)
@@ -131,9 +132,7 @@ class LiveSettings:
             "retrain_min_rows",
             "retrain_every",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"LiveSettings.{name} must be an int >= 1, got {value!r}")
+            check_positive_int(f"LiveSettings.{name}", getattr(self, name))
         interval = self.refresh_interval_s
         if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval > 0):
             raise ConfigurationError(

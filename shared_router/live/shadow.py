@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from shared_router._internal.model_threads import ModelThreads
+from shared_router._internal.validation import check_positive_int
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, UsageError
 from shared_router.live.costs import LiveCosts, ShadowCosts, TokenCosts
@@ -141,9 +142,8 @@ def check_shadow_settings(
     prefix = f"{owner}." if owner else ""
     if not _is_number(shadow_rate) or not 0.0 <= shadow_rate <= 1.0:
         raise ConfigurationError(f"{prefix}shadow_rate must lie in [0, 1], got {shadow_rate!r}")
-    for name, size in (("queue_size", queue_size), ("workers", workers)):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigurationError(f"{prefix}{name} must be an int >= 1, got {size!r}")
+    check_positive_int(f"{prefix}queue_size", queue_size)
+    check_positive_int(f"{prefix}workers", workers)
     if not _is_number(shadow_timeout) or not (math.isfinite(shadow_timeout) and shadow_timeout > 0):
         raise ConfigurationError(
             f"{prefix}shadow_timeout must be > 0 seconds, got {shadow_timeout!r}"

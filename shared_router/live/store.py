@@ -77,6 +77,10 @@ ROW_COLUMNS = (
 """The columns of a shadow row, in the order the store writes them."""
 
 
+_A_FOLDER = "it is a folder; name a file in it (for example live.sqlite)"
+_NO_TABLES = "it holds no live tables"
+
+
 def default_worker() -> str:
     """This process's name in the store: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -179,7 +183,7 @@ class ShadowStore(ABC):
         """
         with self._transaction(write=False) as connection:
             found = self._execute(connection, self._table_query, ("live_meta",)).fetchone()
-        return None if found is not None else "it holds no live tables"
+        return None if found is not None else _NO_TABLES
 
     def create(self) -> ShadowStore:
         """Create the tables when missing and check the schema version.
@@ -489,7 +493,7 @@ class SQLiteStore(ShadowStore):
         """As for :meth:`ShadowStore._missing_reason`; the file is only read (read-only
         connection: a database of something else is not switched to WAL, nor created)."""
         if self.path.is_dir():
-            return "it is a folder; name a file in it (for example live.sqlite)"
+            return _A_FOLDER
         if not self.path.is_file():
             return "the file does not exist"
         try:
@@ -499,14 +503,14 @@ class SQLiteStore(ShadowStore):
                 found = connection.execute(self._table_query, ("live_meta",)).fetchone()
         except sqlite3.DatabaseError as exc:
             return f"it is not an SQLite database ({exc})"
-        return None if found is not None else "it holds no live tables"
+        return None if found is not None else _NO_TABLES
 
     def _begin(self, connection: Any, write: bool) -> None:
         connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def _open_hint(self, error: BaseException) -> str:
         if self.path.is_dir():
-            return "it is a folder; name a file in it (for example live.sqlite)"
+            return _A_FOLDER
         if isinstance(error, sqlite3.DatabaseError) and self.path.is_file():
             return "the file is not a live store; name a new file, or a store made before"
         return super()._open_hint(error)
