@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +16,7 @@ __all__ = [
     "REPLACEMENT_CHARACTER",
     "check_keywords",
     "check_positive_int",
+    "check_positive_seconds",
     "encodable_text",
     "finite_quality_pair",
     "finite_vector",
@@ -171,3 +173,17 @@ def check_positive_int(name: str, value: object) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def check_positive_seconds(name: str, value: object) -> None:
+    """Refuse anything but a finite number of seconds > 0 (a bool is not one) for ``name``.
+
+    Raises:
+        ConfigurationError: ``"{name} must be > 0 seconds, got {value!r}"``.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")

@@ -98,16 +98,19 @@ def retrain(
     cache: bool = CacheOption,
 ) -> None:
     """Refit the head on the store's live rows; swap it in only if it recovers more of the gap."""
+    from shared_router.live.head_fit import LIVE_LABELS
     from shared_router.live.retraining import Retrainer
     from shared_router.live.store import open_store
     from shared_router.routing.router import Router
 
+    if labels not in LIVE_LABELS:  # before the store, which may be the next thing to fix
+        fail(f"--labels must be one of {', '.join(LIVE_LABELS)}, got {labels!r}")
     live = open_store(store, versions_dir=output, create=False)
-    retrainer = Retrainer(  # its settings checked before anything is read
+    retrainer = Retrainer(
         live,
         min_rows=min_rows,
         every=1,
-        labels=labels,  # type: ignore[arg-type]  # checked by Retrainer
+        labels=labels,  # type: ignore[arg-type]  # one of LIVE_LABELS, checked above
         versions_dir=output,
     )
     held = live.count()
@@ -133,7 +136,7 @@ def retrain(
         fit_scores = current.cross_fit_scores()
     else:
         current_router = Router.load(router, cache=cached)
-        version, fit_ids, fit_scores = router, frozenset(), {}
+        version, fit_ids, fit_scores = current_router.name, frozenset(), {}
     outcome = retrainer.retrain(current_router, version, fit_ids, current_fit_scores=fit_scores)
     if outcome is None:
         fail(f"no retraining: {retrainer.skipped} (the store holds {held} rows)")

@@ -18,6 +18,7 @@ from shared_router.errors import EncoderError
 if TYPE_CHECKING:
     from shared_router.encoders.cache import EmbeddingCache
     from shared_router.routing.router import Router
+    from shared_router.training.labels import LabelKind
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -42,8 +43,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
-
-LabelKind = Literal["det", "prob", "trans"]
 
 
 def fail(message: str) -> NoReturn:

@@ -44,7 +44,7 @@ class LiveRouting:
     Args:
         store: The live store.
         router: The router to start from (``"default"`` or a trained one).
-        version: That router's version name in the rows.
+        version: That router's version name in the rows (None: the router's own name).
         retrainer: Retrains on live rows; None never retrains.
         make_calibrator: Builds the calibrator of a router version from its prior table
             (default: :class:`LiveCalibrator` with its defaults).
@@ -57,7 +57,7 @@ class LiveRouting:
         store: ShadowStore,
         router: Router,
         *,
-        version: str = "default",
+        version: str | None = None,
         retrainer: Retrainer | None = None,
         make_calibrator: Callable[[Router], LiveCalibrator] | None = None,
         recalibrate_every: int = 10,
@@ -75,7 +75,7 @@ class LiveRouting:
         self._calibrated_at = -1
         self.history: list[RetrainOutcome] = []
         self._unloadable: set[str] = set()
-        self._use(router, version, frozenset(), {})
+        self._use(router, version or router.name, frozenset(), {})
 
     def _use(
         self, router: Router, version: str, fit_ids: frozenset[int], cross_fit: dict[int, float]

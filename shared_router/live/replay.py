@@ -35,7 +35,7 @@ from shared_router.live.judges import PairScores, ShadowCase
 from shared_router.live.live_routing import LiveRouting
 from shared_router.live.recalibration import LiveCalibrator
 from shared_router.live.retraining import Retrainer
-from shared_router.live.shadow import ShadowEvaluator
+from shared_router.live.shadow import ShadowEvaluator, check_shadow_rate
 from shared_router.live.store import ShadowStore, open_store
 from shared_router.routing.router import Router
 from shared_router.routing.serving import RoutingService
@@ -96,8 +96,7 @@ class ReplaySettings:
 
     def __post_init__(self) -> None:
         QualityKnobs(max_quality_drop=self.max_quality_drop)  # in [0, 1], else a KnobError
-        if not 0.0 <= self.shadow_rate <= 1.0:
-            raise ConfigurationError(f"shadow_rate must lie in [0, 1], got {self.shadow_rate!r}")
+        check_shadow_rate(self.shadow_rate)
         if self.warmup < 0 or self.checkpoints < 1:
             raise ConfigurationError(
                 f"warmup must be >= 0 and checkpoints >= 1, got {self.warmup}, {self.checkpoints}"
@@ -214,7 +213,7 @@ def _stream(
     live = LiveRouting(
         store,
         start_router,
-        version=router_name,
+        version=start_router.name,
         retrainer=retrainer,
         make_calibrator=lambda r: LiveCalibrator(
             r.calibration_, min_rows=settings.min_rows, seed=settings.seed

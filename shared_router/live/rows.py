@@ -40,7 +40,8 @@ class ShadowRow:
         request_id: The caller's id for the request.
         created_at: When the request was answered (seconds since the epoch).
         judged_at: When the judge scored both answers.
-        router_version: The router that scored the text (``"default"`` or a version name).
+        router_version: The router that scored the text (the starting router's name, e.g.
+            ``"hybrid-llm-default-v0"``, or a version name).
         decision: The model that answered the user, ``"small"`` or ``"large"``.
         small_quality: The judged quality of the small model's answer, in [0, 1].
         large_quality: The judged quality of the large model's answer, in [0, 1].

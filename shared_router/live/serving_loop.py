@@ -209,7 +209,7 @@ class LiveLoop:
             routing = LiveRouting(
                 self.store,
                 loaded,
-                version=settings.router_version,
+                version=settings.router_version or loaded.name,
                 retrainer=retrainer,
                 recalibrate_every=settings.recalibrate_every,
                 make_calibrator=lambda r: LiveCalibrator(
@@ -350,7 +350,7 @@ class LiveLoop:
             calibration=level.get("calibration"),
             calibration_rows=int(level.get("calibration_rows", 0)),
             drop_bound=level.get("drop_bound"),
-            router_version=routing.version if routing is not None else self.settings.router_version,
+            router_version=routing.version if routing is not None else None,
             retrains=len(routing.history) if routing is not None else 0,
             refresh_errors=refresh_errors,
         )

@@ -30,7 +30,8 @@ class LiveStats(ShadowStats):
             ``"live"``), or None before the first ``max_quality_drop`` call.
         calibration_rows: Live rows that calibration stood on.
         drop_bound: Its upper bound on the quality drop at that threshold, or None.
-        router_version: The router version that routes now.
+        router_version: The router version that routes now (None before the first routed
+            call starts the loop).
         retrains: Retrainings this process ran (swapped in or not).
         refresh_errors: Refreshes that failed (the store unreachable, a retraining that
             raised); routing went on as before.
@@ -40,7 +41,7 @@ class LiveStats(ShadowStats):
     calibration: str | None
     calibration_rows: int
     drop_bound: float | None
-    router_version: str
+    router_version: str | None
     retrains: int
     refresh_errors: int
 

@@ -9,13 +9,12 @@ queue and one live calibration.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared_router._internal.validation import check_positive_int
+from shared_router._internal.validation import check_positive_int, check_positive_seconds
 from shared_router.errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or store)
@@ -70,7 +69,8 @@ class LiveSettings:
         refresh_interval_s: Seconds between two refreshes (new rows read, a new version
             picked up, retraining when due, the calibration rebuilt), on the loop's own
             thread: the callers' path never waits for one.
-        router_version: The starting router's name in the rows.
+        router_version: The starting router's name in the rows and ``stats`` (None: its
+            own name, as the routing records give it, e.g. ``"hybrid-llm-default-v0"``).
         worker: This process's name in the store (None: ``host:pid``).
 
     Raises:
@@ -98,7 +98,7 @@ class LiveSettings:
     retrain_every: int = 200
     versions_dir: str | Path | None = None
     refresh_interval_s: float = 5.0
-    router_version: str = "default"
+    router_version: str | None = None
     worker: str | None = None
 
     def __post_init__(self) -> None:
@@ -133,11 +133,7 @@ class LiveSettings:
             "retrain_every",
         ):
             check_positive_int(f"LiveSettings.{name}", getattr(self, name))
-        interval = self.refresh_interval_s
-        if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval > 0):
-            raise ConfigurationError(
-                f"LiveSettings.refresh_interval_s must be > 0 seconds, got {interval!r}"
-            )
+        check_positive_seconds("LiveSettings.refresh_interval_s", self.refresh_interval_s)
         from shared_router.live.store import ShadowStore, check_store_url
 
         if isinstance(self.store, (str, os.PathLike)):  # a URL of an unknown scheme fails here

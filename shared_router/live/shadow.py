@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import queue
 import random
 import threading
@@ -43,10 +42,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeGuard
 
 from shared_router._internal.model_threads import ModelThreads
-from shared_router._internal.validation import check_positive_int
+from shared_router._internal.validation import check_positive_int, check_positive_seconds
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, UsageError
 from shared_router.live.costs import LiveCosts, ShadowCosts, TokenCosts
@@ -60,7 +58,7 @@ from shared_router.routing.live_hook import ShadowAnswer
 from shared_router.routing.serving import Routed
 from shared_router.types import ModelChoice, RouteDecision, other_model
 
-__all__ = ["ShadowEvaluator", "ShadowStats", "check_shadow_settings"]
+__all__ = ["ShadowEvaluator", "ShadowStats", "check_shadow_rate", "check_shadow_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,20 +138,22 @@ def check_shadow_settings(
         ConfigurationError: Naming the first value out of its range, and what it was.
     """
     prefix = f"{owner}." if owner else ""
-    if not _is_number(shadow_rate) or not 0.0 <= shadow_rate <= 1.0:
-        raise ConfigurationError(f"{prefix}shadow_rate must lie in [0, 1], got {shadow_rate!r}")
+    check_shadow_rate(shadow_rate, f"{prefix}shadow_rate")
     check_positive_int(f"{prefix}queue_size", queue_size)
     check_positive_int(f"{prefix}workers", workers)
-    if not _is_number(shadow_timeout) or not (math.isfinite(shadow_timeout) and shadow_timeout > 0):
-        raise ConfigurationError(
-            f"{prefix}shadow_timeout must be > 0 seconds, got {shadow_timeout!r}"
-        )
+    check_positive_seconds(f"{prefix}shadow_timeout", shadow_timeout)
     if keep not in ("text", "embedding"):
         raise ConfigurationError(f"{prefix}keep must be 'text' or 'embedding', got {keep!r}")
 
 
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def check_shadow_rate(rate: object, name: str = "shadow_rate") -> None:
+    """Refuse a shadow rate that is not a number in [0, 1] (a bool is not one).
+
+    Raises:
+        ConfigurationError: ``"{name} must lie in [0, 1], got {rate!r}"``.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise ConfigurationError(f"{name} must lie in [0, 1], got {rate!r}")
 
 
 class ShadowEvaluator:

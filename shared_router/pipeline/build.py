@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from shared_router._internal.atomic import write_text_atomic
 from shared_router.data import PairData, load_pair
@@ -43,10 +43,10 @@ from shared_router.pipeline.settings import (
 from shared_router.pipeline.sources import SourceSpec
 from shared_router.routing.router import Router
 from shared_router.routing.train_router import train_router
+from shared_router.training.labels import LabelKind
 
 __all__ = ["BuildResult", "build"]
 
-LabelKind = Literal["det", "prob", "trans"]
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 PLOT = "curves.png"

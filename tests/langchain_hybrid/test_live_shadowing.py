@@ -274,7 +274,7 @@ def test_max_quality_drop_routes_at_the_live_calibration_and_says_so(tmp_path: P
     assert run.metadata["hybrid_drop_bound"] == routing["drop_bound"]
     live = llm.stats.live
     assert (live.calibration, live.calibration_rows) == ("live", 400)
-    assert live.drop_bound == routing["drop_bound"] and live.router_version == "default"
+    assert live.drop_bound == routing["drop_bound"] and live.router_version == routing["router"]
     # a per-call level other than max_quality_drop is not touched
     plain = llm.invoke(QUESTION, threshold=0.5).response_metadata["routing"]
     assert plain["knob"] == "threshold" and "calibration" not in plain

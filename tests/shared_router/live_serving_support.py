@@ -10,12 +10,17 @@ import numpy as np
 from shared_router.live.judges import CallableJudge
 from shared_router.live.rows import ShadowRow
 from shared_router.live.settings import LiveSettings
+from tests.fixed_router import FixedRouter
 
 JUDGE = CallableJudge(lambda case: (1.0, 1.0))
 
 
-def planted_rows(n: int, version: str = "default", seed: int = 0) -> list[ShadowRow]:
-    """Rows where the small model is right exactly when the score is at least 0.5."""
+def planted_rows(n: int, version: str = FixedRouter.name, seed: int = 0) -> list[ShadowRow]:
+    """Rows where the small model is right exactly when the score is at least 0.5.
+
+    Scored by ``version`` (by default the stand-in ``FixedRouter``, whose scores a loop
+    starting on it reuses).
+    """
     rng = np.random.default_rng(seed)
     now = time.time()
     return [

@@ -154,6 +154,8 @@ def test_report_prints_a_summary_that_flags_a_broken_promise(
     assert report["realised_drop"] == pytest.approx(0.2)
     assert _run(["report", "--store", url, "--max-quality-drop", "5"]) == 2
     assert "in [0, 1] (for 5% write 0.05), got 5.0" in capsys.readouterr().err
+    assert _run([*replay, "--max-quality-drop", "0.05", "--shadow-rate", "1.5"]) == 2
+    assert "shadow_rate must lie in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_a_relative_output_folder_is_recorded_absolute(
@@ -195,11 +197,17 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "5"]) == 2
     assert "'--min-rows': Input should be greater than or equal to 10" in capsys.readouterr().err
-    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--labels", "prob"]) == 2
-    assert "labels must be one of ('det', 'diff', 'auto'), got 'prob'" in capsys.readouterr().err
+    for store in (empty, typo):  # the flag is checked first, before the store is looked for
+        retrain = ["retrain", "--store", store, "-o", str(tmp_path / "v")]
+        assert _run([*retrain, "--labels", "prob"]) == 2
+        assert capsys.readouterr().err == (
+            "error: --labels must be one of det, diff, auto, got 'prob'\n"
+        )
     replay = ["replay", str(tmp_path / "rows.jsonl"), "--small", "a", "--large", "b"]
     assert _run([*replay, "--max-quality-drop", "5", "--shadow-rate", "0.1"]) == 2
     assert "in [0, 1] (for 5% write 0.05), got 5.0" in capsys.readouterr().err
+    assert _run([*replay, "--max-quality-drop", "0.05", "--shadow-rate", "1.5"]) == 2
+    assert "shadow_rate must lie in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:

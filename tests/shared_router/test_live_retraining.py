@@ -161,7 +161,7 @@ def test_one_worker_retrains_and_the_others_pick_the_version_up(
     worker_b = LiveRouting(store, bundled, retrainer=Retrainer(store, min_rows=200, every=100))
     assert store.try_lock(RETRAIN_LOCK, "someone else", ttl_s=60)
     assert worker_a.refresh() is None  # the lock is held: no retraining, routing goes on
-    assert worker_a.version == "default"
+    assert worker_a.version == bundled.name
     store.release_lock(RETRAIN_LOCK, "someone else")
     store.append(planted_rows(100, seed=1, identity=bundled.encoder_.identity, start=400))
     outcome = worker_a.refresh()
@@ -229,11 +229,11 @@ def test_a_version_no_worker_can_load_is_warned_about_once(
     with caplog.at_level("DEBUG", logger="shared_router.live.live_routing"):
         for _ in range(3):
             worker.refresh()
-    assert worker.version == "default"  # routing goes on with what it had
+    assert worker.version == bundled.name  # routing goes on with what it had
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "v-gone at no/such/folder not loaded" in warnings[0].getMessage()
-    assert "routing goes on with default" in warnings[0].getMessage()
+    assert f"routing goes on with {bundled.name}" in warnings[0].getMessage()
 
 
 def test_each_skipped_retraining_says_why(store: ShadowStore, bundled: Router) -> None:

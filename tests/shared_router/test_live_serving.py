@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parents[2]
         ({"shadow_rate": 1.5}, "shadow_rate must lie in"),
         ({"retrain_every": 0}, "retrain_every must be an int >= 1"),
         ({"refresh_interval_s": float("nan")}, "refresh_interval_s must be > 0"),
+        ({"refresh_interval_s": True}, "refresh_interval_s must be > 0 seconds, got True"),
+        ({"shadow_rate": True}, r"LiveSettings.shadow_rate must lie in \[0, 1\], got True"),
         ({"queue_size": 0}, r"LiveSettings.queue_size must be an int >= 1, got 0"),
         ({"workers": 2.5}, r"LiveSettings.workers must be an int >= 1, got 2.5"),
         ({"shadow_timeout": -1}, r"LiveSettings.shadow_timeout must be > 0 seconds, got -1"),
@@ -226,6 +228,7 @@ def test_max_quality_drop_routes_at_the_live_threshold_once_rows_are_read(
 def test_stats_show_the_loop_beside_the_routing_counters(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     loop = live_loop(settings)
+    assert loop.stats.router_version is None  # no routed call has started the loop yet
     service = RoutingService(FixedRouter("small"), live=loop)
     routed = service.decide("What is 2 + 2?", QualityKnobs(max_quality_drop=0.05))
     service.record(routed, answered_by="large", model_name="l")
@@ -238,11 +241,10 @@ def test_stats_show_the_loop_beside_the_routing_counters(tmp_path: Path) -> None
     assert (live.calls, live.shadowed, live.labelled, live.rows_written) == (1, 1, 1, 1)
     assert live.shadow_cost == pytest.approx(0.1)  # the small model's shadow call
     assert live.cost_saved_net == pytest.approx(-0.1)  # went large, paid the shadow call
-    assert (live.calibration, live.calibration_rows, live.router_version) == (
-        "prior",
-        0,
-        "default",
-    )
+    # the starting router's name, as in the routing records and the rows
+    record = service.make_record(routed, answered_by="large", model_name="l")
+    assert (live.calibration, live.calibration_rows, live.router_version) == ("prior", 0, "fixed")
+    assert record.router == live.router_version == loop.store.rows()[0].row.router_version
 
 
 def test_unscored_decisions_are_not_offered(tmp_path: Path) -> None:
@@ -314,12 +316,12 @@ def test_a_version_another_worker_swapped_in_is_picked_up_and_routes(tmp_path: P
     loop = live_loop(settings)
     service = RoutingService("default", live=loop)
     before = service.decide("What is the capital of France?", QualityKnobs(threshold=0.5))
-    assert loop.stats.router_version == "default"
+    assert loop.stats.router_version == "hybrid-llm-default-v0"  # the router's own name
     version = Router.load("default")
     version.name = "v1"  # as the Retrainer names the routers it saves
     folder = version.save(tmp_path / "v1")
     loop.store.add_version(
-        VersionRecord("v1", time.time(), str(folder), "default", True, 300, 100, 0.6, 0.4)
+        VersionRecord("v1", time.time(), str(folder), service.router.name, True, 300, 100, 0.6, 0.4)
     )
     assert loop.drain(timeout=30)
     assert loop.stats.router_version == "v1"
@@ -340,7 +342,9 @@ def test_a_worker_started_after_a_swap_routes_its_first_call_with_the_version(
     version.name = "v1"
     folder = version.save(tmp_path / "v1")
     open_store(settings.store).add_version(  # type: ignore[arg-type]
-        VersionRecord("v1", time.time(), str(folder), "default", True, 300, 100, 0.6, 0.4)
+        VersionRecord(
+            "v1", time.time(), str(folder), "hybrid-llm-default-v0", True, 300, 100, 0.6, 0.4
+        )
     )
     loop = live_loop(settings)
     service = RoutingService("default", live=loop)
