@@ -9,6 +9,10 @@ good enough for the *question* (never the retrieved context) and calls that mode
 The two LLMs are STAND-INS (instant, offline, they only say which model answered), so the
 recipe runs anywhere. Switching to real providers is one line, see ``models()``.
 
+Needs torch and LlamaIndex's HuggingFace embeddings for the MiniLM embedding model:
+``pip install -e ".[llamaindex,train]" "llama-index-embeddings-huggingface>=0.6"`` (the
+``test`` extra has both).
+
 Run: ``python cookbook/llamaindex_rag.py [--router default]``
 """
 

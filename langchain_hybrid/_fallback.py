@@ -5,7 +5,8 @@ A call routed to the small model runs there first; when it raises an error the c
 failure: time-out, connection, rate limit, server error, an answer that does not parse),
 the same call goes to the large model, a WARNING names the cause, and the small model's
 error is kept for the routing record. Any other error (a ``TypeError`` from a bad keyword,
-a closed event loop) propagates, as do the large model's errors.
+a closed event loop) propagates, as do the large model's errors (after a fallback, with the
+small model's error as their ``__context__``, as Python chains errors raised while handling one).
 
 Streams fall back while nothing of the small model's answer has reached the caller:
 ``stream``/``astream`` hand each chunk on, so they fall back only when the small model fails
@@ -85,8 +86,7 @@ def call_with_fallback(
     except Exception as error:
         if not _falls_back(policy, error):
             raise
-        failure = error
-    return Answer(call("large"), "large", failure)
+        return Answer(call("large"), "large", error)  # its error, if any, chains the small one's
 
 
 async def acall_with_fallback(
@@ -100,8 +100,9 @@ async def acall_with_fallback(
     except Exception as error:
         if not _falls_back(policy, error):
             raise
-        failure = error
-    return Answer(await call("large"), "large", failure)
+        return Answer(
+            await call("large"), "large", error
+        )  # its error, if any, chains the small one's
 
 
 def stream_with_fallback(

@@ -32,11 +32,19 @@ from shared_router.routing.accounting import ModelPrices, StatsSnapshot
 from shared_router.routing.failures import FallbackPolicy
 from shared_router.routing.serving import RoutingService
 from shared_router.routing.text import RoutedTextMode
-from shared_router.types import ModelChoice, QualityKnobs
+from shared_router.types import KNOB_NAMES, ModelChoice, QualityKnobs
 
 __all__ = ["ChatHybrid"]
 
 logger = logging.getLogger(__name__)
+
+_CHECKED_ON_ASSIGNMENT: dict[str, Callable[[Any], Any]] = {
+    "router": checked_router,
+    "live": checked_live_settings,
+    "cache": checked_cache,
+}
+_SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices", "live"})
+_FALLBACK_FIELDS = frozenset({"fallback_to_large", "exceptions_to_handle"})
 
 
 class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryPoints):
@@ -285,6 +293,11 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
     def _check_inner(cls, value: Any, info: Any) -> InnerModel:
         return check_inner_model(value, info.field_name)
 
+    @field_validator(*KNOB_NAMES, mode="plain")
+    @classmethod
+    def _keep_knob(cls, value: Any) -> Any:
+        return value  # as given: QualityKnobs checks it (a string or a bool is no level)
+
     @field_validator("router", mode="before")
     @classmethod
     def _check_router(cls, value: Any) -> Any:
@@ -325,6 +338,35 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
         return FallbackPolicy(
             enabled=self.fallback_to_large, exceptions_to_handle=self.exceptions_to_handle
         )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Check an assigned setting as the constructor does, and route on it from then on.
+
+        A quality level applies from the next call, with the stats kept. A new ``router``,
+        ``sticky``, ``pace_large_share``, ``prices`` or ``live`` rebuilds the routing service,
+        as :meth:`model_copy` does (its stats start afresh).
+
+        Raises:
+            KnobError: For a level that is not a number in its range, or a second level set.
+            ConfigurationError: For a router, ``live`` or ``cache`` of a kind not taken.
+            ModelTypeError: For a small or large model that is not a chat model.
+        """
+        if name in ("small", "large"):
+            value = check_inner_model(value, name)
+        elif name in _CHECKED_ON_ASSIGNMENT:
+            value = _CHECKED_ON_ASSIGNMENT[name](value)
+        knobs = None
+        if name in KNOB_NAMES:
+            level = {knob: getattr(self, knob) for knob in KNOB_NAMES}
+            knobs = QualityKnobs(**{**level, name: value})
+        super().__setattr__(name, value)
+        if knobs is not None:
+            self._service.knobs = knobs
+        elif name in _SERVICE_FIELDS:
+            routing = {"router": self.router} if name == "router" else {}
+            self._service = self._service.replace(**self._service_settings(), **routing)
+        elif name in _FALLBACK_FIELDS:
+            self._policy = self._fallback_policy()
 
     @override
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:

@@ -19,7 +19,7 @@ from llama_index.core.llms.llm import LLM
 from shared_router.errors import ConfigurationError, UsageError
 from shared_router.routing.registry import shared_router, source_key
 
-__all__ = ["inner_llm", "router_reference"]
+__all__ = ["checked_inner_model", "inner_llm", "router_reference"]
 
 
 def _llm_classes(base: type[LLM] = LLM) -> Iterator[type[LLM]]:
@@ -48,6 +48,35 @@ def inner_llm(data: Mapping[str, Any]) -> LLM:
         f"no imported LlamaIndex LLM class is named {name!r}; import its integration (for "
         "example `from llama_index.llms.openai import OpenAI`) before HybridLLM.from_dict, or "
         "pass small=... and large=... to from_dict"
+    )
+
+
+def checked_inner_model(value: Any, role: str) -> LLM:
+    """``value`` as HybridLLM's ``role`` model: a LlamaIndex LLM, or its ``to_dict()``.
+
+    Args:
+        value: What was given as the small or the large model.
+        role: ``"small"`` or ``"large"``, for the message.
+
+    Returns:
+        The LLM (built from its ``to_dict()`` when given one).
+
+    Raises:
+        ConfigurationError: For anything else; a LangChain model is pointed to ChatHybrid.
+    """
+    if isinstance(value, Mapping):
+        return inner_llm(value)
+    if isinstance(value, LLM):
+        return value
+    kind = type(value)
+    hint = (
+        " It is a LangChain model: route LangChain models with langchain_hybrid.ChatHybrid."
+        if kind.__module__.startswith("langchain")
+        else ""
+    )
+    raise ConfigurationError(
+        f"{role} must be a LlamaIndex LLM (llama_index.core.llms.LLM, such as Ollama(...) or "
+        f"OpenAI(...)); got {kind.__name__} ({value!r:.80}).{hint}"
     )
 
 

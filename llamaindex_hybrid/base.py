@@ -22,6 +22,7 @@ from llama_index.core.bridge.pydantic import (
     Field,
     PrivateAttr,
     SerializeAsAny,
+    ValidationInfo,
     field_serializer,
     field_validator,
 )
@@ -36,7 +37,7 @@ from llama_index.core.types import TokenAsyncGen, TokenGen
 from llamaindex_hybrid._call_blocks import CallBlocks
 from llamaindex_hybrid._call_knobs import checked_knobs
 from llamaindex_hybrid._call_preparation import CallPreparation
-from llamaindex_hybrid._inner_models import inner_llm, router_reference
+from llamaindex_hybrid._inner_models import checked_inner_model, router_reference
 from llamaindex_hybrid._metadata import InnerMetadata, combined_metadata
 from llamaindex_hybrid._prompting import FormattedCall, parsed_output
 from llamaindex_hybrid._routed_calls import RoutedCalls
@@ -246,7 +247,9 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
         # Checked here too, so that these errors are ours, not wrapped by pydantic.
         known = set(type(self).model_fields)
         known |= {f.alias for f in type(self).model_fields.values() if f.alias is not None}
+        known.add("class_name")  # model_dump() writes it, for model_validate to read back
         check_keywords("HybridLLM", kwargs, known, stacklevel=2)
+        small, large = checked_inner_model(small, "small"), checked_inner_model(large, "large")
         checked_knobs(max_quality_drop, large_share, threshold)
         if isinstance(router, (str, Path)):
             check_router_source(router)
@@ -280,9 +283,9 @@ class HybridLLM(ServiceState, CallBlocks, CallPreparation, FunctionCallingLLM):
 
     @field_validator("small", "large", mode="before")
     @classmethod
-    def _inner_from_dict(cls, value: Any) -> Any:
-        """An inner model given as its ``to_dict()`` (``from_dict``, ``model_validate``)."""
-        return inner_llm(value) if isinstance(value, dict) else value
+    def _inner_model(cls, value: Any, info: ValidationInfo) -> LLM:
+        """An inner model, or its ``to_dict()`` (``from_dict``, ``model_validate``)."""
+        return checked_inner_model(value, str(info.field_name))
 
     @field_serializer("router")
     def _router_by_reference(self, router: Any) -> str:

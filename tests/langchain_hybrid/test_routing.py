@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from pydantic import ValidationError
 
 from langchain_hybrid import ChatHybrid
-from shared_router.errors import KnobError
+from shared_router.errors import ConfigurationError, KnobError
 from shared_router.routing.accounting import ModelPrices
 from shared_router.routing.text import DEFAULT_MAX_CHARS
 from tests.conftest import ROUTING_RECORD_KEYS
 from tests.langchain_hybrid.conftest import EASY, HARD
+from tests.langchain_hybrid.run_recorder import RunRecorder
 from tests.langchain_hybrid.stand_ins import SpyRouter, StandInChatModel
 
 
@@ -98,6 +100,44 @@ def test_a_per_call_knob_replaces_the_models_own(
     assert bound["model"] == "large"
 
 
+def test_an_assigned_setting_is_checked_and_routes_from_the_next_call(
+    small: StandInChatModel, large: StandInChatModel, spy: SpyRouter
+) -> None:
+    llm = ChatHybrid(small=small, large=large, router=spy, threshold=0.0)
+    llm.invoke(EASY)
+    llm.threshold = 1.0  # it used to be kept on the field only: routing stayed at 0.0
+    assert llm.invoke(EASY).response_metadata["routing"]["model"] == "large"
+    assert llm.stats.calls == 2  # a new level keeps the stats
+    llm.model_copy().invoke(EASY)  # copies route on it too
+    assert [knobs for _, knobs in spy.routed] == [
+        {"threshold": 0.0},
+        {"threshold": 1.0},
+        {"threshold": 1.0},
+    ]
+    for name, value, message in (
+        ("threshold", 7.0, "must be in"),
+        ("max_quality_drop", 0.05, "at most one"),  # a second level beside threshold
+        ("threshold", "0.5", "must be a number, got '0.5'"),
+    ):
+        with pytest.raises(KnobError, match=message):
+            setattr(llm, name, value)
+    assert llm.threshold == 1.0
+    with pytest.raises(ConfigurationError, match="router must be"):
+        llm.router = 42
+    llm.sticky = True
+    assert llm._service.sticky and llm.stats.calls == 0  # a new service, as model_copy makes
+    llm.fallback_to_large = False
+    assert not llm._policy.enabled
+
+
+@pytest.mark.parametrize("value", ["0.05", True])
+def test_a_level_that_is_not_a_number_is_refused_as_per_call(
+    small: StandInChatModel, large: StandInChatModel, value: object
+) -> None:
+    with pytest.raises(ValidationError, match=f"must be a number, got {value!r}"):
+        ChatHybrid(small=small, large=large, max_quality_drop=value)  # 0.05 and 1.0 before
+
+
 def test_two_knobs_in_one_layer_are_refused(
     small: StandInChatModel, large: StandInChatModel, planted_router: Any
 ) -> None:
@@ -158,10 +198,14 @@ def test_a_failing_router_sends_the_call_to_the_large_model(
     broken = SpyRouter(planted_router, error=RuntimeError("encoder crashed"))
     llm = ChatHybrid(small=small, large=large, router=broken, threshold=0.0)
 
-    answer = llm.invoke(EASY)
+    recorder = RunRecorder()
+    answer = llm.invoke(EASY, config={"callbacks": [recorder]})
 
     routing = answer.response_metadata["routing"]
     assert answer.content == f"large-model answers: {EASY}"
+    # a router failure is known when the run starts: its metadata says so
+    (run,) = recorder.named("ChatHybrid")
+    assert (run.metadata["hybrid_model"], run.metadata["hybrid_fallback"]) == ("large", True)
     assert (routing["model"], routing["fallback"], routing["score"]) == ("large", True, None)
     assert routing["reason"] == "router failed: RuntimeError: encoder crashed"
     assert (llm.stats.router_errors, llm.stats.fallbacks) == (1, 1)
@@ -176,10 +220,18 @@ def test_a_failing_small_model_falls_back_to_the_large_one(
         small=small, large=large, router=planted_router, threshold=0.0, fallback_to_large=False
     )
 
-    answer = llm.invoke(EASY)
+    recorder = RunRecorder()
+    answer = llm.invoke(EASY, config={"callbacks": [recorder]})
 
     routing = answer.response_metadata["routing"]
     assert answer.content == f"large-model answers: {EASY}"
+    # the run's metadata is the decision, fixed at its start; the large model's run says more
+    (run,) = recorder.named("ChatHybrid")
+    assert (run.metadata["hybrid_model"], run.metadata["hybrid_fallback"]) == ("small", False)
+    assert [r.tags for r in recorder.runs if r.kind == "chat_model"] == [
+        ["hybrid:small"],
+        ["hybrid:large", "hybrid:fallback"],
+    ]
     assert (routing["model"], routing["model_name"], routing["fallback"]) == (
         "large",
         "large-model",
@@ -194,15 +246,17 @@ def test_a_failing_small_model_falls_back_to_the_large_one(
 
 def test_errors_of_the_large_model_surface_unchanged(planted_router: Any) -> None:
     down = ValueError("large model is down")
-    small = StandInChatModel(model="small-model", error=ConnectionError("small failed"))
+    failed = ConnectionError("small failed")
+    small = StandInChatModel(model="small-model", error=failed)
     large = StandInChatModel(model="large-model", error=down)
     llm = ChatHybrid(small=small, large=large, router=planted_router, threshold=0.0)
 
-    with pytest.raises(ValueError) as raised:
-        llm.invoke(EASY)
-
-    assert raised.value is down
-    assert raised.value.__context__ is None
+    for call in (llm.invoke, lambda text: asyncio.run(llm.ainvoke(text))):
+        down.__context__ = None
+        with pytest.raises(ValueError) as raised:
+            call(EASY)
+        assert raised.value is down
+        assert raised.value.__context__ is failed  # the small model's error, kept (it was lost)
     assert llm.stats.calls == 0
 
 

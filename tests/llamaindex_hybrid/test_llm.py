@@ -18,6 +18,7 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionEndEvent,
     LLMCompletionStartEvent,
 )
+from pydantic import ValidationError
 
 from llamaindex_hybrid import HybridLLM, ModelPrices, RoutingEvent
 from llamaindex_hybrid._responses import token_usage
@@ -146,6 +147,21 @@ def test_a_misspelt_argument_is_an_error_and_an_unknown_one_a_warning(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # LlamaIndex's own fields pass without a word
         HybridLLM(small, large, system_prompt="Be brief.", callback_manager=CallbackManager())
+
+
+def test_a_model_that_is_not_a_llamaindex_llm_is_named_in_the_error(large: StandInLLM) -> None:
+    fake_chat = pytest.importorskip("langchain_core.language_models.fake_chat_models")
+    chat_model = fake_chat.FakeListChatModel(responses=["4"])
+    with pytest.raises(ConfigurationError, match="small must be a LlamaIndex LLM") as raised:
+        HybridLLM(chat_model, large)  # pydantic's "Input should be a valid dictionary" before
+    assert "got FakeListChatModel" in str(raised.value)
+    assert "a LangChain model: route LangChain models with langchain_hybrid.ChatHybrid" in str(
+        raised.value
+    )
+    with pytest.raises(ConfigurationError, match=r"large must be .*; got str \('gpt-4o'\)\.$"):
+        HybridLLM(large, "gpt-4o")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="small must be a LlamaIndex LLM"):
+        HybridLLM.model_validate({"small": chat_model, "large": large})
 
 
 async def test_empty_input_is_a_clear_error(hybrid: HybridLLM, small: StandInLLM) -> None:
