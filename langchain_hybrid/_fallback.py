@@ -86,7 +86,8 @@ def call_with_fallback(
     except Exception as error:
         if not _falls_back(policy, error):
             raise
-        return Answer(call("large"), "large", error)  # its error, if any, chains the small one's
+        # its error, if any, chains the small one's
+        return Answer(call("large"), "large", error)
 
 
 async def acall_with_fallback(
@@ -100,9 +101,8 @@ async def acall_with_fallback(
     except Exception as error:
         if not _falls_back(policy, error):
             raise
-        return Answer(
-            await call("large"), "large", error
-        )  # its error, if any, chains the small one's
+        # its error, if any, chains the small one's
+        return Answer(await call("large"), "large", error)
 
 
 def stream_with_fallback(

@@ -348,8 +348,8 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
 
         Raises:
             KnobError: For a level that is not a number in its range, or a second level set.
-            ConfigurationError: For a router, ``live`` or ``cache`` of a kind not taken.
-            ModelTypeError: For a small or large model that is not a chat model.
+            ConfigurationError: For a small or large model that is not a chat model, or a
+                router, ``live`` or ``cache`` of a kind not taken.
         """
         if name in ("small", "large"):
             value = check_inner_model(value, name)

@@ -209,7 +209,7 @@ class LiveLoop:
             routing = LiveRouting(
                 self.store,
                 loaded,
-                version=settings.router_version or loaded.name,
+                version=settings.router_version,
                 retrainer=retrainer,
                 recalibrate_every=settings.recalibrate_every,
                 make_calibrator=lambda r: LiveCalibrator(
