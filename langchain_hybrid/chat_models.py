@@ -29,8 +29,8 @@ from shared_router._internal.extras import require_extra
 from shared_router.errors import UnsupportedFeatureError
 from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices, StatsSnapshot
-from shared_router.routing.failures import FallbackPolicy
-from shared_router.routing.serving import RoutingService
+from shared_router.routing.failures import FALLBACK_FIELDS, FallbackPolicy
+from shared_router.routing.serving import SERVICE_FIELDS, RoutingService
 from shared_router.routing.text import RoutedTextMode
 from shared_router.types import KNOB_NAMES, ModelChoice, QualityKnobs
 
@@ -43,8 +43,6 @@ _CHECKED_ON_ASSIGNMENT: dict[str, Callable[[Any], Any]] = {
     "live": checked_live_settings,
     "cache": checked_cache,
 }
-_SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices", "live"})
-_FALLBACK_FIELDS = frozenset({"fallback_to_large", "exceptions_to_handle"})
 
 
 class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryPoints):
@@ -362,10 +360,10 @@ class ChatHybrid(KnobConfigurableChatModel, TokenCountingChatModel, RoutedEntryP
         super().__setattr__(name, value)
         if knobs is not None:
             self._service.knobs = knobs
-        elif name in _SERVICE_FIELDS:
+        elif name in SERVICE_FIELDS:
             routing = {"router": self.router} if name == "router" else {}
             self._service = self._service.replace(**self._service_settings(), **routing)
-        elif name in _FALLBACK_FIELDS:
+        elif name in FALLBACK_FIELDS:
             self._policy = self._fallback_policy()
 
     @override

@@ -18,14 +18,11 @@ from llamaindex_hybrid._call_knobs import checked_knobs
 from llamaindex_hybrid._metadata import InnerMetadata
 from shared_router.live.settings import LiveSettings, checked_live_settings
 from shared_router.routing.accounting import ModelPrices
-from shared_router.routing.failures import FallbackPolicy
-from shared_router.routing.serving import RoutingService
+from shared_router.routing.failures import FALLBACK_FIELDS, FallbackPolicy
+from shared_router.routing.serving import SERVICE_FIELDS, RoutingService
 from shared_router.types import KNOB_NAMES
 
 __all__ = ["ServiceState"]
-
-_SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices", "live"})
-_FALLBACK_FIELDS = frozenset({"fallback_to_large", "exceptions_to_handle"})
 
 
 class ServiceState(FunctionCallingLLM):
@@ -83,9 +80,9 @@ class ServiceState(FunctionCallingLLM):
             level[name] = value
             checked_knobs(**level)
         super().__setattr__(name, value)
-        if name in _SERVICE_FIELDS:
+        if name in SERVICE_FIELDS:
             self._service = self._new_service()
-        elif name in _FALLBACK_FIELDS:
+        elif name in FALLBACK_FIELDS:
             self._fallbacks = self._new_fallbacks()
         elif name in ("small", "large"):
             self._inner = InnerMetadata()

@@ -98,21 +98,18 @@ def retrain(
     cache: bool = CacheOption,
 ) -> None:
     """Refit the head on the store's live rows; swap it in only if it recovers more of the gap."""
-    from shared_router.live.head_fit import LIVE_LABELS
+    from shared_router.errors import ConfigurationError
+    from shared_router.live.head_fit import LIVE_LABELS, checked_live_labels
     from shared_router.live.retraining import Retrainer
     from shared_router.live.store import open_store
     from shared_router.routing.router import Router
 
-    if labels not in LIVE_LABELS:  # before the store, which may be the next thing to fix
+    try:  # before the store, which may be the next thing to fix
+        label_kind = checked_live_labels(labels)
+    except ConfigurationError:
         fail(f"--labels must be one of {', '.join(LIVE_LABELS)}, got {labels!r}")
     live = open_store(store, versions_dir=output, create=False)
-    retrainer = Retrainer(
-        live,
-        min_rows=min_rows,
-        every=1,
-        labels=labels,  # type: ignore[arg-type]  # one of LIVE_LABELS, checked above
-        versions_dir=output,
-    )
+    retrainer = Retrainer(live, min_rows=min_rows, every=1, labels=label_kind, versions_dir=output)
     held = live.count()
     if held < min_rows:
         fail(

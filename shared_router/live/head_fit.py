@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -33,6 +33,7 @@ __all__ = [
     "LIVE_LABELS",
     "LiveHeadFit",
     "LiveLabels",
+    "checked_live_labels",
     "fit_cross_validated",
     "fit_live_head",
     "refit_live_head",
@@ -41,6 +42,18 @@ __all__ = [
 LiveLabels = Literal["det", "diff", "auto"]
 LIVE_LABELS: tuple[str, ...] = ("det", "diff", "auto")
 """What a live head can be fitted on: one label kind, or ``"auto"`` to choose."""
+
+
+def checked_live_labels(labels: object) -> LiveLabels:
+    """``labels`` as a live head's label kind.
+
+    Raises:
+        ConfigurationError: For anything but one of :data:`LIVE_LABELS`.
+    """
+    if isinstance(labels, str) and labels in LIVE_LABELS:
+        return cast("LiveLabels", labels)
+    raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
+
 
 _LABEL_KINDS = {"det": det_labels, "diff": diff_labels}
 
@@ -150,8 +163,7 @@ def fit_live_head(
         ConfigurationError: For an unknown label kind or fewer than 2 folds.
         TrainingError: When no head can be fitted (the labels of every kind all equal).
     """
-    if labels not in LIVE_LABELS:
-        raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
+    labels = checked_live_labels(labels)
     targets = {kind: label(small, large) for kind, label in _LABEL_KINDS.items()}
     if labels != "auto":
         y = targets[labels]

@@ -36,7 +36,12 @@ import numpy as np
 from shared_router.encoders.encoder import Encoder
 from shared_router.errors import ConfigurationError, TrainingError
 from shared_router.evaluation.curves import gap_recovered_by_scores
-from shared_router.live.head_fit import LIVE_LABELS, LiveLabels, fit_live_head, refit_live_head
+from shared_router.live.head_fit import (
+    LiveLabels,
+    checked_live_labels,
+    fit_live_head,
+    refit_live_head,
+)
 from shared_router.live.rows import StoredRow, VersionRecord
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.model.calibration import CalibrationTable
@@ -194,8 +199,7 @@ class Retrainer:
             raise ConfigurationError(f"holdout_share must lie in (0, 1), got {holdout_share!r}")
         if folds < 2:
             raise ConfigurationError(f"folds must be >= 2, got {folds!r}")
-        if labels not in LIVE_LABELS:
-            raise ConfigurationError(f"labels must be one of {LIVE_LABELS}, got {labels!r}")
+        labels = checked_live_labels(labels)
         folder = Path(versions_dir) if versions_dir is not None else store.versions_dir
         if folder is None:
             raise ConfigurationError(

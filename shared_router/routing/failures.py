@@ -29,11 +29,16 @@ from collections.abc import Sequence
 from shared_router.errors import ConfigurationError
 
 __all__ = [
+    "FALLBACK_FIELDS",
     "PARSE_ERRORS",
     "PROVIDER_MODULES",
     "FallbackPolicy",
     "is_provider_error",
 ]
+
+FALLBACK_FIELDS = frozenset({"fallback_to_large", "exceptions_to_handle"})
+"""The fields of both adapters their :class:`FallbackPolicy` is built from: assigning one
+rebuilds the policy."""
 
 PROVIDER_MODULES = frozenset(
     {

@@ -46,7 +46,7 @@ from shared_router.types import ModelChoice, QualityKnobs, RouteDecision, Routin
 if TYPE_CHECKING:
     from shared_router.routing.router import Router
 
-__all__ = ["Routed", "RoutingService"]
+__all__ = ["SERVICE_FIELDS", "Routed", "RoutingService"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ T = TypeVar("T")
 
 _SETTINGS = ("router", "knobs", "sticky", "pace_large_share", "prices", "sticky_capacity", "live")
 _STICKY_REASON = "sticky: this conversation already went to the large model"
+
+SERVICE_FIELDS = frozenset({"router", "sticky", "pace_large_share", "prices", "live"})
+"""The fields of both adapters their routing service is built from, the quality knobs aside:
+assigning one rebuilds the service."""
 
 
 @dataclass(frozen=True)
