@@ -53,16 +53,27 @@ LABELS = (1000, 2000, 4000)
 FOLDS = 5
 
 
-def measure_seed(
-    data: PairData, X: np.ndarray, seed: int, labels: tuple[int, ...]
-) -> dict[str, Any]:
-    """One seed: the held-out fold, the live heads along ``labels`` and the offline head."""
+def fold_rows(data: PairData, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One seed's rows: the held-out fold, the other rows in draw order, their train rows.
+
+    The live heads are fitted on the first ``N`` drawn rows (shadow labels are a uniform
+    sample of the traffic), the offline head on the train rows; both are measured on the
+    held-out fold.
+    """
     rng = np.random.default_rng(seed)
     n = len(data)
     held = rng.permutation(n)[np.arange(n) % FOLDS == seed % FOLDS]
     outside = np.setdiff1d(np.arange(n), held)
     drawn = rng.permutation(outside)
     train = outside[np.array([data.splits[i] == "train" for i in outside])]
+    return held, drawn, train
+
+
+def measure_seed(
+    data: PairData, X: np.ndarray, seed: int, labels: tuple[int, ...]
+) -> dict[str, Any]:
+    """One seed: the held-out fold, the live heads along ``labels`` and the offline head."""
+    held, drawn, train = fold_rows(data, seed)
     small, large = data.small_quality[held], data.large_quality[held]
 
     def gap(rows: np.ndarray) -> tuple[float, str]:
