@@ -358,7 +358,8 @@ def load_pair(
     Raises:
         ModelNotInDataError: If ``small`` or ``large`` appears on no line; lists the names there.
         DataError: If a line is malformed (bad JSON, no ``query``, a quality outside [0, 1]),
-            naming file and line; if ``small == large``; or if no row has both models.
+            naming file and line; if ``small == large``; if the data holds no rows; if no
+            result of the two models has ``score_field``; or if no row has both models.
     """
     if small == large:
         raise DataError(f"small and large must be two different models, got {small!r} twice")
@@ -370,12 +371,17 @@ def load_pair(
     scores: dict[str, list[float]] = {small: [], large: []}
     samples: dict[str, list[np.ndarray]] = {small: [], large: []}
     names: set[str] = set()
+    lines = 0
+    fields_of_both: set[str] = set()  # the result fields of rows where both models answered
     for file in files:
         for line, obj in read_jsonl(file):
+            lines += 1
             models = _models_of(obj, file, line)
             names.update(models)
             query, row_id, split = _row_fields(obj, file, line)
             small_entry, large_entry = models.get(small), models.get(large)
+            if isinstance(small_entry, dict) and isinstance(large_entry, dict):
+                fields_of_both.update(small_entry)
             if (
                 not isinstance(small_entry, dict)
                 or not isinstance(large_entry, dict)
@@ -393,9 +399,17 @@ def load_pair(
             ids.append(row_id)
             queries.append(query)
             splits.append(split)
+    if not lines:
+        raise DataError("the data holds no rows (is the file empty?)", path=source)
     for model in (small, large):
         if model not in names:
             raise ModelNotInDataError(model, sorted(names), path=source)
+    if not ids and fields_of_both and score_field not in fields_of_both:
+        raise DataError(
+            f"no result of {small!r} or {large!r} has a field {score_field!r}; their fields "
+            f"there are {', '.join(sorted(fields_of_both))}: pick one of those",
+            path=source,
+        )
     if not ids:
         raise DataError(
             f"no row has a {score_field!r} for both {small!r} and {large!r}; "

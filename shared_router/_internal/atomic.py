@@ -19,13 +19,24 @@ from typing import IO, Any, Literal, overload
 __all__ = ["atomic_open", "atomic_path", "write_bytes_atomic", "write_text_atomic"]
 
 
+def _umask() -> int:
+    current = os.umask(0)  # the only way to read it; set back at once, at import
+    os.umask(current)
+    return current
+
+
+_NEW_FILE_MODE = 0o666 & ~_umask()
+"""The mode ``open`` gives a new file in this process: what every written file gets."""
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Give a temporary path to write; on success it replaces ``path`` durably.
 
     For writers that take a file name (``safetensors.numpy.save_file``, ...). The folder of
-    ``path`` is created when absent. The temporary file is created by the writer, so it gets
-    the permissions any new file gets (the umask's), not a private mode.
+    ``path`` is created when absent. The file gets the permissions any new file gets (the
+    umask's), whatever mode the writer created it with (``safetensors`` makes its files
+    private), so that workers running as other users can read a router folder.
 
     Args:
         path: The destination.
@@ -39,6 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
+        os.chmod(temporary, _NEW_FILE_MODE)
         _fsync_file(temporary)
         os.replace(temporary, target)
     except BaseException:

@@ -32,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: [brackets] are shown, not read as markup
 )
 _COMMANDS = (demo, route, score, train, calibrate, evaluate, info, collect, judge, build)
 for _command in (*_COMMANDS, replay, retrain, report):

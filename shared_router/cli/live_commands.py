@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from shared_router.cli.options import CacheOption, embedding_cache, fail
+from shared_router.live.settings import MIN_RETRAIN_HOLDOUT, MIN_RETRAIN_ROWS, MIN_RETRAIN_SIDE
 
 __all__ = ["replay", "report", "retrain"]
 
@@ -85,7 +86,12 @@ def retrain(
     router: str = typer.Option(
         "default", help="The current router when the store has no version yet."
     ),
-    min_rows: int = typer.Option(200, min=10, help="Live rows needed to retrain (>= 10)."),
+    min_rows: int = typer.Option(
+        200,
+        min=MIN_RETRAIN_ROWS,
+        help=f"Live rows needed to retrain (>= {MIN_RETRAIN_ROWS}: {MIN_RETRAIN_HOLDOUT} are held "
+        f"out to compare, {MIN_RETRAIN_SIDE} fit).",
+    ),
     labels: str = typer.Option(
         "auto",
         help="What the head is fitted on: det (1[q_small >= q_large]), diff "
@@ -114,7 +120,7 @@ def retrain(
     if held < min_rows:
         fail(
             f"the store holds {held} rows and retraining needs at least --min-rows {min_rows}; "
-            "wait for more shadowed calls, or lower --min-rows (10 at the least)"
+            f"wait for more shadowed calls, or lower --min-rows ({MIN_RETRAIN_ROWS} at the least)"
         )
     versions = live.versions()
     if versions and not force:

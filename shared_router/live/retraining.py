@@ -43,6 +43,11 @@ from shared_router.live.head_fit import (
     refit_live_head,
 )
 from shared_router.live.rows import StoredRow, VersionRecord
+from shared_router.live.settings import (
+    MIN_RETRAIN_HOLDOUT,
+    MIN_RETRAIN_ROWS,
+    MIN_RETRAIN_SIDE,
+)
 from shared_router.live.store import ShadowStore, default_worker
 from shared_router.model.calibration import CalibrationTable
 from shared_router.routing.router import Router
@@ -152,7 +157,8 @@ class Retrainer:
 
     Args:
         store: The live store (rows, lock, version records).
-        min_rows: Rows needed before the first retraining.
+        min_rows: Rows needed before the first retraining (at least
+            :data:`~shared_router.live.settings.MIN_RETRAIN_ROWS`).
         every: New rows needed between two retrainings.
         holdout_share: Share of the rows the current router has an out-of-sample score for
             that is held out for the comparison (the candidate then serves fitted on them too).
@@ -176,7 +182,8 @@ class Retrainer:
 
     Raises:
         ConfigurationError: For a share outside (0, 1), fewer than 2 folds, an unknown label
-            kind, or no folder for versions.
+            kind, ``min_rows`` below
+            :data:`~shared_router.live.settings.MIN_RETRAIN_ROWS`, or no folder for versions.
     """
 
     def __init__(
@@ -206,9 +213,12 @@ class Retrainer:
                 f"store {store.url!r} has no folder for router versions; pass versions_dir "
                 "(hybrid-llm retrain -o DIR)"
             )
-        if min_rows < 10 or every < 1:
+        if min_rows < MIN_RETRAIN_ROWS or every < 1:
             raise ConfigurationError(
-                f"min_rows must be >= 10 and every >= 1, got {min_rows!r}, {every!r}"
+                f"min_rows must be >= {MIN_RETRAIN_ROWS} ({MIN_RETRAIN_HOLDOUT} rows are held "
+                f"out for the comparison at the least, and {MIN_RETRAIN_SIDE} fit) and every "
+                f">= 1, got "
+                f"{min_rows!r}, {every!r}"
             )
         self.store = store
         self.min_rows = min_rows
@@ -305,11 +315,17 @@ class Retrainer:
         rng = np.random.default_rng([self.seed, len(kept)])
         eligible = np.flatnonzero(~fitted_by_current | scored_by_current)
         rng.shuffle(eligible)
-        n_holdout = max(int(round(self.holdout_share * eligible.size)), min(eligible.size, 20))
+        n_holdout = max(
+            int(round(self.holdout_share * eligible.size)), min(eligible.size, MIN_RETRAIN_HOLDOUT)
+        )
         holdout = np.sort(eligible[:n_holdout])
         fit = np.setdiff1d(np.arange(len(kept)), holdout)
-        if holdout.size < 10 or fit.size < 10:
-            self._skip(f"{holdout.size} held-out and {fit.size} fitting rows; each needs 10")
+        if holdout.size < MIN_RETRAIN_SIDE or fit.size < MIN_RETRAIN_SIDE:
+            self._skip(
+                f"{holdout.size} held-out and {fit.size} fitting rows; each needs "
+                f"{MIN_RETRAIN_SIDE} (rows the current version was fitted on are never held "
+                "out); wait for more new rows"
+            )
             return None
         try:
             compared = fit_live_head(

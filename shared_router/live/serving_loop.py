@@ -82,8 +82,9 @@ class LiveLoop:
     def __reduce__(self) -> tuple[Any, ...]:
         """A pickled loop is, in the process that unpickles it, the loop of its settings.
 
-        Its threads, queue and calibration stay here; a model unpickled in a worker process
-        starts its own loop there, on the same store (several workers share one store).
+        Its threads, queue and calibration stay here; in a worker process the first model
+        unpickled starts the loop there, on the same store (several workers share one store),
+        and every later one (a pool's next task) shares it (:attr:`LiveSettings.loop_key`).
         """
         return (live_loop, (self.settings,))
 
@@ -266,9 +267,11 @@ class LiveLoop:
             True when it refreshed; False before the loop started or when it failed (the
             failure is counted in ``stats.refresh_errors`` and logged; routing goes on).
         """
-        routing = self._routing
+        routing, evaluator = self._routing, self._evaluator
         if routing is None:
             return False
+        if evaluator is not None:  # rows buffered while the store was down go out now
+            evaluator.flush()
         try:
             routing.refresh()
         except HybridLLMError as exc:  # the store is unreachable, a version unreadable
@@ -377,19 +380,18 @@ def _at_exit(close: Callable[[], None]) -> None:
 _NO_SHADOW = ShadowStats(0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0)
 """The counters before the first routed call started the evaluator."""
 
-_LOOPS: dict[int, tuple[LiveSettings, LiveLoop]] = {}
+_LOOPS: dict[str, LiveLoop] = {}
 _LOOPS_LOCK = threading.Lock()
 
 
 def live_loop(settings: LiveSettings) -> LiveLoop:
     """The one loop of ``settings`` in this process (made, and its store opened, on first use).
 
-    Copies of a model hold the same settings object, so they share its loop.
+    Copies of a model hold the same settings, and models unpickled in this process hold
+    copies of them with the same :attr:`~LiveSettings.loop_key`: all share one loop.
     """
     with _LOOPS_LOCK:
-        known = _LOOPS.get(id(settings))
-        if known is not None and known[0] is settings:
-            return known[1]
-        loop = LiveLoop(settings)
-        _LOOPS[id(settings)] = (settings, loop)
+        loop = _LOOPS.get(settings.loop_key)
+        if loop is None:
+            loop = _LOOPS[settings.loop_key] = LiveLoop(settings)
         return loop

@@ -2,14 +2,16 @@
 
 Both adapters take the same value (``ChatHybrid(..., live=LiveSettings(...))``,
 ``HybridLLM(..., live=LiveSettings(...))``); the loop it starts is
-:class:`~shared_router.live.serving_loop.LiveLoop`, one per settings object in a process, so
-copies of a model (``bind``, ``model_copy``, ``copy.deepcopy``) share one store, one shadow
+:class:`~shared_router.live.serving_loop.LiveLoop`, one per settings object and its copies in
+a process (:attr:`LiveSettings.loop_key`), so copies of a model (``bind``, ``model_copy``,
+``copy.deepcopy``, and models unpickled in one worker process) share one store, one shadow
 queue and one live calibration.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,25 @@ if TYPE_CHECKING:  # imported by the adapters: kept light (no router, encoder or
     from shared_router.live.serving_loop import LiveLoop
     from shared_router.live.store import ShadowStore
 
-__all__ = ["REFERENCE_KEYWORD", "LiveSettings", "checked_live_settings", "checked_reference"]
+__all__ = [
+    "MIN_RETRAIN_HOLDOUT",
+    "MIN_RETRAIN_ROWS",
+    "MIN_RETRAIN_SIDE",
+    "REFERENCE_KEYWORD",
+    "LiveSettings",
+    "checked_live_settings",
+    "checked_reference",
+]
+
+MIN_RETRAIN_HOLDOUT = 20
+"""Rows a retraining holds out to compare the new head with the current one, at the least."""
+
+MIN_RETRAIN_SIDE = 10
+"""Held-out rows and fitting rows a retraining needs, each."""
+
+MIN_RETRAIN_ROWS = MIN_RETRAIN_HOLDOUT + MIN_RETRAIN_SIDE
+"""The fewest rows a retraining runs on (``retrain_min_rows``, ``hybrid-llm retrain
+--min-rows``): 20 held out, 10 to fit."""
 
 REFERENCE_KEYWORD = "reference"
 """The keyword argument that gives a call's reference answer to the shadow judge, in both
@@ -102,6 +122,9 @@ class LiveSettings:
     worker: str | None = None
 
     def __post_init__(self) -> None:
+        # Not a field: kept by copies and pickles (a worker's unpickled models share one
+        # loop), new for every LiveSettings made, dataclasses.replace included.
+        object.__setattr__(self, "_loop_key", uuid.uuid4().hex)
         if not callable(self.judge):
             raise ConfigurationError(
                 f"LiveSettings.judge must be callable (a PointwiseJudge, PairwiseJudge or "
@@ -133,6 +156,12 @@ class LiveSettings:
             "retrain_every",
         ):
             check_positive_int(f"LiveSettings.{name}", getattr(self, name))
+        if self.retrain_min_rows < MIN_RETRAIN_ROWS:
+            raise ConfigurationError(
+                f"LiveSettings.retrain_min_rows must be >= {MIN_RETRAIN_ROWS} (a retraining "
+                f"holds out {MIN_RETRAIN_HOLDOUT} rows at the least and fits on "
+                f"{MIN_RETRAIN_SIDE}), got {self.retrain_min_rows!r}"
+            )
         check_positive_seconds("LiveSettings.refresh_interval_s", self.refresh_interval_s)
         from shared_router.live.store import ShadowStore, check_store_url
 
@@ -146,6 +175,30 @@ class LiveSettings:
                 f"URL, or an open store (open_store(url)), got {type(self.store).__name__}: "
                 f"{self.store!r:.80}"
             )
+        if self.retrain and self.versions_dir is None and not self._versions_beside_store():
+            raise ConfigurationError(
+                f"LiveSettings(retrain=True) keeps router versions in a folder, and store "
+                f"{str(self.store)!r:.80} has none beside it (only a SQLite file does); pass "
+                "versions_dir= (a folder every worker can read), or retrain=False"
+            )
+
+    def _versions_beside_store(self) -> bool:
+        """Whether the store has a folder for router versions of its own (a SQLite file)."""
+        from shared_router.live.store import ShadowStore, check_store_url
+
+        if isinstance(self.store, ShadowStore):
+            return self.store.versions_dir is not None
+        return check_store_url(self.store)[0] == "sqlite"
+
+    @property
+    def loop_key(self) -> str:
+        """What names these settings' live loop in a process.
+
+        Copies and pickled copies keep it, so every model unpickled in a worker process
+        shares one loop there; a ``LiveSettings`` made anew (``dataclasses.replace`` too)
+        has its own.
+        """
+        return str(self.__dict__["_loop_key"])
 
     def loop(self) -> LiveLoop:
         """The one live loop of these settings in this process (started on first use).

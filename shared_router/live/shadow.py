@@ -14,7 +14,13 @@ evaluator's own background threads, never on the caller's:
   and counted the same way;
 - rows go to the store through a bounded buffer
   (:class:`~shared_router.live.store_writer.StoreWriter`): an unreachable store loses
-  nothing until the buffer is full, then drops and counts.
+  nothing until the buffer is full, then drops and counts; the buffer goes out with the next
+  row or :meth:`ShadowEvaluator.flush`, and rows still in it at :meth:`~ShadowEvaluator.close`
+  are dropped, counted and warned about.
+
+Each evaluator writes its traffic counters (running totals) to the store under its own name,
+``worker`` and a run id, so evaluators in one process, or a restarted process of the same
+``host:pid``, never overwrite each other's.
 
 Costs are per call in any unit (:class:`~shared_router.live.costs.ShadowCosts`; the replay
 uses 1 for the large model and ``--small-cost`` for the small one) or per token
@@ -175,7 +181,8 @@ class ShadowEvaluator:
         keep_answers: Keep both answers in the row.
         encoder: The router's encoder, needed for ``keep="embedding"``.
         router_version: The current router's name, or a function returning it at call time.
-        worker: This process's name in the store (default ``host:pid``).
+        worker: This process's name in the store's rows (default ``host:pid``); its traffic
+            counters go under ``worker/<run id>``.
         buffer_capacity: Most rows kept while the store is unreachable.
 
     Raises:
@@ -223,6 +230,7 @@ class ShadowEvaluator:
         self.encoder = encoder
         self.router_version = router_version
         self.worker = worker or default_worker()
+        self._traffic_name = f"{self.worker}/{uuid.uuid4().hex[:12]}"
         self.writer = StoreWriter(store, capacity=buffer_capacity)
         self._rng = random.Random(seed)
         self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=queue_size)
@@ -458,9 +466,17 @@ class ShadowEvaluator:
             counts = self._traffic
         try:
             self.writer.flush()
-            self.store.record_traffic(self.worker, counts)
+            self.store.record_traffic(self._traffic_name, counts)
         except Exception as exc:  # the store is down: the counters go out next time
             logger.debug("live store %r: traffic counters not written: %s", self.store.url, exc)
+
+    def flush(self) -> None:
+        """Write the buffered rows and the traffic counters, if the store takes them now.
+
+        The live loop calls it on every refresh, so that rows buffered while the store was
+        unreachable go out once it is back, without waiting for the next shadowed call.
+        """
+        self._send_traffic(force=True)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until the queued shadow work is done and the counters are in the store.
@@ -480,12 +496,18 @@ class ShadowEvaluator:
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking shadow work, finish the queued work for up to ``timeout`` seconds."""
+        """Stop taking shadow work, finish the queued work for up to ``timeout`` seconds.
+
+        Rows the store still has not taken then are dropped, counted in ``rows_lost`` and
+        warned about (:meth:`StoreWriter.abandon
+        <shared_router.live.store_writer.StoreWriter.abandon>`).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self.drain(timeout)
+        self.writer.abandon()
         for _ in self._threads:
             try:
                 self._queue.put_nowait(None)

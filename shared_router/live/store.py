@@ -602,7 +602,14 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
 
 def _malformed(text: str) -> str:
     """The message for a URL that names a scheme in a form that is not a URL of it."""
-    name = text.split(":", 1)[1].lstrip("/") or "live.sqlite"
+    rest = text.split(":", 1)[1]
+    name = rest.lstrip("/") or "live.sqlite"
+    if rest.startswith("/") and not rest.startswith("//"):  # sqlite:/abs/path: meant absolute
+        return (
+            f"store URL {text!r} is not in a URL form: write sqlite:////{name} (the absolute "
+            f"path /{name}; four slashes), the plain path /{name}, or "
+            "postgresql://user@host/dbname"
+        )
     return (
         f"store URL {text!r} is not in a URL form: write sqlite:///{name} (relative to the "
         f"working folder), sqlite:////absolute/path/{name.rsplit('/', 1)[-1]}, a plain file "

@@ -1,9 +1,11 @@
 """Writing shadow rows without ever failing the caller: a bounded buffer in front of the store.
 
 When the store is unreachable (a PostgreSQL server down, a SQLite file on a full disk), rows
-wait in a bounded buffer and go out with the next write that succeeds; once the buffer is
-full, new rows are dropped and counted (``lost``), with a WARNING the first time and each
-time the store recovers or fails again. Routing never waits on this beyond one write attempt.
+wait in a bounded buffer and go out with the next write or flush that succeeds; once the
+buffer is full, new rows are dropped and counted (``lost``), with a WARNING the first time and
+each time the store recovers or fails again. Rows still waiting when the writer is given up
+(:meth:`StoreWriter.abandon`, at exit) are dropped, counted and warned about too. Routing
+never waits on this beyond one write attempt.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class WriterStats:
     Attributes:
         written: Rows stored.
         buffered: Rows waiting for the store to come back.
-        lost: Rows dropped because the buffer was full.
+        lost: Rows dropped because the buffer was full, or still in it when the writer was
+            abandoned.
         failures: Write attempts that failed.
     """
 
@@ -86,6 +89,26 @@ class StoreWriter:
         """Try to write the buffered rows; True when none is left waiting."""
         with self._lock:
             return self._flush_locked()
+
+    def abandon(self) -> int:
+        """Try the buffered rows once more; drop, count and warn about those the store refuses.
+
+        Returns:
+            How many rows were dropped (0 when the store took them all).
+        """
+        with self._lock:
+            if self._flush_locked():
+                return 0
+            dropped = len(self._buffer)
+            self._lost += dropped
+            self._buffer.clear()
+        logger.warning(
+            "live store %s still fails: %d buffered shadow rows are dropped as the live loop "
+            "closes (counted in rows_lost)",
+            self._where(),
+            dropped,
+        )
+        return dropped
 
     def _flush_locked(self) -> bool:
         if not self._buffer:

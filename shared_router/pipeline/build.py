@@ -126,6 +126,7 @@ def build(
     small_name = small_name or small_spec.spec
     large_name = large_name or large_spec.spec
     metric_spec = MetricSpec(metric) if isinstance(metric, str) else metric
+    metric_spec.check()  # before any model is called
     folder = Path(output_dir)
     data_path = folder / "data.jsonl"
     models = {small_name: small_spec, large_name: large_spec}

@@ -165,24 +165,25 @@ class MetricSpec:
         """The name and arguments as canonical JSON: scores are cached under it."""
         return json.dumps([self.name, dict(self.args)], sort_keys=True, default=str)
 
-    def build(self) -> QualityMetric:
-        """Make the metric.
+    def check(self) -> None:
+        """Check the name and the argument names, without making the metric.
+
+        Making it may load a model; this is cheap, so a pipeline refuses a misspelt metric
+        before it calls any model.
 
         Raises:
             DataError: If the name is unknown (the message lists the names) or an argument
                 is not one the metric takes (the message lists those).
         """
         if self.name in METRICS:
-            cls = METRICS[self.name]
-            accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+            accepted = [
+                p for p in inspect.signature(METRICS[self.name].__init__).parameters if p != "self"
+            ]
             unknown = sorted(set(self.args) - set(accepted))
             if unknown:
                 takes = ", ".join(accepted) or "no arguments"
                 raise DataError(f"metric {self.name!r} does not take {unknown}; it takes: {takes}")
-            try:
-                return cls(**self.args)
-            except TypeError as exc:
-                raise DataError(f"metric {self.name!r}: {exc}") from exc
+            return
         if ":" in self.name:
             unknown = sorted(set(self.args) - {"timeout"})
             if unknown:
@@ -190,7 +191,21 @@ class MetricSpec:
                     f"metric {self.name!r} (a function) takes no arguments but timeout; "
                     f"got {unknown}"
                 )
-            return CallableMetric(self.name, **self.args)
+            return
         raise DataError(
             f"unknown metric {self.name!r}; use one of {', '.join(METRICS)} or module:function"
         )
+
+    def build(self) -> QualityMetric:
+        """Make the metric.
+
+        Raises:
+            DataError: As :meth:`check` does, or when the metric refuses an argument's value.
+        """
+        self.check()
+        if self.name not in METRICS:
+            return CallableMetric(self.name, **self.args)
+        try:
+            return METRICS[self.name](**self.args)
+        except TypeError as exc:
+            raise DataError(f"metric {self.name!r}: {exc}") from exc

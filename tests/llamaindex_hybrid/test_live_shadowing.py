@@ -63,9 +63,8 @@ def _llm(large: StandInLLM, live: LiveSettings, **fields: Any) -> HybridLLM:
     return HybridLLM(
         small=StandInLLM(name="small"),
         large=large,
-        router=FixedRouter("small"),
         live=live,
-        **({"threshold": 0.5} | fields),
+        **({"router": FixedRouter("small"), "threshold": 0.5} | fields),
     )
 
 
@@ -251,13 +250,27 @@ def test_live_is_checked_and_copies_share_the_loop(tmp_path: Path) -> None:
     assert "live" not in llm.to_dict()
 
 
-def test_a_pickled_model_starts_its_own_loop_on_the_same_store(tmp_path: Path) -> None:
+def _live_loop_threads() -> int:
+    return sum(thread.name == "hybrid-llm live loop" for thread in threading.enumerate())
+
+
+def test_models_unpickled_in_one_process_share_one_loop(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    llm = _llm(StandInLLM(name="large"), settings)
+    llm = _llm(  # a real router: it unpickles as this process's one router
+        StandInLLM(name="large"), settings, router="default", threshold=0.0
+    )
     llm.chat(CHAT)
-    copy = pickle.loads(pickle.dumps(llm))  # what a worker process receives
-    assert copy.chat(CHAT).message.content == "[small] answered"
-    assert copy.live is not settings and copy.live.store == settings.store
-    assert live_loop(settings).drain(timeout=30) and live_loop(copy.live).drain(timeout=30)
-    assert (llm.stats.live.rows_written, copy.stats.live.rows_written) == (1, 1)
-    assert len(open_store(settings.store).rows()) == 2  # type: ignore[arg-type]
+    blob = pickle.dumps(llm)  # what a pool's worker process receives with every task
+    first = pickle.loads(blob)
+    assert first.chat(CHAT).message.content == "[small] answered"
+    loops = _live_loop_threads()
+    tasks = [pickle.loads(blob) for _ in range(4)]
+    for task in tasks:
+        assert task.chat(CHAT).message.content == "[small] answered"
+    assert _live_loop_threads() == loops  # no loop (thread, queue, evaluator) per task
+    assert first.live is not settings and first.live.store == settings.store
+    assert all(live_loop(task.live) is live_loop(settings) for task in (first, *tasks))
+    assert live_loop(settings).drain(timeout=30)
+    assert llm.stats.live.rows_written == tasks[-1].stats.live.rows_written == 6
+    assert len(open_store(settings.store).rows()) == 6  # type: ignore[arg-type]
+    assert open_store(settings.store).traffic().calls == 6  # type: ignore[arg-type]

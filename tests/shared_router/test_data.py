@@ -157,6 +157,19 @@ def test_models_never_together_and_same_model_are_errors(tmp_path: Path) -> None
         load_pair(path, "s", "s")
 
 
+def test_an_empty_file_and_a_misspelt_score_field_say_so(tmp_path: Path, pair_file: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty.jsonl: the data holds no rows \(is the file"):
+        load_pair(empty, "s", "l")
+    with pytest.raises(
+        DataError,
+        match="no result of 's' or 'l' has a field 'scor'; their fields there are "
+        "score, scores: pick one of those",
+    ):
+        load_pair(pair_file, "s", "l", score_field="scor")
+
+
 def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found"):
         load_pair(tmp_path / "nope.jsonl", "s", "l")

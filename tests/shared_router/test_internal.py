@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from shared_router._internal.atomic import atomic_open, atomic_path, write_text_atomic
 from shared_router._internal.extras import install_hint, require_extra
@@ -31,6 +32,10 @@ def test_atomic_files_get_the_permissions_of_any_new_file(tmp_path: Path) -> Non
     with atomic_path(atomic) as temporary:
         temporary.write_bytes(b"x")
     assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    tensors = tmp_path / "model.safetensors"  # safetensors makes its own files private
+    with atomic_path(tensors) as temporary:
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(temporary))
+    assert stat.S_IMODE(tensors.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
     with atomic_open(tmp_path / "b", "wb") as binary:
         binary.write(b"\x00\x01")
     assert (tmp_path / "b").read_bytes() == b"\x00\x01"

@@ -184,17 +184,17 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v")]) == 2
     assert capsys.readouterr().err == (
         "error: the store holds 0 rows and retraining needs at least --min-rows 200; wait for "
-        "more shadowed calls, or lower --min-rows (10 at the least)\n"
+        "more shadowed calls, or lower --min-rows (30 at the least)\n"
     )
     # rows the current encoder cannot use (an embedding of another encoder, no text)
-    open_store(empty).append(planted_rows(20, seed=0, identity="another-encoder"))
-    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "15"]) == 2
+    open_store(empty).append(planted_rows(40, seed=0, identity="another-encoder"))
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "30"]) == 2
     assert capsys.readouterr().err == (
         "error: no retraining: 0 usable rows (with a text, or an embedding of this encoder) of "
-        "the 20 read; min_rows is 15 (the store holds 20 rows)\n"
+        "the 40 read; min_rows is 30 (the store holds 40 rows)\n"
     )
-    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "5"]) == 2
-    assert "'--min-rows': Input should be greater than or equal to 10" in capsys.readouterr().err
+    assert _run(["retrain", "--store", empty, "-o", str(tmp_path / "v"), "--min-rows", "29"]) == 2
+    assert "'--min-rows': Input should be greater than or equal to 30" in capsys.readouterr().err
     for store in (empty, typo):  # the flag is checked first, before the store is looked for
         retrain = ["retrain", "--store", store, "-o", str(tmp_path / "v")]
         assert _run([*retrain, "--labels", "prob"]) == 2
@@ -235,3 +235,10 @@ def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:
         0.1,
     )
     assert [param.name for param in command.params if not param.opts[0].startswith("-")] == ["data"]
+
+
+def test_help_texts_show_their_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["retrain", "--help"]) == 0
+    assert "det(1[q_small>=q_large])" in "".join(capsys.readouterr().out.split())
+    assert _run(["collect", "--help"]) == 0
+    assert "'ray'(needshybrid-llm[ray])" in "".join(capsys.readouterr().out.split())

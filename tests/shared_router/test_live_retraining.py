@@ -237,6 +237,8 @@ def test_a_version_no_worker_can_load_is_warned_about_once(
 
 
 def test_each_skipped_retraining_says_why(store: ShadowStore, bundled: Router) -> None:
+    with pytest.raises(ConfigurationError, match=r"min_rows must be >= 30 \(20 rows are held"):
+        Retrainer(store, min_rows=29)
     retrainer = Retrainer(store, min_rows=500)
     assert retrainer.skipped is None
     assert retrainer.retrain(bundled, "default", frozenset()) is None

@@ -51,6 +51,12 @@ REPO = Path(__file__).resolve().parents[2]
         ({"keep": "txt"}, "LiveSettings.keep must be 'text' or 'embedding', got 'txt'"),
         ({"store": None}, "LiveSettings.store must be a SQLite file path, .* got NoneType"),
         ({"store": 123}, "LiveSettings.store must be .* got int: 123"),
+        ({"retrain_min_rows": 29}, r"LiveSettings.retrain_min_rows must be >= 30 .* got 29"),
+        (
+            {"store": "postgresql://live@127.0.0.1:1/live", "retrain": True},
+            r"retrain=True\) keeps router versions in a folder, and store "
+            r"'postgresql://live@127.0.0.1:1/live' has none .* pass versions_dir=",
+        ),
     ],
 )
 def test_bad_settings_say_what_was_given(
@@ -77,9 +83,13 @@ def test_an_unknown_store_scheme_is_refused_with_the_settings(tmp_path: Path) ->
         settings_for(tmp_path, store="sqlite://")
     with pytest.raises(ConfigurationError, match="has query options"):
         settings_for(tmp_path, store="sqlite:///x.sqlite?mode=ro")
-    for malformed in ("sqlite://x.sqlite", "sqlite:/x.sqlite", "sqlite:x.sqlite"):
+    for malformed in ("sqlite://x.sqlite", "sqlite:x.sqlite"):
         with pytest.raises(ConfigurationError, match=f"{malformed!r}.*sqlite:///x.sqlite"):
             settings_for(tmp_path, store=malformed)
+    with pytest.raises(  # one slash: an absolute path was meant
+        ConfigurationError, match=r"write sqlite:////var/x.sqlite \(the absolute path /var/x"
+    ):
+        settings_for(tmp_path, store="sqlite:/var/x.sqlite")
 
 
 def _equal_answers(case: object) -> tuple[float, float]:
@@ -104,6 +114,42 @@ def test_one_loop_per_settings_object_and_copies_share_it(tmp_path: Path) -> Non
     assert copy.deepcopy(settings) is settings
     assert live_loop(settings) is live_loop(settings) is settings.loop()
     assert live_loop(settings_for(tmp_path)) is not live_loop(settings)
+    settings = settings_for(tmp_path, judge=_equal_answers)  # a judge that pickles
+    unpickled = pickle.loads(pickle.dumps(settings))  # what a pool's task brings along
+    assert unpickled is not settings and unpickled.loop() is settings.loop()
+    assert dataclasses.replace(settings, shadow_rate=0.5).loop() is not settings.loop()
+
+
+def test_a_postgresql_store_retrains_with_a_versions_folder_or_not_at_all(tmp_path: Path) -> None:
+    url = "postgresql://live@127.0.0.1:1/live"  # not opened: the settings are only checked
+    assert settings_for(tmp_path, store=url, retrain=True, versions_dir=tmp_path / "v").retrain
+    assert not settings_for(tmp_path, store=url, retrain=False).retrain
+    assert settings_for(tmp_path, retrain=True).retrain  # a SQLite file keeps them beside it
+
+
+def test_rows_buffered_while_the_store_was_down_go_out_at_the_next_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = live_loop(settings_for(tmp_path, refresh_interval_s=3600.0))
+    service = RoutingService(FixedRouter("small"), live=loop)
+    store = loop.store
+    real_append = store.append
+    down = threading.Event()
+    down.set()
+
+    def append(rows: object) -> None:
+        if down.is_set():
+            raise RoutingError("live store 'x': connection refused")
+        real_append(rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "append", append)
+    routed = service.decide("What is 2 + 2?")
+    assert loop.offer(routed, "small", "4", call_other=lambda: "4")
+    assert loop.drain(timeout=30)  # the row is judged; the store refuses it: it waits
+    assert loop.stats.rows_buffered == 1 and store.count() == 0
+    down.clear()  # the store is back; no shadowed call comes in
+    assert loop.refresh()
+    assert (loop.stats.rows_buffered, loop.stats.rows_written, store.count()) == (0, 1, 1)
 
 
 @pytest.fixture()

@@ -289,6 +289,35 @@ def test_an_unreachable_store_never_fails_the_caller_and_rows_are_kept(tmp_path:
     evaluator.close()
 
 
+def test_rows_the_store_never_took_are_counted_lost_and_warned_about_at_close(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    evaluator = ShadowEvaluator(
+        SQLiteStore(blocker / "live.sqlite"), CallableJudge(_fixed), shadow_rate=1.0, workers=1
+    )
+    assert all(_offer(evaluator, i) for i in range(4))
+    with caplog.at_level(logging.WARNING, logger="shared_router.live.store_writer"):
+        evaluator.close()
+    assert "still fails: 4 buffered shadow rows are dropped as the live loop closes" in caplog.text
+    stats = evaluator.stats
+    assert (stats.rows_written, stats.rows_buffered, stats.rows_lost) == (0, 0, 4)
+
+
+def test_evaluators_sharing_a_worker_name_add_their_traffic_up(store: ShadowStore) -> None:
+    evaluators = [
+        ShadowEvaluator(store, CallableJudge(_fixed), shadow_rate=0.0, worker="api-1")
+        for _ in range(2)  # two loops in one process, or a restart under the same name
+    ]
+    for count, evaluator in zip((3, 5), evaluators, strict=True):
+        for i in range(count):
+            _offer(evaluator, i)
+        assert evaluator.drain(timeout=10)
+        evaluator.close()
+    assert store.traffic().calls == 8
+
+
 def test_keep_embedding_stores_the_vector_and_not_the_text(store: ShadowStore) -> None:
     from shared_router.routing.router import Router
 

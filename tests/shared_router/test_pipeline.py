@@ -17,7 +17,7 @@ import pytest
 
 from shared_router.cli.app import main
 from shared_router.data import load_pair
-from shared_router.errors import TrainingError
+from shared_router.errors import DataError, TrainingError
 from shared_router.pipeline.build import BuildResult, build
 from shared_router.pipeline.collect import collect
 from shared_router.pipeline.judge import judge_file
@@ -121,6 +121,30 @@ def test_build_with_too_few_queries_says_so(tmp_path: Path) -> None:
             router=quick_router(),
             engine=QUIET,
         )
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("macth", "unknown metric 'macth'; use one of"),
+        (MetricSpec("match", {"mdoe": "exact"}), r"metric 'match' does not take \['mdoe'\]"),
+    ],
+)
+def test_build_refuses_a_bad_metric_before_calling_any_model(
+    tmp_path: Path, metric: str | MetricSpec, message: str
+) -> None:
+    queries = write_queries(tmp_path / "q.jsonl", make_queries(20))
+    with pytest.raises(DataError, match=message):
+        build(
+            queries,
+            tmp_path / "out",
+            small=f"{STANDINS}:small_model",
+            large=f"{STANDINS}:large_model",
+            metric=metric,
+            router=quick_router(),
+            engine=QUIET,
+        )
+    assert not (tmp_path / "out").exists()  # nothing was collected
 
 
 @pytest.mark.torch
