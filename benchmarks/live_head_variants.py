@@ -41,10 +41,10 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads oversubscribe 2 cores
 
 import numpy as np
-from live_learning_curve import fold_rows
-from live_replay import DATA, PAIRS, fit_as_retrainer
+from live_learning_curve import fold_rows, measured_seeds
+from live_replay import PAIRS, fit_as_retrainer
 
-from shared_router.data import PairData, load_pair
+from shared_router.data import PairData
 from shared_router.encoders.cache import EmbeddingCache
 from shared_router.evaluation.curves import gap_recovered_by_scores
 from shared_router.live.head_fit import LiveLabels
@@ -179,16 +179,12 @@ def main() -> None:
     )
     router = Router.load("default", cache=EmbeddingCache(args.cache))
     for name in args.pairs:
-        relative, small, large = PAIRS[name]
-        data = load_pair(DATA / relative, small, large)
-        X = router.encoder_.encode(list(data.queries))
-        seeds = []
-        for seed in range(args.seeds):
-            seeds.append(measure_seed(data, X, seed, args.labels))
-            print(name, json.dumps(seeds[-1]), flush=True)
+        data, seeds = measured_seeds(
+            name, router, args.seeds, lambda d, X, seed: measure_seed(d, X, seed, args.labels)
+        )
         results["pairs"][name] = {
-            "small": small,
-            "large": large,
+            "small": data.small,
+            "large": data.large,
             "labels": args.labels,
             "seeds": seeds,
             "summary": summarise(seeds),

@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,23 @@ def measure_seed(
     lengths = np.array([len(data.queries[i]) for i in held], dtype=float)
     out["gap_heuristic"] = gap_recovered_by_scores(-lengths, small, large)
     return out
+
+
+def measured_seeds(
+    name: str,
+    router: Router,
+    seeds: int,
+    measure: Callable[[PairData, np.ndarray, int], dict[str, Any]],
+) -> tuple[PairData, list[dict[str, Any]]]:
+    """Load the pair ``name``, embed its queries and ``measure`` each seed (printed as done)."""
+    relative, small, large = PAIRS[name]
+    data = load_pair(DATA / relative, small, large)
+    X = router.encoder_.encode(list(data.queries))
+    measured = []
+    for seed in range(seeds):
+        measured.append(measure(data, X, seed))
+        print(name, json.dumps(measured[-1]), flush=True)
+    return data, measured
 
 
 def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,16 +188,12 @@ def main() -> None:
             parser.error("--cache is needed to measure (embeddings come from it)")
         router = Router.load("default", cache=EmbeddingCache(args.cache))
         for name in args.pairs:
-            relative, small, large = PAIRS[name]
-            data = load_pair(DATA / relative, small, large)
-            X = router.encoder_.encode(list(data.queries))
-            seeds = []
-            for seed in range(args.seeds):
-                seeds.append(measure_seed(data, X, seed, LABELS))
-                print(name, json.dumps(seeds[-1]), flush=True)
+            data, seeds = measured_seeds(
+                name, router, args.seeds, lambda d, X, seed: measure_seed(d, X, seed, LABELS)
+            )
             results["pairs"][name] = {
-                "small": small,
-                "large": large,
+                "small": data.small,
+                "large": data.large,
                 "rows": len(data),
                 "seeds": seeds,
                 "summary": summarise(seeds),

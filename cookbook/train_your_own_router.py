@@ -140,7 +140,7 @@ def run(argv: Sequence[str] | None = None) -> BuildResult:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-o", "--output", default="my-router", help="Output folder.")
     parser.add_argument("--queries", help="Your JSONL queries (default: a synthetic demo set).")
-    parser.add_argument("--count", type=int, default=240, help="Size of the demo set.")
+    parser.add_argument("--count", type=int, default=2400, help="Size of the demo set.")
     parser.add_argument("--small", default="train_your_own_router:stand_in_small")
     parser.add_argument("--large", default="train_your_own_router:stand_in_large")
     parser.add_argument("--small-param", action="append", default=[], help="key=value")
@@ -173,9 +173,13 @@ def run(argv: Sequence[str] | None = None) -> BuildResult:
     )
     print(result.report_markdown.read_text(encoding="utf-8"))
     router = Router.load(result.router)
+    # The threshold for a level comes from the val rows' calibration, with a bound for what
+    # they cannot show: the fewer the rows, the higher it sits. On the demo's ~260 val rows a
+    # 2% promise sends the capital small; on 26 (--count 240) no level up to 10% does, and
+    # the reason says so.
     for question in ("What is 48 times 23?", "What is the capital of Peru?"):
-        decision = router.route(question, max_quality_drop=0.01)
-        print(f"{question!r} -> {decision.model} (p(small is good enough) = {decision.score:.2f})")
+        decision = router.route(question, max_quality_drop=0.02)
+        print(f"{question!r} -> {decision.model}: {decision.reason}")
     return result
 
 

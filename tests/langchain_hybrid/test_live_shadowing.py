@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,11 @@ from shared_router.routing.accounting import ModelPrices
 from tests.fixed_router import FixedRouter
 from tests.langchain_hybrid.run_recorder import RunRecorder
 from tests.langchain_hybrid.stand_ins import StandInChatModel
-from tests.shared_router.live_serving_support import planted_rows, settings_for
+from tests.shared_router.live_serving_support import (
+    check_pickled_tasks_share_one_loop,
+    planted_rows,
+    settings_for,
+)
 
 QUESTION = "What is 2 + 2?"
 SMALL_ANSWER = f"small-model answers: {QUESTION}"
@@ -303,10 +306,6 @@ def test_live_must_be_live_settings() -> None:
         )
 
 
-def _live_loop_threads() -> int:
-    return sum(thread.name == "hybrid-llm live loop" for thread in threading.enumerate())
-
-
 def test_models_unpickled_in_one_process_share_one_loop(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     small = FakeListChatModel(responses=[SMALL_ANSWER])  # picklable, as providers' models are
@@ -318,17 +317,4 @@ def test_models_unpickled_in_one_process_share_one_loop(tmp_path: Path) -> None:
         live=settings,
     )
     llm.invoke(QUESTION)
-    blob = pickle.dumps(llm)  # what a pool's worker process receives with every task
-    first = pickle.loads(blob)
-    assert first.invoke(QUESTION).content == SMALL_ANSWER
-    loops = _live_loop_threads()
-    tasks = [pickle.loads(blob) for _ in range(4)]
-    for task in tasks:
-        assert task.invoke(QUESTION).content == SMALL_ANSWER
-    assert _live_loop_threads() == loops  # no loop (thread, queue, evaluator) per task
-    assert first.live is not settings and first.live.store == settings.store
-    assert all(live_loop(task.live) is live_loop(settings) for task in (first, *tasks))
-    assert live_loop(settings).drain(timeout=30)
-    assert llm.stats.live.rows_written == tasks[-1].stats.live.rows_written == 6
-    assert len(open_store(settings.store).rows()) == 6  # type: ignore[arg-type]
-    assert open_store(settings.store).traffic().calls == 6  # type: ignore[arg-type]
+    check_pickled_tasks_share_one_loop(llm, lambda m: m.invoke(QUESTION).content, SMALL_ANSWER)

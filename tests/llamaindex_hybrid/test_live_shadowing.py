@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,11 @@ from shared_router.live.store import open_store
 from shared_router.pipeline.quality_lexical import MatchMetric
 from tests.fixed_router import FixedRouter
 from tests.llamaindex_hybrid.stand_ins import EventLog, StandInLLM
-from tests.shared_router.live_serving_support import planted_rows, settings_for
+from tests.shared_router.live_serving_support import (
+    check_pickled_tasks_share_one_loop,
+    planted_rows,
+    settings_for,
+)
 
 QUESTION = "What is 2 + 2?"
 CHAT = [ChatMessage(role=MessageRole.USER, content=QUESTION)]
@@ -250,27 +253,12 @@ def test_live_is_checked_and_copies_share_the_loop(tmp_path: Path) -> None:
     assert "live" not in llm.to_dict()
 
 
-def _live_loop_threads() -> int:
-    return sum(thread.name == "hybrid-llm live loop" for thread in threading.enumerate())
-
-
 def test_models_unpickled_in_one_process_share_one_loop(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     llm = _llm(  # a real router: it unpickles as this process's one router
         StandInLLM(name="large"), settings, router="default", threshold=0.0
     )
     llm.chat(CHAT)
-    blob = pickle.dumps(llm)  # what a pool's worker process receives with every task
-    first = pickle.loads(blob)
-    assert first.chat(CHAT).message.content == "[small] answered"
-    loops = _live_loop_threads()
-    tasks = [pickle.loads(blob) for _ in range(4)]
-    for task in tasks:
-        assert task.chat(CHAT).message.content == "[small] answered"
-    assert _live_loop_threads() == loops  # no loop (thread, queue, evaluator) per task
-    assert first.live is not settings and first.live.store == settings.store
-    assert all(live_loop(task.live) is live_loop(settings) for task in (first, *tasks))
-    assert live_loop(settings).drain(timeout=30)
-    assert llm.stats.live.rows_written == tasks[-1].stats.live.rows_written == 6
-    assert len(open_store(settings.store).rows()) == 6  # type: ignore[arg-type]
-    assert open_store(settings.store).traffic().calls == 6  # type: ignore[arg-type]
+    check_pickled_tasks_share_one_loop(
+        llm, lambda m: m.chat(CHAT).message.content, "[small] answered"
+    )
