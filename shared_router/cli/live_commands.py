@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from shared_router.cli.options import CacheOption, embedding_cache, fail
+from shared_router.cli.options import CacheOption, embedding_cache, fail, require_plot_extra
 from shared_router.live.settings import MIN_RETRAIN_HOLDOUT, MIN_RETRAIN_ROWS, MIN_RETRAIN_SIDE
 
 __all__ = ["replay", "report", "retrain"]
@@ -42,7 +42,9 @@ def replay(
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary here."),
     decisions: Path | None = typer.Option(None, help="Write one JSON line per row here."),
     plot: Path | None = typer.Option(None, help="Draw the learning curve to this PNG."),
-    small_cost: float = typer.Option(0.1, help="Price of a small call; a large one costs 1."),
+    small_cost: float = typer.Option(
+        0.1, help="Price of a small call as a share of a large one's, in [0, 1]."
+    ),
     retrain: bool = typer.Option(True, "--retrain/--no-retrain", help="Retrain on live rows."),
     score_field: str = typer.Option("score", help="Per-model quality field."),
     cache: bool = CacheOption,
@@ -53,6 +55,7 @@ def replay(
     from shared_router.live.replay import replay as run_replay
     from shared_router.live.report import plot_live_report
 
+    require_plot_extra(plot)
     settings = ReplaySettings(
         max_quality_drop=max_quality_drop,
         shadow_rate=shadow_rate,
@@ -160,6 +163,7 @@ def report(
     from shared_router.live.report import live_report, plot_live_report, report_summary
     from shared_router.live.store import open_store
 
+    require_plot_extra(plot)
     summary = _json_ready(
         live_report(open_store(store, create=False), requested_drop=max_quality_drop)
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 import typer
 
+from shared_router._internal.extras import require_extra
 from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ __all__ = [
     "embedding_cache",
     "fail",
     "label_type",
+    "require_plot_extra",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,6 +104,17 @@ def embedding_cache(enabled: bool) -> EmbeddingCache | None:
     except EncoderError as exc:
         logger.warning("%s; going on without an embedding cache", exc)
         return None
+
+
+def require_plot_extra(plot: Path | None) -> None:
+    """Fail before any work or any file is written when ``--plot`` is given without matplotlib.
+
+    Raises:
+        MissingDependencyError: When ``plot`` is set and matplotlib cannot be imported; names
+            the ``plot`` extra.
+    """
+    if plot is not None:
+        require_extra("matplotlib", extra="plot", purpose=f"--plot {plot}")
 
 
 def label_type(labels: str) -> LabelKind:

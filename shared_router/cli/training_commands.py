@@ -22,7 +22,9 @@ from shared_router.cli.options import (
     SeedOption,
     SmallInDataOption,
     embedding_cache,
+    fail,
     label_type,
+    require_plot_extra,
 )
 
 __all__ = ["calibrate", "evaluate", "train"]
@@ -64,7 +66,11 @@ def calibrate(
     small: str = SmallInDataOption,
     large: str = LargeInDataOption,
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the router."),
-    split: str | None = typer.Option(None, help="Use only this split (default: every row)."),
+    split: str | None = typer.Option(
+        None,
+        help="Use only this split (default: every row; refused where those hold the 'train' "
+        "rows the router was trained on).",
+    ),
     score_field: str = ScoreFieldOption,
     cache: bool = CacheOption,
 ) -> None:
@@ -75,6 +81,14 @@ def calibrate(
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split is not None else pair
     loaded = Router.load(router, cache=embedding_cache(cache))
+    if "train" in rows.split_names and loaded.metadata_.get("training_data_hash") == (
+        pair.data_hash
+    ):
+        fail(
+            f"router {router} was trained on the 'train' rows of this data, and a calibration "
+            "on rows it was fitted on promises more than it keeps; pass --split val or --split "
+            "test, or data it was not trained on"
+        )
     loaded.calibrate(list(rows.queries), rows.small_quality, rows.large_quality)
     loaded.save(output)
     typer.echo(f"calibrated on {len(rows)} rows -> {output}")
@@ -98,6 +112,7 @@ def evaluate(
     from shared_router.evaluation.report import evaluate_scores
     from shared_router.routing.router import Router
 
+    require_plot_extra(plot)
     pair = load_pair(data, small, large, score_field=score_field)
     rows = pair.split(split) if split else pair
     loaded = Router.load(router, cache=embedding_cache(cache))

@@ -78,8 +78,8 @@ class ReplaySettings:
 
     Raises:
         KnobError: For a ``max_quality_drop`` outside [0, 1] (5% is 0.05).
-        ConfigurationError: For a ``shadow_rate`` outside [0, 1], a negative ``warmup`` or no
-            checkpoint.
+        ConfigurationError: For a ``shadow_rate`` or a ``small_cost`` outside [0, 1], a
+            negative ``warmup`` or no checkpoint.
     """
 
     max_quality_drop: float
@@ -97,6 +97,11 @@ class ReplaySettings:
     def __post_init__(self) -> None:
         QualityKnobs(max_quality_drop=self.max_quality_drop)  # in [0, 1], else a KnobError
         check_shadow_rate(self.shadow_rate)
+        if isinstance(self.small_cost, bool) or not 0.0 <= self.small_cost <= 1.0:
+            raise ConfigurationError(
+                f"small_cost is a small call's price as a share of a large call's (0.1: a "
+                f"tenth), so it lies in [0, 1]; got {self.small_cost!r}"
+            )
         if self.warmup < 0 or self.checkpoints < 1:
             raise ConfigurationError(
                 f"warmup must be >= 0 and checkpoints >= 1, got {self.warmup}, {self.checkpoints}"

@@ -210,15 +210,14 @@ class Retrainer:
         folder = Path(versions_dir) if versions_dir is not None else store.versions_dir
         if folder is None:
             raise ConfigurationError(
-                f"store {store.url!r} has no folder for router versions; pass versions_dir "
-                "(hybrid-llm retrain -o DIR)"
+                f"store {store.url!r} has no folder for router versions (a PostgreSQL store "
+                "has none of its own); pass Retrainer(..., versions_dir=DIR)"
             )
         if min_rows < MIN_RETRAIN_ROWS or every < 1:
             raise ConfigurationError(
                 f"min_rows must be >= {MIN_RETRAIN_ROWS} ({MIN_RETRAIN_HOLDOUT} rows are held "
                 f"out for the comparison at the least, and {MIN_RETRAIN_SIDE} fit) and every "
-                f">= 1, got "
-                f"{min_rows!r}, {every!r}"
+                f">= 1, got {min_rows!r}, {every!r}"
             )
         self.store = store
         self.min_rows = min_rows

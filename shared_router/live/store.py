@@ -523,7 +523,9 @@ def open_store(
 
     Args:
         url: A file path or ``sqlite:///path`` (SQLite), or ``postgresql://...`` /
-            ``postgres://...`` (PostgreSQL, ``pip install 'hybrid-llm[postgres]'``).
+            ``postgres://...`` (PostgreSQL, ``pip install 'hybrid-llm[postgres]'``;
+            SQLAlchemy's ``postgresql+psycopg://...`` is read as ``postgresql://...``, since
+            the store always connects with psycopg).
         versions_dir: Where router versions are saved; None: beside a SQLite file, and none
             for PostgreSQL (give one to retrain).
         create: Whether a missing store is created. Commands that read a store
@@ -564,7 +566,8 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
         url: As for :func:`open_store`.
 
     Returns:
-        ``("sqlite", file path)`` or ``("postgresql", the URL)``. A ``sqlite://`` URL is read
+        ``("sqlite", file path)`` or ``("postgresql", the URL without a SQLAlchemy driver
+        part)``. A ``sqlite://`` URL is read
         as SQLAlchemy reads it: ``sqlite:///live.sqlite`` is ``live.sqlite`` (relative to the
         working folder), ``sqlite:////var/live.sqlite`` is ``/var/live.sqlite``.
 
@@ -594,6 +597,8 @@ def check_store_url(url: str | Path) -> tuple[Literal["sqlite", "postgresql"], s
         return "sqlite", path
     if scheme in ("postgresql", "postgres"):
         return "postgresql", text
+    if scheme.startswith("postgresql+"):  # SQLAlchemy's dialect+driver form; psycopg is ours
+        return "postgresql", "postgresql" + text[len(scheme) :]
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {text!r}; use a file path, "
         "sqlite:///path/to/live.sqlite or postgresql://user@host/dbname"

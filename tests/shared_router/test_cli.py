@@ -143,6 +143,16 @@ def test_calibrate_info_score_and_route(
     assert code == 0, err
     code, out, _ = run(["info", "--router", str(recalibrated)], capsys)
     assert code == 0 and json.loads(out)["calibration"]["n"] == 40
+    calibrate = ["calibrate", str(subset), "-r", str(trained), "--small", SMALL, "--large", LARGE]
+    for split in ([], ["--split", "train"]):  # rows the router was fitted on
+        code, _, err = run([*calibrate, *split, "-o", str(tmp_path / "on-train")], capsys)
+        assert (code, err) == (
+            2,
+            f"error: router {trained} was trained on the 'train' rows of this data, and a "
+            "calibration on rows it was fitted on promises more than it keeps; pass --split "
+            "val or --split test, or data it was not trained on\n",
+        )
+        assert not (tmp_path / "on-train").exists()
 
     scored = tmp_path / "scored.jsonl"
     code, _, _ = run(["score", str(subset), "--router", str(trained), "-o", str(scored)], capsys)

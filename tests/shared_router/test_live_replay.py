@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,40 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "in [0, 1] (for 5% write 0.05), got 5.0" in capsys.readouterr().err
     assert _run([*replay, "--max-quality-drop", "0.05", "--shadow-rate", "1.5"]) == 2
     assert "shadow_rate must lie in [0, 1], got 1.5" in capsys.readouterr().err
+    cost = [*replay, "--max-quality-drop", "0.05", "--shadow-rate", "0.1", "--small-cost", "2"]
+    assert _run(cost) == 2
+    assert (
+        "small_cost is a small call's price as a share of a large call's (0.1: a tenth), so "
+        "it lies in [0, 1]; got 2.0"
+    ) in capsys.readouterr().err
+
+
+def test_a_plot_without_matplotlib_fails_before_any_work_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    rows = [
+        {"id": str(i), "query": f"q {i}", "models": {"a": {"score": 1.0}, "b": {"score": 0.5}}}
+        for i in range(40)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    url = str(tmp_path / "live.sqlite")
+    open_store(url).append(planted_rows(30, seed=0, identity="any"))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    out, png = tmp_path / "out.json", tmp_path / "out.png"
+    pair = ["--small", "a", "--large", "b"]
+    commands = [
+        ["replay", str(data), *pair, "--max-quality-drop", "0.05", "--shadow-rate", "0.1"],
+        ["report", "--store", url],
+        ["evaluate", str(data), *pair, "--split", ""],
+    ]
+    for command in commands:
+        assert _run([*command, "--json", str(out), "--plot", str(png)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: --plot {png} needs matplotlib (matplotlib cannot be imported); install it "
+            'with: pip install "hybrid-llm[plot]"\n'
+        )
+        assert not out.exists() and not png.exists()
 
 
 def test_the_replay_command_keeps_the_form_outside_benchmarks_rely_on() -> None:

@@ -23,6 +23,7 @@ from shared_router.routing.router import Router
 from shared_router.training.labels import det_labels, diff_labels
 from shared_router.training.logistic import DEFAULT_L2_GRID, fit_logistic
 from tests.shared_router.live_synthetic import planted_qualities, planted_rows, planted_vectors
+from tests.shared_router.postgres_server import fresh_postgres, postgres_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,18 @@ def test_cross_validation_needs_two_folds_and_two_label_values(store: ShadowStor
         fit_cross_validated(X, np.ones(40), l2=(0.1,), folds=5, seed=0)
     with pytest.raises(ConfigurationError, match="folds must be >= 2"):
         Retrainer(store, folds=1)
+
+
+def test_a_store_without_a_versions_folder_says_which_argument_gives_one(
+    fresh_postgres: str,  # noqa: F811
+) -> None:
+    live = open_store(fresh_postgres)  # PostgreSQL keeps no router files of its own
+    with pytest.raises(ConfigurationError) as raised:
+        Retrainer(live)
+    assert str(raised.value) == (
+        f"store {live.url!r} has no folder for router versions (a PostgreSQL store has none "
+        "of its own); pass Retrainer(..., versions_dir=DIR)"
+    )
 
 
 def test_a_candidate_that_is_not_better_is_recorded_but_not_swapped(

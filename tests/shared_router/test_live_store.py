@@ -174,6 +174,19 @@ def test_sqlite_urls_read_as_sqlalchemy_reads_them(
             check_store_url(empty)
 
 
+def test_postgresql_urls_take_every_common_spelling(store_url: str) -> None:
+    assert check_store_url("postgres://u@h/db") == ("postgresql", "postgres://u@h/db")
+    for driver in ("psycopg", "psycopg2"):  # SQLAlchemy's dialect+driver form
+        assert check_store_url(f"postgresql+{driver}://u@h:5/db?sslmode=disable") == (
+            "postgresql",
+            "postgresql://u@h:5/db?sslmode=disable",
+        )
+    if store_url.startswith("postgresql://"):  # the real server, by the SQLAlchemy spelling
+        open_store(store_url).append([_row(1)])
+        spelt = "postgresql+psycopg://" + store_url.removeprefix("postgresql://")
+        assert open_store(spelt, create=False).count() == 1
+
+
 def test_a_store_that_is_not_there_is_not_made_when_create_is_false(
     store_url: str, tmp_path: Path
 ) -> None:
