@@ -173,6 +173,8 @@ class PairData:
         small_samples: Per query, the small model's quality per sampled answer (the
             ``scores`` list where present, else ``[score]``).
         large_samples: The same for the large model.
+        skipped: Lines of the source that :func:`load_pair` left out because one model of
+            the pair had no quality there; 0 for rows taken from other rows.
     """
 
     small: str
@@ -185,6 +187,7 @@ class PairData:
     large_quality: np.ndarray
     small_samples: tuple[np.ndarray, ...]
     large_samples: tuple[np.ndarray, ...]
+    skipped: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "small_quality", np.asarray(self.small_quality, dtype=np.float64))
@@ -341,8 +344,8 @@ def load_pair(
 ) -> PairData:
     """Load the rows where both models of a pair have a quality.
 
-    Rows where either model is missing or its quality is null are skipped. With several
-    paths the rows are concatenated in order.
+    Rows where either model is missing or its quality is null are skipped (counted in
+    :attr:`PairData.skipped`). With several paths the rows are concatenated in order.
 
     Args:
         path: One JSONL path or several.
@@ -427,4 +430,5 @@ def load_pair(
         large_quality=np.array(scores[large], dtype=np.float64),
         small_samples=tuple(samples[small]),
         large_samples=tuple(samples[large]),
+        skipped=lines - len(ids),
     )

@@ -9,7 +9,13 @@ from typing import Any
 
 import typer
 
-from shared_router.cli.options import CacheOption, embedding_cache, fail, require_plot_extra
+from shared_router.cli.options import (
+    CacheOption,
+    embedding_cache,
+    fail,
+    read_pair,
+    require_plot_extra,
+)
 from shared_router.live.settings import MIN_RETRAIN_HOLDOUT, MIN_RETRAIN_ROWS, MIN_RETRAIN_SIDE
 
 __all__ = ["replay", "report", "retrain"]
@@ -50,7 +56,6 @@ def replay(
     cache: bool = CacheOption,
 ) -> None:
     """Stream logged rows through the live loop; print the summary as JSON."""
-    from shared_router.data import load_pair
     from shared_router.live.replay import ReplaySettings
     from shared_router.live.replay import replay as run_replay
     from shared_router.live.report import plot_live_report
@@ -64,7 +69,7 @@ def replay(
         small_cost=small_cost,
         retrain=retrain,
     )
-    pair = load_pair(data, small, large, score_field=score_field)
+    pair = read_pair(data, small, large, score_field)
     if warmup >= len(pair):
         fail(f"--warmup {warmup} leaves no row of the {len(pair)} to measure; lower it")
     result = run_replay(pair, settings, router=router, cache=embedding_cache(cache))

@@ -18,6 +18,7 @@ from shared_router._internal.extras import require_extra
 from shared_router.errors import EncoderError
 
 if TYPE_CHECKING:
+    from shared_router.data import PairData
     from shared_router.encoders.cache import EmbeddingCache
     from shared_router.routing.router import Router
     from shared_router.training.labels import LabelKind
@@ -40,6 +41,7 @@ __all__ = [
     "embedding_cache",
     "fail",
     "label_type",
+    "read_pair",
     "require_plot_extra",
 ]
 
@@ -104,6 +106,24 @@ def embedding_cache(enabled: bool) -> EmbeddingCache | None:
     except EncoderError as exc:
         logger.warning("%s; going on without an embedding cache", exc)
         return None
+
+
+def read_pair(data: Path | list[Path], small: str, large: str, score_field: str) -> PairData:
+    """The pair's rows from ``data``, as :func:`~shared_router.data.load_pair` reads them.
+
+    Lines where one model of the pair has no quality are left out, and said so on stderr,
+    so that a user sees how many rows a command really used.
+    """
+    from shared_router.data import load_pair
+
+    pair = load_pair(data, small, large, score_field=score_field)
+    if pair.skipped:
+        typer.echo(
+            f"note: {pair.skipped:,} of {pair.skipped + len(pair):,} lines have no "
+            f"{score_field!r} for {small!r} or {large!r} and are left out",
+            err=True,
+        )
+    return pair
 
 
 def require_plot_extra(plot: Path | None) -> None:

@@ -24,6 +24,7 @@ from shared_router.cli.options import (
     embedding_cache,
     fail,
     label_type,
+    read_pair,
     require_plot_extra,
 )
 
@@ -48,11 +49,10 @@ def train(
     cache: bool = CacheOption,
 ) -> None:
     """Train a router on split 'train', early-stop and calibrate on 'val'."""
-    from shared_router.data import load_pair
     from shared_router.routing.train_router import train_router
 
     label_kind = label_type(labels)
-    pair = load_pair(data, small, large, score_field=score_field)
+    pair = read_pair(data, small, large, score_field)
     flags = RouterFlags(encoder, precision, cache, head, hidden, epochs, seed)
     model = flags.router(name=name or f"{small}-vs-{large}", fine_tune=fine_tune)
     trained = train_router(pair, label_type=label_kind, router=model)
@@ -75,10 +75,9 @@ def calibrate(
     cache: bool = CacheOption,
 ) -> None:
     """Recalibrate an existing router on your own labelled data, without retraining."""
-    from shared_router.data import load_pair
     from shared_router.routing.router import Router
 
-    pair = load_pair(data, small, large, score_field=score_field)
+    pair = read_pair(data, small, large, score_field)
     rows = pair.split(split) if split is not None else pair
     loaded = Router.load(router, cache=embedding_cache(cache))
     if "train" in rows.split_names and loaded.metadata_.get("training_data_hash") == (
@@ -107,13 +106,12 @@ def evaluate(
     cache: bool = CacheOption,
 ) -> None:
     """Evaluate a router beside random, oracle and the length heuristic."""
-    from shared_router.data import load_pair
     from shared_router.evaluation.plots import plot_curves
     from shared_router.evaluation.report import evaluate_scores
     from shared_router.routing.router import Router
 
     require_plot_extra(plot)
-    pair = load_pair(data, small, large, score_field=score_field)
+    pair = read_pair(data, small, large, score_field)
     rows = pair.split(split) if split else pair
     loaded = Router.load(router, cache=embedding_cache(cache))
     scores = loaded.score(list(rows.queries))

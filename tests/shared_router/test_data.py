@@ -62,8 +62,9 @@ def test_load_pair_skips_rows_missing_a_model_and_keeps_splits(pair_file: Path) 
     np.testing.assert_array_equal(data.small_samples[1], [1.0, 0.0])
     np.testing.assert_array_equal(data.small_samples[0], [1.0])
     np.testing.assert_array_equal(data.large_samples[2], [0.5, 1.0])
-    assert len(data) == 4
+    assert len(data) == 4 and data.skipped == 2
     assert data.source == str(pair_file)
+    assert data.split("test").skipped == 0  # rows taken from rows: none left out there
 
 
 def test_split_take_and_split_names(pair_file: Path) -> None:

@@ -215,6 +215,24 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     ) in capsys.readouterr().err
 
 
+def test_commands_that_read_a_pair_say_how_many_lines_they_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    rows = [
+        {"id": str(i), "query": f"q {i}", "models": {"a": {"score": 1.0}, "b": {"score": 0.5}}}
+        for i in range(40)
+    ]
+    rows += [{"id": "x1", "query": "q x1", "models": {"a": {"score": 1.0}}}]
+    rows += [{"id": "x2", "query": "q x2", "models": {"a": {"score": None}, "b": {"score": 1}}}]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    replay = ["replay", str(data), "--small", "a", "--large", "b", "--max-quality-drop", "0.05"]
+    assert _run([*replay, "--shadow-rate", "0.1", "--no-retrain"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ("note: 2 of 42 lines have no 'score' for 'a' or 'b' and are left out\n")
+    assert json.loads(captured.out)["n"] == 40
+
+
 def test_a_plot_without_matplotlib_fails_before_any_work_or_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
